@@ -1,0 +1,1 @@
+"""Text preparation, entity extraction and the scikit-learn models that triage a post."""

@@ -1,0 +1,108 @@
+"""A model registry on disk: versioned artefacts with what they were trained on and how they did.
+
+``registry.json`` records, per model name, every version (creation time, training-data hash,
+settings, metrics) and the history of activations, so that promoting and rolling back are one
+command each and every triaged post can name the exact version that judged it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+from sklearn.exceptions import InconsistentVersionWarning
+
+from pipeline.errors import ConfigError
+
+PACKAGED = Path(__file__).parent / "models"
+
+
+def data_hash(rows: list[tuple[str, ...]]) -> str:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update("\x1f".join(row).encode())
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
+class Registry:
+    def __init__(self, root: Path = PACKAGED) -> None:
+        self.root = Path(root)
+        self._index_path = self.root / "registry.json"
+
+    def _index(self) -> dict[str, Any]:
+        if not self._index_path.exists():
+            return {"models": {}}
+        return dict(json.loads(self._index_path.read_text()))
+
+    def _save(self, index: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self._index_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self._index_path)
+
+    def register(
+        self, name: str, model: Any, *, data_sha256: str, metrics: dict[str, Any],
+        params: dict[str, Any], activate: bool = True,
+    ) -> str:
+        now = datetime.now(UTC)
+        version = f"{now:%Y%m%d%H%M%S}-{data_sha256[:8]}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        joblib.dump(model, self.root / f"{name}-{version}.joblib", compress=3)
+        index = self._index()
+        entry = index["models"].setdefault(name, {"active": None, "history": [], "versions": {}})
+        entry["versions"][version] = {
+            "created_at": now.isoformat(), "data_sha256": data_sha256, "metrics": metrics,
+            "params": {k: repr(v) for k, v in params.items()},
+        }
+        self._save(index)
+        if activate:
+            self.promote(name, version)
+        return version
+
+    def versions(self, name: str) -> dict[str, Any]:
+        return dict(self._index()["models"].get(name, {}).get("versions", {}))
+
+    def active(self, name: str) -> str | None:
+        return self._index()["models"].get(name, {}).get("active")
+
+    def promote(self, name: str, version: str) -> None:
+        index = self._index()
+        entry = index["models"].get(name)
+        if entry is None or version not in entry["versions"]:
+            raise ConfigError(f"model {name!r} has no version {version!r}")
+        entry["active"] = version
+        entry["history"].append(version)
+        self._save(index)
+
+    def rollback(self, name: str) -> str:
+        index = self._index()
+        history = index["models"].get(name, {}).get("history", [])
+        if len(history) < 2:
+            raise ConfigError(f"model {name!r} has no earlier active version to roll back to")
+        history.pop()
+        index["models"][name]["active"] = history[-1]
+        self._save(index)
+        return str(history[-1])
+
+    def load(self, name: str, version: str | None = None) -> tuple[Any, str]:
+        version = version or self.active(name)
+        if version is None:
+            raise ConfigError(f"no active {name!r} model in {self.root}; run `triage train`")
+        path = self.root / f"{name}-{version}.joblib"
+        if not path.exists():
+            raise ConfigError(f"model file {path} is missing; run `triage train`")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InconsistentVersionWarning)
+            try:
+                return joblib.load(path), version
+            except InconsistentVersionWarning as exc:
+                raise ConfigError(
+                    f"{path.name} was saved by another scikit-learn version; run `triage train`"
+                ) from exc

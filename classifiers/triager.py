@@ -1,0 +1,106 @@
+"""Triage a whole batch of posts at once: the stages the worker runs, in order.
+
+language -> text preparation (spaCy ``nlp.pipe``) -> one vectorizer call -> one ``predict_proba``
+per task -> entities and redaction -> priority. Nothing here runs a model per message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+
+from classifiers.entities import EntityExtractor, redact
+from classifiers.language import LanguageDetector
+from classifiers.model import TriageModel
+from classifiers.registry import Registry
+from classifiers.text import TextPreparer
+from pipeline import priority
+from pipeline.records import Post, Prediction, TriagedPost
+
+MODEL_NAME = "triage"
+TASKS = ("spam", "topic", "urgency", "sentiment")
+DEFAULT_PRODUCTS = ("AcmePhone X", "Acme Buds", "SmartKettle 2", "Acme Router", "AcmeWatch",
+                    "Acme Tab 11", "Acme手机X", "Acme耳机", "智能水壶2代", "Acme路由器")
+
+
+class Triager:
+    def __init__(
+        self, model: TriageModel, version: str, products: Sequence[str] = DEFAULT_PRODUCTS,
+        spam_threshold: float = 0.5,
+    ) -> None:
+        missing = set(TASKS) - set(model.tasks)
+        if missing:
+            raise ValueError(f"model lacks tasks: {sorted(missing)}")
+        self.model = model
+        self.version = version
+        self.spam_threshold = spam_threshold
+        self.languages = LanguageDetector()
+        self.preparer = TextPreparer()
+        self.entities = EntityExtractor(products)
+        self.model_versions = {task: f"{MODEL_NAME}:{version}" for task in TASKS}
+
+    @classmethod
+    def from_registry(cls, registry: Registry) -> Triager:
+        model, version = registry.load(MODEL_NAME)
+        return cls(model, version)
+
+    def triage(self, posts: Sequence[Post], now: datetime) -> list[TriagedPost]:
+        if not posts:
+            return []
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now_ = time.perf_counter()
+            timings[stage] = round((now_ - clock) * 1000 / len(posts), 4)
+            clock = now_
+
+        texts = [p.text for p in posts]
+        detected = self.languages.detect(texts)
+        languages = [p.language or d for p, d in zip(posts, detected, strict=True)]
+        lap("language")
+        prepared = self.preparer.prepare(texts, languages)
+        lap("prepare")
+        Z = self.model.transform(prepared)
+        probs = self.model.predict_proba(Z)
+        lap("classify")
+        picks = {task: probs[task][1].argmax(axis=1) for task in TASKS}
+        evidence = {task: self.model.evidence(task, Z, picks[task]) for task in ("topic", "urgency")}
+        lap("explain")
+        entities = self.entities.extract_batch(texts)
+        lap("entities")
+
+        def prediction(task: str, i: int) -> Prediction:
+            classes, p = probs[task]
+            j = int(picks[task][i])
+            return Prediction(
+                label=str(classes[j]), confidence=round(float(p[i, j]), 4),
+                probabilities={str(c): round(float(v), 4) for c, v in zip(classes, p[i],
+                                                                          strict=True)},
+                evidence=evidence[task][i] if task in evidence else [],
+            )
+
+        spam_col = int(np.flatnonzero(probs["spam"][0] == "spam")[0])
+        out = []
+        for i, post in enumerate(posts):
+            urgency = prediction("urgency", i)
+            sentiment = prediction("sentiment", i)
+            spam = prediction("spam", i)
+            pr = priority.score(urgency.probabilities, sentiment.probabilities.get("negative", 0.0),
+                                post.author, post.created_at, now)
+            out.append(
+                TriagedPost(
+                    post=post, language=languages[i], spam=spam,
+                    is_spam=bool(probs["spam"][1][i, spam_col] >= self.spam_threshold),
+                    topic=prediction("topic", i), urgency=urgency, sentiment=sentiment,
+                    entities=entities[i], redacted_text=redact(post.text, entities[i]),
+                    priority=pr, model_versions=self.model_versions, timings_ms=timings,
+                    triaged_at=now,
+                )
+            )
+        lap("assemble")
+        return out

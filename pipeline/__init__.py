@@ -1,0 +1,1 @@
+"""The triage pipeline: records, bus, store, worker and the ``triage`` command."""

@@ -1,0 +1,243 @@
+"""The ``triage`` command.
+
+Settings are read from the environment here, at the entry point, and nowhere else. Every failure a
+user can cause (a bad argument, an unreachable service, a missing file) ends in one line on
+stderr naming the problem, and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.errors import ConfigError, TriageError
+from pipeline.records import utcnow
+from pipeline.settings import Settings
+
+app = typer.Typer(
+    name="triage", help="Social listening triage for customer care.", no_args_is_help=True,
+    pretty_exceptions_enable=False, add_completion=False,
+)
+models_app = typer.Typer(help="List, promote and roll back model versions.", no_args_is_help=True)
+queue_app = typer.Typer(help="Look at and claim from the agent queue.", no_args_is_help=True)
+connect_app = typer.Typer(help="Run a connector that feeds posts.raw.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(queue_app, name="queue")
+app.add_typer(connect_app, name="connect")
+
+console = Console()
+SAMPLE_POSTS = Path(__file__).resolve().parent.parent / "connectors" / "samples" / "demo_posts.jsonl"
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def stop_on_signals() -> threading.Event:
+    """SIGINT/SIGTERM ask for a clean stop: the current batch finishes, flushes and commits."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+@app.command()
+def demo(
+    posts: Annotated[Path, typer.Option(help="JSONL or twcs.csv file to replay")] = SAMPLE_POSTS,
+    data_dir: Annotated[Path, typer.Option(help="where the embedded store is written")] = Path(
+        ".triage/demo"
+    ),
+) -> None:
+    """Run the whole pipeline on its embedded default: replay -> bus -> worker -> store/queue."""
+    from pipeline.demo import run_demo
+
+    run_demo(posts, data_dir, console)
+
+
+@app.command()
+def worker(
+    idle_exit: Annotated[
+        float | None, typer.Option(help="exit after this many seconds without messages")
+    ] = None,
+) -> None:
+    """Consume posts.raw in micro-batches and triage them into the store and the queue."""
+    from classifiers.registry import PACKAGED, Registry
+    from classifiers.triager import Triager
+    from pipeline.bus import open_bus
+    from pipeline.store import open_store
+    from pipeline.worker import Worker
+
+    cfg = settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    triager = Triager.from_registry(Registry(cfg.models_dir or PACKAGED))
+    store = open_store(cfg)
+    store.ensure_schema()
+    w = Worker(open_bus(cfg), store, triager, cfg)
+    stop = stop_on_signals()
+    try:
+        totals = w.run(stop, idle_exit_s=idle_exit)
+    finally:
+        w.close()
+        store.close()
+    console.print(
+        f"worker: {totals.posts} posts triaged, {totals.spam} spam, "
+        f"{totals.dead_lettered} dead-lettered, {totals.queued_new} queued"
+    )
+
+
+@connect_app.command("replay")
+def connect_replay(
+    path: Annotated[Path, typer.Argument(help="JSONL (Post layout) or twcs.csv file")],
+    speed: Annotated[float, typer.Option(help="0 = as fast as possible; 60 = a minute a second")] = 0.0,
+    limit: Annotated[int | None, typer.Option(min=1, help="stop after this many records")] = None,
+) -> None:
+    """Replay a file of posts onto posts.raw."""
+    from connectors.replay import ReplayConnector
+    from pipeline.bus import open_bus
+
+    cfg = settings()
+    if not cfg.kafka_bootstrap:
+        raise ConfigError(
+            "set TRIAGE_KAFKA_BOOTSTRAP: the in-process bus only lives inside `triage demo`"
+        )
+    bus = open_bus(cfg)
+    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
+    producer = bus.producer()
+    connector = ReplayConnector(producer, path, speed=speed, limit=limit,
+                                topic=cfg.topic_raw, dlq_topic=cfg.topic_dlq)
+    stop = stop_on_signals()
+    threading.Thread(target=lambda: (stop.wait(), connector.stop()), daemon=True).start()
+    try:
+        connector.start()
+    finally:
+        producer.close()
+    console.print(f"replay: {connector.sent} posts sent, {connector.rejected} rejected")
+
+
+@app.command()
+def train(
+    corpus: Annotated[Path | None, typer.Option(help="seed corpus JSONL to learn from")] = None,
+    rewrite_seed: Annotated[bool, typer.Option(help="regenerate the seed corpus first")] = False,
+) -> None:
+    """Train the shipped model bundle (spam, topic, urgency, sentiment) and make it active."""
+    from classifiers.registry import PACKAGED, Registry
+    from classifiers.training import SEED_CORPUS, train_bundle
+
+    cfg = settings()
+    path = corpus or SEED_CORPUS
+    if corpus is not None and not corpus.is_file():
+        raise ConfigError(f"corpus file {corpus} does not exist")
+    with console.status("training"):
+        version, metrics = train_bundle(Registry(cfg.models_dir or PACKAGED), path,
+                                        rewrite=rewrite_seed)
+    table = Table("task", "accuracy", "macro-F1", title=f"triage model {version} (held-out 20%)")
+    for task, m in metrics.items():
+        if isinstance(m, dict):
+            table.add_row(task, f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}")
+    console.print(table)
+
+
+@models_app.command("list")
+def models_list(name: str = "triage") -> None:
+    """Every version of a model, marking the active one."""
+    from classifiers.registry import PACKAGED, Registry
+
+    registry = Registry(settings().models_dir or PACKAGED)
+    active = registry.active(name)
+    table = Table("version", "created", "data", "active")
+    for version, meta in sorted(registry.versions(name).items()):
+        table.add_row(version, meta["created_at"][:19], meta["data_sha256"][:12],
+                      "*" if version == active else "")
+    console.print(table)
+
+
+@models_app.command("promote")
+def models_promote(version: str, name: str = "triage") -> None:
+    """Make a version the active one."""
+    from classifiers.registry import PACKAGED, Registry
+
+    Registry(settings().models_dir or PACKAGED).promote(name, version)
+    console.print(f"{name}: {version} is active")
+
+
+@models_app.command("rollback")
+def models_rollback(name: str = "triage") -> None:
+    """Return to the version that was active before the current one."""
+    from classifiers.registry import PACKAGED, Registry
+
+    version = Registry(settings().models_dir or PACKAGED).rollback(name)
+    console.print(f"{name}: rolled back to {version}")
+
+
+@queue_app.command("claim")
+def queue_claim(
+    agent: Annotated[str, typer.Option(help="who claims")],
+    lease_minutes: Annotated[float, typer.Option(min=0.1, max=480)] = 10.0,
+    topic: Annotated[list[str] | None, typer.Option(help="only these topics")] = None,
+    language: Annotated[list[str] | None, typer.Option(help="only these languages")] = None,
+) -> None:
+    """Claim the most urgent open item this agent may take, under an exclusive lease."""
+    from pipeline.store import open_store
+
+    store = open_store(settings())
+    now = utcnow()
+    item = store.claim_next(agent, now + timedelta(minutes=lease_minutes), now, topic, language)
+    store.close()
+    if item is None:
+        console.print("queue: nothing to claim")
+        return
+    console.print(f"[bold]{item.id}[/] {item.band} ({item.priority:.1f}) {item.topic}/{item.urgency}")
+    console.print(f"  {item.text}")
+    console.print(f"  why: {'; '.join(item.reasons)}")
+
+
+@app.command()
+def status() -> None:
+    """Counts in the store and the open queue by priority band."""
+    from pipeline.store import open_store
+
+    store = open_store(settings())
+    depth = store.queue_depth()
+    console.print(f"posts: {store.count('posts')}  queued: {store.count('queue')}")
+    console.print("open by band: " + ", ".join(f"{b} {depth.get(b, 0)}" for b in ("P1", "P2", "P3", "P4")))
+    store.close()
+
+
+def main() -> None:
+    try:
+        result = app(standalone_mode=False)
+    except click.exceptions.Abort:
+        print("triage: stopped", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        print(f"triage: {exc.format_message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        print(f"triage: setting TRIAGE_{where.upper()}: {err['msg']}", file=sys.stderr)
+        sys.exit(2)
+    except TriageError as exc:
+        print(f"triage: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("triage: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,173 @@
+"""The embedded store: one SQLite file, for the demo and for a single machine without MongoDB.
+
+It keeps the same documents as MongoDB (as JSON) next to the few columns that queries filter and
+sort on. Claims are a single ``UPDATE ... RETURNING`` statement, which SQLite runs under its write
+lock: the embedded equivalent of MongoDB's atomic ``find_one_and_update``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.errors import TransientError
+from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.store import COLLECTIONS, WriteResult, latest_authors, post_document
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS posts (
+    id TEXT PRIMARY KEY, author_key TEXT NOT NULL, topic TEXT NOT NULL, is_spam INTEGER NOT NULL,
+    created_at TEXT NOT NULL, doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS posts_author ON posts (author_key, created_at);
+CREATE TABLE IF NOT EXISTS queue (
+    id TEXT PRIMARY KEY, priority REAL NOT NULL, band TEXT NOT NULL, status TEXT NOT NULL,
+    agent TEXT, lease_until TEXT, topic TEXT NOT NULL, language TEXT NOT NULL,
+    author_id TEXT NOT NULL, enqueued_at TEXT NOT NULL, doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS queue_order ON queue (status, priority DESC, enqueued_at);
+CREATE TABLE IF NOT EXISTS authors (id TEXT PRIMARY KEY, last_seen_at TEXT, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS trends (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS escalations (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
+"""
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return orjson.dumps(doc, default=str)
+
+
+def _iso(value: datetime) -> str:
+    """Fixed-width UTC text, so that SQLite's text comparison orders times correctly."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EmbeddedStore:
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise TransientError(f"cannot open the embedded store at {path}: {exc}") from exc
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise TransientError(f"embedded store: {exc}") from exc
+
+    def ensure_schema(self) -> None:
+        with self._lock:
+            self._db.executescript(SCHEMA)
+
+    def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
+        if not triaged:
+            return WriteResult(0, 0, 0)
+        posts = [
+            (t.id, f"{t.post.source}:{t.post.author.id}", t.topic.label, int(t.is_spam),
+             _iso(t.post.created_at), _dumps(post_document(t)))
+            for t in triaged
+        ]
+        queue = []
+        for t in triaged:
+            if t.is_spam:
+                continue
+            q = QueueItem.from_triaged(t)
+            queue.append(
+                (q.id, q.priority, q.band, q.status, q.topic, q.language, q.author_id,
+                 _iso(q.enqueued_at), _dumps(q.model_dump(mode="json")))
+            )
+        authors = [(a["_id"], _iso(a["last_seen_at"]), _dumps(a)) for a in latest_authors(triaged)]
+        with self._lock:
+            try:
+                with self._db:
+                    before = self._db.total_changes
+                    self._db.executemany("INSERT OR IGNORE INTO posts VALUES (?,?,?,?,?,?)", posts)
+                    posts_new = self._db.total_changes - before
+                    before = self._db.total_changes
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO queue (id, priority, band, status, topic, language,"
+                        " author_id, enqueued_at, doc) VALUES (?,?,?,?,?,?,?,?,?)",
+                        queue,
+                    )
+                    queued_new = self._db.total_changes - before
+                    self._db.executemany(
+                        "INSERT INTO authors VALUES (?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                        " last_seen_at=excluded.last_seen_at, doc=excluded.doc"
+                        " WHERE excluded.last_seen_at >= authors.last_seen_at",
+                        authors,
+                    )
+            except sqlite3.OperationalError as exc:
+                raise TransientError(f"embedded store: {exc}") from exc
+        return WriteResult(posts_new, queued_new, len(posts) - posts_new)
+
+    def get_post(self, post_id: str) -> dict[str, Any] | None:
+        rows = self._run("SELECT doc FROM posts WHERE id = ?", (post_id,))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    def post_ids(self) -> list[str]:
+        return [r[0] for r in self._run("SELECT id FROM posts")]
+
+    def queue_ids(self) -> list[str]:
+        return [r[0] for r in self._run("SELECT id FROM queue")]
+
+    def count(self, collection: str) -> int:
+        if collection not in COLLECTIONS:
+            raise ValueError(f"unknown collection {collection!r}")
+        return int(self._run(f"SELECT COUNT(*) FROM {collection}")[0][0])
+
+    def queue_depth(self) -> dict[str, int]:
+        rows = self._run("SELECT band, COUNT(*) FROM queue WHERE status = 'open' GROUP BY band")
+        return {band: n for band, n in rows}
+
+    def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
+        rows = self._run(
+            "SELECT topic, COUNT(*) AS n FROM posts WHERE is_spam = 0"
+            " GROUP BY topic ORDER BY n DESC, topic LIMIT ?",
+            (limit,),
+        )
+        return [(t, n) for t, n in rows]
+
+    def claim_next(
+        self, agent: str, lease_until: datetime, now: datetime,
+        topics: Sequence[str] | None = None, languages: Sequence[str] | None = None,
+    ) -> QueueItem | None:
+        where = ["(status = 'open' OR (status = 'claimed' AND lease_until < ?))"]
+        params: list[Any] = [_iso(now)]
+        for column, allowed in (("topic", topics), ("language", languages)):
+            if allowed:
+                where.append(f"{column} IN ({','.join('?' * len(allowed))})")
+                params.extend(allowed)
+        sql = (
+            "UPDATE queue SET status = 'claimed', agent = ?, lease_until = ?,"
+            " doc = json_set(doc, '$.status', 'claimed', '$.agent', ?, '$.lease_until', ?)"
+            " WHERE id = (SELECT id FROM queue WHERE " + " AND ".join(where) +
+            " ORDER BY priority DESC, enqueued_at LIMIT 1) RETURNING doc"
+        )
+        until = _iso(lease_until)
+        with self._lock:
+            try:
+                with self._db:
+                    rows = self._db.execute(sql, [agent, until, agent, until, *params]).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise TransientError(f"embedded store: {exc}") from exc
+        return QueueItem.model_validate_json(rows[0][0]) if rows else None
+
+    def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        rows = [(_iso(e.at), e.item_id, _dumps(e.model_dump(mode="json"))) for e in entries]
+        with self._lock, self._db:
+            self._db.executemany("INSERT INTO audit (at, item_id, doc) VALUES (?,?,?)", rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

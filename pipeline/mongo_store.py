@@ -1,0 +1,173 @@
+"""MongoDB (and any MongoDB-wire server such as FerretDB) behind the store interface.
+
+Writes are ``insert_many(ordered=False)`` keyed by post id: a post or queue item that is already
+there raises a duplicate-key error for that document only, which is exactly the idempotence the
+worker needs, and which every MongoDB-wire server executes as one fast bulk call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, UpdateOne
+from pymongo.collection import Collection
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
+
+from pipeline.errors import TransientError
+from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.store import WriteResult, latest_authors, post_document
+
+DUPLICATE_KEY = 11000
+
+
+class MongoStore:
+    def __init__(self, uri: str, database: str = "triage", timeout_ms: int = 5000) -> None:
+        self._client: MongoClient[dict[str, Any]] = MongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms * 6, 30_000),
+            retryWrites=False,
+        )
+        self._db = self._client[database]
+        self.posts: Collection[dict[str, Any]] = self._db["posts"]
+        self.queue: Collection[dict[str, Any]] = self._db["queue"]
+        self.authors: Collection[dict[str, Any]] = self._db["authors"]
+        self.audit: Collection[dict[str, Any]] = self._db["audit"]
+
+    def ensure_schema(self) -> None:
+        with _transient("creating indexes"):
+            self.posts.create_index([("author_key", ASCENDING), ("created_at", DESCENDING)])
+            self.posts.create_index([("topic_label", ASCENDING)])
+            self.queue.create_index([("status", ASCENDING), ("priority", DESCENDING)])
+            self.queue.create_index([("author_id", ASCENDING)])
+            self.audit.create_index([("item_id", ASCENDING), ("at", ASCENDING)])
+            for name in ("trends", "escalations"):
+                self._db[name].create_index([("created_at", DESCENDING)])
+
+    def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
+        if not triaged:
+            return WriteResult(0, 0, 0)
+        with _transient("writing a batch"):
+            posts_new, dup_posts = _insert_new(self.posts, [post_document(t) for t in triaged])
+            queue_docs = [_queue_document(t) for t in triaged if not t.is_spam]
+            queued_new, _ = _insert_new(self.queue, queue_docs)
+            authors = latest_authors(triaged)
+            _, seen = _insert_new(self.authors, authors)
+            refresh = [
+                UpdateOne(
+                    {"_id": a["_id"], "last_seen_at": {"$lte": a["last_seen_at"]}},
+                    {"$set": {k: v for k, v in a.items() if k != "_id"}},
+                )
+                for a in authors
+                if a["_id"] in seen
+            ]
+            if refresh:
+                self.authors.bulk_write(refresh, ordered=False)
+        return WriteResult(posts_new, queued_new, len(dup_posts))
+
+    def get_post(self, post_id: str) -> dict[str, Any] | None:
+        with _transient("reading a post"):
+            return self.posts.find_one({"_id": post_id})
+
+    def post_ids(self) -> list[str]:
+        with _transient("listing posts"):
+            return [d["_id"] for d in self.posts.find({}, {"_id": 1})]
+
+    def queue_ids(self) -> list[str]:
+        with _transient("listing the queue"):
+            return [d["_id"] for d in self.queue.find({}, {"_id": 1})]
+
+    def count(self, collection: str) -> int:
+        with _transient(f"counting {collection}"):
+            return self._db[collection].count_documents({})
+
+    def queue_depth(self) -> dict[str, int]:
+        with _transient("reading queue depth"):
+            rows = self.queue.aggregate(
+                [{"$match": {"status": "open"}}, {"$group": {"_id": "$band", "n": {"$sum": 1}}}]
+            )
+            return {r["_id"]: r["n"] for r in rows}
+
+    def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
+        with _transient("reading topics"):
+            rows = self.posts.aggregate(
+                [
+                    {"$match": {"is_spam": False}},
+                    {"$group": {"_id": "$topic_label", "n": {"$sum": 1}}},
+                    {"$sort": {"n": -1, "_id": 1}},
+                    {"$limit": limit},
+                ]
+            )
+            return [(r["_id"], r["n"]) for r in rows]
+
+    def claim_next(
+        self, agent: str, lease_until: datetime, now: datetime,
+        topics: Sequence[str] | None = None, languages: Sequence[str] | None = None,
+    ) -> QueueItem | None:
+        query: dict[str, Any] = {
+            "$or": [{"status": "open"}, {"status": "claimed", "lease_until": {"$lt": now}}]
+        }
+        if topics:
+            query["topic"] = {"$in": list(topics)}
+        if languages:
+            query["language"] = {"$in": list(languages)}
+        with _transient("claiming"):
+            doc = self.queue.find_one_and_update(
+                query,
+                {"$set": {"status": "claimed", "agent": agent, "lease_until": lease_until}},
+                sort=[("priority", DESCENDING), ("enqueued_at", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+        if doc is None:
+            return None
+        doc["id"] = doc.pop("_id")
+        return QueueItem.model_validate(doc)
+
+    def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        if entries:
+            with _transient("writing audit"):
+                self.audit.insert_many([e.model_dump(mode="python") for e in entries])
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _queue_document(item: TriagedPost) -> dict[str, Any]:
+    doc = QueueItem.from_triaged(item).model_dump(mode="python")
+    doc["_id"] = doc.pop("id")
+    return doc
+
+
+def _insert_new(
+    collection: Collection[dict[str, Any]], docs: list[dict[str, Any]]
+) -> tuple[int, set[str]]:
+    """Insert the documents whose ids are not there yet; return how many and the ids that were."""
+    if not docs:
+        return 0, set()
+    try:
+        return len(collection.insert_many(docs, ordered=False).inserted_ids), set()
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+        if others:
+            raise TransientError(f"bulk write to {collection.name} failed: {others[0]}") from exc
+        dups = {docs[e["index"]]["_id"] for e in errors}
+        return exc.details.get("nInserted", len(docs) - len(dups)), dups
+
+
+@contextmanager
+def _transient(doing: str) -> Iterator[None]:
+    """Turn a lost connection into TransientError, which the worker retries, then replays."""
+    try:
+        yield
+    except (ServerSelectionTimeoutError, ConnectionFailure) as exc:
+        raise TransientError(f"MongoDB unreachable while {doing}") from exc
+    except PyMongoError as exc:
+        raise TransientError(f"MongoDB failed while {doing}: {exc}") from exc

@@ -1,0 +1,48 @@
+"""The priority score that orders the agent queue, with the reasons an agent reads.
+
+Score = 100 x weighted sum of: expected urgency, negative sentiment, author reach, and time waited,
+each scaled to [0, 1]. Every term that matters enough to move the order is named in the reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from pipeline.records import URGENCY_LEVELS, Author, Priority
+
+WEIGHTS = {"urgency": 0.55, "sentiment": 0.15, "reach": 0.15, "age": 0.15}
+URGENCY_VALUE = dict(zip(URGENCY_LEVELS, (0.0, 0.35, 0.7, 1.0), strict=True))
+AGE_FULL_S = 4 * 3600.0
+BANDS = ((75.0, "P1"), (50.0, "P2"), (25.0, "P3"), (0.0, "P4"))
+
+
+def band_for(score: float) -> str:
+    return next(band for floor, band in BANDS if score >= floor)
+
+
+def score(
+    urgency: dict[str, float], negative: float, author: Author, created_at: datetime,
+    now: datetime,
+) -> Priority:
+    expected = sum(URGENCY_VALUE.get(level, 0.0) * p for level, p in urgency.items())
+    top = max(urgency, key=lambda k: urgency[k])
+    reach = min(math.log10(author.followers + 1) / 6.0, 1.0)
+    if author.verified:
+        reach = min(reach + 0.25, 1.0)
+    waited_s = max((now - created_at).total_seconds(), 0.0)
+    age = min(waited_s / AGE_FULL_S, 1.0)
+    parts = {"urgency": expected, "sentiment": negative, "reach": reach, "age": age}
+    total = 100.0 * sum(WEIGHTS[k] * v for k, v in parts.items())
+
+    reasons = [f"urgency {top} ({urgency[top]:.0%})"]
+    if negative >= 0.5:
+        reasons.append(f"negative sentiment ({negative:.0%})")
+    if author.followers >= 10_000 or author.verified:
+        verified = ", verified" if author.verified else ""
+        reasons.append(f"reach {author.followers:,} followers{verified}")
+    if waited_s >= 1800:
+        reasons.append(f"waiting {waited_s / 3600:.1f} h")
+    score_ = round(min(max(total, 0.0), 100.0), 2)
+    return Priority(score=score_, band=band_for(score_), reasons=reasons)  # type: ignore[arg-type]
+

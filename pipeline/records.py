@@ -1,0 +1,170 @@
+"""Typed, versioned records that cross every boundary: connector -> bus -> worker -> store.
+
+Records are validated once, where they enter; everything downstream trusts the types.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+)
+
+SCHEMA_VERSION = 1
+MAX_TEXT_CHARS = 20_000
+URGENCY_LEVELS = ("low", "medium", "high", "critical")
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+def _aware(value: datetime) -> datetime:
+    """Naive time stamps are read as UTC, so every stored time compares with every other."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class Author(Record):
+    id: str = Field(min_length=1, max_length=128)
+    handle: str | None = Field(default=None, max_length=256)
+    name: str | None = Field(default=None, max_length=256)
+    followers: int = Field(default=0, ge=0)
+    verified: bool = False
+
+
+class Post(Record):
+    """One thing somebody said about the brand, as a connector heard it."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    source: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    native_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\s:]+$")
+    author: Author
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    language: str | None = Field(default=None, max_length=16)
+    created_at: AwareDatetime
+    url: str | None = Field(default=None, max_length=2048)
+    in_reply_to: str | None = Field(default=None, max_length=128)
+    conversation_id: str | None = Field(default=None, max_length=128)
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """Stable across connectors, restarts and replays: ``<source>:<native id>``."""
+        return f"{self.source}:{self.native_id}"
+
+
+class Prediction(Record):
+    label: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    probabilities: dict[str, float] = Field(default_factory=dict)
+    evidence: list[str] = Field(default_factory=list)
+
+
+class Entity(Record):
+    kind: Literal["order_number", "phone", "email", "card", "url", "mention", "hashtag", "product"]
+    text: str
+    start: int
+    end: int
+
+
+class Priority(Record):
+    score: float = Field(ge=0.0, le=100.0)
+    band: Literal["P1", "P2", "P3", "P4"]
+    reasons: list[str]
+
+
+class TriagedPost(Record):
+    """A post with everything the worker decided about it, and why."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    post: Post
+    language: str
+    spam: Prediction
+    is_spam: bool
+    topic: Prediction
+    urgency: Prediction
+    sentiment: Prediction
+    entities: list[Entity]
+    redacted_text: str
+    priority: Priority
+    model_versions: dict[str, str]
+    timings_ms: dict[str, float]
+    triaged_at: AwareDatetime
+
+    @property
+    def id(self) -> str:
+        return self.post.id
+
+
+class QueueItem(Record):
+    """What an agent claims: one non-spam post, ordered by its priority."""
+
+    id: str
+    priority: float
+    band: Literal["P1", "P2", "P3", "P4"]
+    reasons: list[str]
+    topic: str
+    urgency: str
+    sentiment: str
+    language: str
+    source: str
+    author_id: str
+    text: str
+    model_versions: dict[str, str]
+    status: Literal["open", "claimed", "snoozed", "resolved"] = "open"
+    agent: str | None = None
+    lease_until: AwareDatetime | None = None
+    post_created_at: AwareDatetime
+    enqueued_at: AwareDatetime
+
+    @classmethod
+    def from_triaged(cls, item: TriagedPost) -> QueueItem:
+        return cls(
+            id=item.id,
+            priority=item.priority.score,
+            band=item.priority.band,
+            reasons=item.priority.reasons,
+            topic=item.topic.label,
+            urgency=item.urgency.label,
+            sentiment=item.sentiment.label,
+            language=item.language,
+            source=item.post.source,
+            author_id=f"{item.post.source}:{item.post.author.id}",
+            text=item.redacted_text,
+            model_versions=item.model_versions,
+            post_created_at=item.post.created_at,
+            enqueued_at=item.triaged_at,
+        )
+
+
+class DeadLetter(Record):
+    """A record the pipeline could not take, kept with its original bytes and the reason."""
+
+    reason: str
+    stage: str
+    original: str = Field(description="the original bytes, base64-encoded")
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+    failed_at: AwareDatetime
+
+
+class AuditEntry(Record):
+    at: AwareDatetime
+    actor: str
+    action: str
+    item_id: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)

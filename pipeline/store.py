@@ -1,0 +1,113 @@
+"""The store: MongoDB in production, an embedded SQLite store for the embedded default.
+
+Both implement this interface, and one contract suite (tests/test_store_contract.py) runs against
+the embedded store and against a real MongoDB-wire server. Every write is idempotent, keyed by the
+post id, so a batch written twice (a worker killed before it committed its offsets) leaves exactly
+what writing it once would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from pipeline.records import AuditEntry, QueueItem, TriagedPost
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
+
+COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    posts_new: int
+    queued_new: int
+    duplicates: int
+
+
+class Store(Protocol):
+    def ensure_schema(self) -> None:
+        """Create collections and indexes; safe to call at every start."""
+
+    def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
+        """Store posts, queue the non-spam ones, refresh authors: one bulk call per collection."""
+
+    def get_post(self, post_id: str) -> dict[str, Any] | None: ...
+
+    def post_ids(self) -> list[str]: ...
+
+    def queue_ids(self) -> list[str]: ...
+
+    def count(self, collection: str) -> int: ...
+
+    def queue_depth(self) -> dict[str, int]:
+        """Open items per priority band."""
+
+    def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
+        """Most frequent topics among stored non-spam posts."""
+
+    def claim_next(
+        self, agent: str, lease_until: datetime, now: datetime,
+        topics: Sequence[str] | None = None, languages: Sequence[str] | None = None,
+    ) -> QueueItem | None:
+        """Atomically take the highest-priority open (or lease-expired) item an agent may take."""
+
+    def record_audit(self, entries: Sequence[AuditEntry]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def post_document(item: TriagedPost) -> dict[str, Any]:
+    """The stored shape of a triaged post: flat keys that the indexes and reports use."""
+    doc = item.model_dump(mode="python")
+    doc["post"]["id"] = item.id
+    # Payloads from other systems may hold keys MongoDB refuses ("$x", "a.b"): keep them as text.
+    doc["post"]["raw"] = orjson.dumps(item.post.raw, default=str).decode()
+    doc["_id"] = item.id
+    doc["author_key"] = author_key(item)
+    doc["topic_label"] = item.topic.label
+    doc["created_at"] = item.post.created_at
+    return doc
+
+
+def author_key(item: TriagedPost) -> str:
+    return f"{item.post.source}:{item.post.author.id}"
+
+
+def author_document(item: TriagedPost) -> dict[str, Any]:
+    author = item.post.author
+    return {
+        "_id": author_key(item),
+        "source": item.post.source,
+        "native_id": author.id,
+        "handle": author.handle,
+        "name": author.name,
+        "followers": author.followers,
+        "verified": author.verified,
+        "last_seen_at": item.post.created_at,
+    }
+
+
+def latest_authors(items: Sequence[TriagedPost]) -> list[dict[str, Any]]:
+    """One document per author, from their most recent post in the batch."""
+    latest: dict[str, TriagedPost] = {}
+    for item in items:
+        key = author_key(item)
+        if key not in latest or item.post.created_at >= latest[key].post.created_at:
+            latest[key] = item
+    return [author_document(i) for i in latest.values()]
+
+
+def open_store(settings: Settings) -> Store:
+    if settings.mongo_uri is not None:
+        from pipeline.mongo_store import MongoStore
+
+        return MongoStore(settings.mongo_uri.get_secret_value(), settings.mongo_database)
+    from pipeline.embedded_store import EmbeddedStore
+
+    return EmbeddedStore(settings.embedded_db)

@@ -1,0 +1,218 @@
+"""The worker: consume a micro-batch, triage it, write it, publish it, then commit.
+
+The order is what makes a crash harmless. Offsets are committed only after the store writes and the
+producer flush have succeeded, and every write is idempotent by post id, so a worker killed at any
+point redelivers at most one batch, which lands exactly as it would have the first time.
+
+Errors are data: a record that cannot be parsed, or that makes a stage raise, goes to the
+dead-letter topic with its original bytes and the reason, and the batch goes on without it.
+Transient failures of the store or the broker are retried a bounded number of times with backoff;
+after that the worker rewinds to the start of the batch, pauses and tries again. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from classifiers.triager import Triager
+from pipeline.bus import Bus, Message
+from pipeline.errors import TransientError
+from pipeline.records import DeadLetter, Post, TriagedPost, utcnow
+from pipeline.settings import Settings
+from pipeline.store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class BatchStats:
+    consumed: int = 0
+    posts: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    spam: int = 0
+    stored_new: int = 0
+    queued_new: int = 0
+    seconds: float = 0.0
+    topics: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: BatchStats) -> None:
+        for name in ("consumed", "posts", "duplicates", "dead_lettered", "spam", "stored_new",
+                     "queued_new", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for topic, n in other.topics.items():
+            self.topics[topic] = self.topics.get(topic, 0) + n
+
+
+def dead_letter(message: Message, stage: str, reason: str, now: datetime) -> DeadLetter:
+    return DeadLetter(
+        reason=reason[:2000], stage=stage, original=base64.b64encode(message.value).decode(),
+        topic=message.topic, partition=message.partition, offset=message.offset, failed_at=now,
+    )
+
+
+def validation_reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "record"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid post: " + "; ".join(parts)
+
+
+class Worker:
+    def __init__(
+        self, bus: Bus, store: Store, triager: Triager, settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.triager = triager
+        self.clock = clock
+        bus.ensure_topics([settings.topic_raw, settings.topic_triaged, settings.topic_dlq,
+                           settings.topic_alerts])
+        self.consumer = bus.consumer(settings.consumer_group, [settings.topic_raw])
+        self.producer = bus.producer()
+
+    # ------------------------------------------------------------ one batch
+
+    def poll_batch(self) -> list[Message]:
+        """Up to ``batch_size`` messages, waiting at most ``batch_wait_ms`` once one arrived."""
+        size = self.settings.batch_size
+        wait_s = self.settings.batch_wait_ms / 1000
+        batch = self.consumer.poll(size, timeout_s=max(wait_s, 0.05))
+        deadline = time.monotonic() + wait_s
+        while batch and len(batch) < size and (left := deadline - time.monotonic()) > 0:
+            more = self.consumer.poll(size - len(batch), timeout_s=left)
+            if not more:
+                break
+            batch.extend(more)
+        return batch
+
+    def process(self, messages: Sequence[Message]) -> BatchStats:
+        started = time.perf_counter()
+        now = self.clock()
+        stats = BatchStats(consumed=len(messages))
+        posts: list[Post] = []
+        sources: dict[str, Message] = {}
+        dead: list[DeadLetter] = []
+        for m in messages:
+            try:
+                post = Post.model_validate_json(m.value)
+            except ValidationError as exc:
+                dead.append(dead_letter(m, "parse", validation_reason(exc), now))
+                continue
+            if post.id in sources:
+                stats.duplicates += 1
+                continue
+            sources[post.id] = m
+            posts.append(post)
+
+        triaged = self._triage(posts, sources, dead, now)
+        result = self._retrying(lambda: self.store.write_batch(triaged), "store write")
+        for t in triaged:
+            self.producer.send(self.settings.topic_triaged, t.model_dump_json().encode(),
+                               key=t.id.encode())
+        for d in dead:
+            self.producer.send(self.settings.topic_dlq, d.model_dump_json().encode())
+        self._retrying(self.producer.flush, "producer flush")
+        self._commit(messages)
+
+        stats.posts = len(triaged)
+        stats.dead_lettered = len(dead)
+        stats.spam = sum(t.is_spam for t in triaged)
+        stats.stored_new = result.posts_new
+        stats.queued_new = result.queued_new
+        stats.duplicates += result.duplicates
+        for t in triaged:
+            if not t.is_spam:
+                stats.topics[t.topic.label] = stats.topics.get(t.topic.label, 0) + 1
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def _triage(
+        self, posts: list[Post], sources: dict[str, Message], dead: list[DeadLetter],
+        now: datetime,
+    ) -> list[TriagedPost]:
+        """Triage the batch; if a stage raises, split it to find and dead-letter the culprit."""
+        if not posts:
+            return []
+        try:
+            return self.triager.triage(posts, now)
+        except Exception as exc:  # a stage bug must cost one post, not the pipeline
+            if len(posts) == 1:
+                reason = f"stage raised {type(exc).__name__}: {exc}"
+                log.warning("dead-lettering %s: %s", posts[0].id, reason)
+                dead.append(dead_letter(sources[posts[0].id], "triage", reason, now))
+                return []
+            half = len(posts) // 2
+            return (self._triage(posts[:half], sources, dead, now)
+                    + self._triage(posts[half:], sources, dead, now))
+
+    def _retrying(self, action: Callable[[], T], what: str) -> T:
+        delay = self.settings.retry_backoff_s
+        for attempt in range(self.settings.write_retries + 1):
+            try:
+                return action()
+            except TransientError as exc:
+                if attempt == self.settings.write_retries:
+                    raise
+                log.warning("%s failed (%s); retry %d in %.1fs", what, exc, attempt + 1, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
+
+    def _commit(self, messages: Sequence[Message]) -> None:
+        try:
+            self.consumer.commit(messages)
+        except TransientError as exc:
+            # The writes are done and idempotent: whoever gets these partitions replays them
+            # harmlessly. Losing the commit costs time, never correctness.
+            log.warning("offset commit failed after writes (%s); the batch will be replayed", exc)
+
+    # ------------------------------------------------------------ the loop
+
+    def run(
+        self, stop: threading.Event, idle_exit_s: float | None = None,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> BatchStats:
+        """Process batches until ``stop`` is set, or until nothing arrived for ``idle_exit_s``."""
+        totals = BatchStats()
+        idle_since = time.monotonic()
+        while not stop.is_set():
+            batch: list[Message] = []
+            try:
+                batch = self.poll_batch()
+                if not batch:
+                    if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                        break
+                    continue
+                stats = self.process(batch)
+            except TransientError as exc:
+                log.error("batch not written (%s); pausing %.0fs, then replaying it", exc,
+                          self.settings.pause_s)
+                if batch:
+                    self.consumer.rewind(batch)
+                stop.wait(self.settings.pause_s)
+                continue
+            idle_since = time.monotonic()
+            totals.add(stats)
+            if on_batch is not None:
+                on_batch(stats)
+        return totals
+
+    def close(self) -> None:
+        try:
+            self.producer.flush()
+        finally:
+            self.producer.close()
+            self.consumer.close()
