@@ -115,6 +115,10 @@ class EmbeddedStore:
         rows = self._run("SELECT doc FROM posts WHERE id = ?", (post_id,))
         return orjson.loads(rows[0][0]) if rows else None
 
+    def get_author(self, author_id: str) -> dict[str, Any] | None:
+        rows = self._run("SELECT doc FROM authors WHERE id = ?", (author_id,))
+        return orjson.loads(rows[0][0]) if rows else None
+
     def post_ids(self) -> list[str]:
         return [r[0] for r in self._run("SELECT id FROM posts")]
 

@@ -12,13 +12,14 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from pipeline.bus import Message, first_offsets, next_offsets
 from pipeline.errors import TransientError
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+BOOTSTRAP_TIMEOUT_MS = 10_000
 
 
 def _unreachable(bootstrap: str, exc: Exception) -> TransientError:
@@ -35,9 +36,9 @@ class KafkaBus:
         try:
             return KafkaAdminClient(
                 bootstrap_servers=self.bootstrap, client_id=self.client_id,
-                request_timeout_ms=10_000,
+                request_timeout_ms=10_000, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
             )
-        except (NoBrokersAvailable, KafkaError, OSError) as exc:
+        except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc
 
     def ensure_topics(self, names: Iterable[str]) -> None:
@@ -64,6 +65,7 @@ class KafkaBus:
             return KafkaBusProducer(
                 KafkaProducer(
                     bootstrap_servers=self.bootstrap,
+                    bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
                     client_id=self.client_id,
                     acks="all",
                     retries=10,
@@ -75,7 +77,7 @@ class KafkaBus:
                     retry_backoff_ms=200,
                 )
             )
-        except (NoBrokersAvailable, KafkaError, OSError) as exc:
+        except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc
 
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaBusConsumer:
@@ -84,6 +86,7 @@ class KafkaBus:
                 KafkaConsumer(
                     *topics,
                     bootstrap_servers=self.bootstrap,
+                    bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
                     client_id=self.client_id,
                     group_id=group,
                     enable_auto_commit=False,
@@ -95,16 +98,16 @@ class KafkaBus:
                     heartbeat_interval_ms=1_000,
                 )
             )
-        except (NoBrokersAvailable, KafkaError, OSError) as exc:
+        except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc
 
     def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Message]:
         try:
             consumer = KafkaConsumer(
                 bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
             )
-        except (NoBrokersAvailable, KafkaError, OSError) as exc:
+        except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc
         try:
             parts = consumer.partitions_for_topic(topic) or set()

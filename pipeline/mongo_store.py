@@ -17,6 +17,7 @@ from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
+    DuplicateKeyError,
     PyMongoError,
     ServerSelectionTimeoutError,
 )
@@ -26,6 +27,8 @@ from pipeline.records import AuditEntry, QueueItem, TriagedPost
 from pipeline.store import WriteResult, latest_authors, post_document
 
 DUPLICATE_KEY = 11000
+CLAIM_CANDIDATES = 8
+CLAIM_ROUNDS = 50
 
 
 class MongoStore:
@@ -40,6 +43,7 @@ class MongoStore:
         self.queue: Collection[dict[str, Any]] = self._db["queue"]
         self.authors: Collection[dict[str, Any]] = self._db["authors"]
         self.audit: Collection[dict[str, Any]] = self._db["audit"]
+        self.claims: Collection[dict[str, Any]] = self._db["claims"]
 
     def ensure_schema(self) -> None:
         with _transient("creating indexes"):
@@ -47,6 +51,7 @@ class MongoStore:
             self.posts.create_index([("topic_label", ASCENDING)])
             self.queue.create_index([("status", ASCENDING), ("priority", DESCENDING)])
             self.queue.create_index([("author_id", ASCENDING)])
+            self.claims.create_index([("item_id", ASCENDING)])
             self.audit.create_index([("item_id", ASCENDING), ("at", ASCENDING)])
             for name in ("trends", "escalations"):
                 self._db[name].create_index([("created_at", DESCENDING)])
@@ -75,6 +80,10 @@ class MongoStore:
     def get_post(self, post_id: str) -> dict[str, Any] | None:
         with _transient("reading a post"):
             return self.posts.find_one({"_id": post_id})
+
+    def get_author(self, author_id: str) -> dict[str, Any] | None:
+        with _transient("reading an author"):
+            return self.authors.find_one({"_id": author_id})
 
     def post_ids(self) -> list[str]:
         with _transient("listing posts"):
@@ -111,6 +120,14 @@ class MongoStore:
         self, agent: str, lease_until: datetime, now: datetime,
         topics: Sequence[str] | None = None, languages: Sequence[str] | None = None,
     ) -> QueueItem | None:
+        """Claim through a ledger of claim tokens, ``<item id>#<claim number>``.
+
+        On MongoDB a single ``find_one_and_update`` would do, but not every MongoDB-wire server
+        makes it atomic (FerretDB v1 runs it as a find and then an update, and the contract test
+        caught two agents holding one item). Inserting a document under a unique ``_id`` is atomic
+        everywhere, so the agent whose token insert succeeds owns the claim; the others move on to
+        the next candidate. The item document then records the claim number it is at.
+        """
         query: dict[str, Any] = {
             "$or": [{"status": "open"}, {"status": "claimed", "lease_until": {"$lt": now}}]
         }
@@ -118,14 +135,38 @@ class MongoStore:
             query["topic"] = {"$in": list(topics)}
         if languages:
             query["language"] = {"$in": list(languages)}
+        order = [("priority", DESCENDING), ("enqueued_at", ASCENDING)]
         with _transient("claiming"):
-            doc = self.queue.find_one_and_update(
-                query,
-                {"$set": {"status": "claimed", "agent": agent, "lease_until": lease_until}},
-                sort=[("priority", DESCENDING), ("enqueued_at", ASCENDING)],
-                return_document=ReturnDocument.AFTER,
-            )
-        if doc is None:
+            for _ in range(CLAIM_ROUNDS):
+                candidates = list(
+                    self.queue.find(query, {"claim_seq": 1}, sort=order, limit=CLAIM_CANDIDATES)
+                )
+                if not candidates:
+                    return None
+                for candidate in candidates:
+                    item = self._take(candidate["_id"], candidate.get("claim_seq", 0), query,
+                                      agent, lease_until, now)
+                    if item is not None:
+                        return item
+        raise TransientError(f"claim for {agent} lost {CLAIM_ROUNDS} rounds of contention")
+
+    def _take(
+        self, item_id: str, seq: int, query: dict[str, Any], agent: str, lease_until: datetime,
+        now: datetime,
+    ) -> QueueItem | None:
+        token = {"_id": f"{item_id}#{seq + 1}", "item_id": item_id, "agent": agent, "at": now,
+                 "lease_until": lease_until}
+        try:
+            self.claims.insert_one(token)
+        except DuplicateKeyError:
+            return None  # somebody else took this claim number first
+        doc = self.queue.find_one_and_update(
+            {**query, "_id": item_id, "claim_seq": seq},
+            {"$set": {"status": "claimed", "agent": agent, "lease_until": lease_until,
+                      "claim_seq": seq + 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:  # the item changed state after we read it; our token is spent, harmlessly
             return None
         doc["id"] = doc.pop("_id")
         return QueueItem.model_validate(doc)

@@ -127,6 +127,7 @@ class QueueItem(Record):
     status: Literal["open", "claimed", "snoozed", "resolved"] = "open"
     agent: str | None = None
     lease_until: AwareDatetime | None = None
+    claim_seq: int = Field(default=0, ge=0, description="bumped by every claim of this item")
     post_created_at: AwareDatetime
     enqueued_at: AwareDatetime
 

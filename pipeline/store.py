@@ -39,6 +39,9 @@ class Store(Protocol):
 
     def get_post(self, post_id: str) -> dict[str, Any] | None: ...
 
+    def get_author(self, author_id: str) -> dict[str, Any] | None:
+        """The latest known profile of ``<source>:<native author id>``."""
+
     def post_ids(self) -> list[str]: ...
 
     def queue_ids(self) -> list[str]: ...

@@ -1,0 +1,46 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SERVICES := $(BIN)/python scripts/services
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint typecheck services-up services-down faults clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/triage demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy pipeline connectors classifiers
+
+# Starts the real Kafka broker and FerretDB on loopback, runs every suite against them, and
+# stops them whatever the outcome.
+test: lint typecheck
+	$(SERVICES) build
+	$(SERVICES) up || { $(SERVICES) down; exit 1; }
+	. .services/env && $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; $(SERVICES) down; exit $$rc
+
+faults: $(STAMP)
+	$(SERVICES) up || { $(SERVICES) down; exit 1; }
+	. .services/env && $(BIN)/pytest -m faults $(PYTEST_ARGS); rc=$$?; $(SERVICES) down; exit $$rc
+
+services-up: $(STAMP)
+	$(SERVICES) up
+
+services-down: $(STAMP)
+	$(SERVICES) down
+
+clean:
+	rm -rf $(VENV) .services .triage .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,143 @@
+"""One contract, two stores: the embedded SQLite store and a real MongoDB-wire server (FerretDB)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from classifiers.triager import Triager
+from pipeline.embedded_store import EmbeddedStore
+from pipeline.mongo_store import MongoStore
+from pipeline.records import AuditEntry, Author, TriagedPost
+from pipeline.store import Store
+from tests.helpers import make_post
+
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["embedded", pytest.param("mongo", marks=pytest.mark.mongo)])
+def store(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[Store]:
+    s: Store
+    if request.param == "embedded":
+        s = EmbeddedStore(tmp_path / "store.sqlite3")
+    else:
+        s = MongoStore(request.getfixturevalue("mongo_uri"), f"contract_{unique}")
+    s.ensure_schema()
+    yield s
+    if isinstance(s, MongoStore):
+        s._client.drop_database(f"contract_{unique}")
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def batch(triager: Triager) -> list[TriagedPost]:
+    return triager.triage([make_post(i) for i in range(40)], NOW)
+
+
+def test_writing_a_batch_twice_stores_each_post_once(store: Store, batch: list[TriagedPost]) -> None:
+    first = store.write_batch(batch)
+    second = store.write_batch(batch)
+    assert first.posts_new == 40 and second.posts_new == 0 and second.duplicates == 40
+    assert sorted(store.post_ids()) == sorted(t.id for t in batch)
+    non_spam = sorted(t.id for t in batch if not t.is_spam)
+    assert first.queued_new == len(non_spam) and second.queued_new == 0
+    assert sorted(store.queue_ids()) == non_spam
+    assert 0 < len(non_spam) < 40  # the sample holds spam, and spam is never queued
+
+
+def test_overlapping_batches_keep_the_first_write(store: Store, batch: list[TriagedPost]) -> None:
+    store.write_batch(batch[:25])
+    result = store.write_batch(batch[15:])
+    assert result.posts_new == 15 and result.duplicates == 10
+    assert store.count("posts") == 40
+
+
+def test_stored_post_keeps_triage_reasons_and_versions(store: Store, batch: list[TriagedPost]) -> None:
+    store.write_batch(batch)
+    doc = store.get_post(batch[1].id)
+    assert doc is not None
+    assert doc["post"]["text"] == batch[1].post.text
+    assert doc["priority"]["reasons"] == batch[1].priority.reasons
+    assert doc["model_versions"] == batch[1].model_versions
+    assert store.get_post("test:no-such-post") is None
+
+
+def test_claims_follow_priority_and_are_exclusive(store: Store, batch: list[TriagedPost]) -> None:
+    store.write_batch(batch)
+    queued = sorted((t for t in batch if not t.is_spam), key=lambda t: -t.priority.score)
+    lease = NOW + timedelta(minutes=10)
+    first = store.claim_next("ann", lease, NOW)
+    assert first is not None and first.agent == "ann" and first.status == "claimed"
+    assert first.priority == queued[0].priority.score
+    claimed = {first.id}
+    for _ in range(len(queued) - 1):
+        item = store.claim_next("bob", lease, NOW)
+        assert item is not None and item.id not in claimed
+        claimed.add(item.id)
+    assert store.claim_next("cy", lease, NOW) is None
+    # once the leases lapse, the items come back with their order intact
+    later = store.claim_next("dee", lease, lease + timedelta(seconds=1))
+    assert later is not None and later.id == first.id
+
+
+def test_claims_respect_skills(store: Store, batch: list[TriagedPost]) -> None:
+    store.write_batch(batch)
+    item = store.claim_next("li", NOW + timedelta(minutes=5), NOW, languages=["zh"])
+    assert item is not None and item.language == "zh"
+    nothing = store.claim_next("x", NOW + timedelta(minutes=5), NOW, topics=["no-such-topic"])
+    assert nothing is None
+
+
+def test_concurrent_claims_never_share_an_item(store: Store, batch: list[TriagedPost]) -> None:
+    store.write_batch(batch)
+    open_items = store.count("queue")
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def agent(name: str) -> None:
+        while (item := store.claim_next(name, NOW + timedelta(minutes=10), NOW)) is not None:
+            with lock:
+                taken.append(item.id)
+
+    threads = [threading.Thread(target=agent, args=(f"agent{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(taken) == open_items == len(set(taken))
+
+
+def test_depth_topics_and_audit(store: Store, batch: list[TriagedPost]) -> None:
+    store.write_batch(batch)
+    depth = store.queue_depth()
+    assert sum(depth.values()) == store.count("queue")
+    assert set(depth) <= {"P1", "P2", "P3", "P4"}
+    topics = store.top_topics(3)
+    expected: dict[str, int] = {}
+    for t in batch:
+        if not t.is_spam:
+            expected[t.topic.label] = expected.get(t.topic.label, 0) + 1
+    assert topics[0][1] == max(expected.values())
+    assert all(expected[name] == n for name, n in topics)
+    store.record_audit([AuditEntry(at=NOW, actor="ann", action="claim", item_id=batch[0].id)])
+    assert store.count("audit") == 1
+
+
+def test_authors_keep_their_latest_profile(
+    store: Store, triager: Triager, batch: list[TriagedPost]
+) -> None:
+    old = make_post(1000, source="x").model_copy(
+        update={"author": Author(id="z", handle="old", followers=5)}
+    )
+    new = make_post(1001, source="x").model_copy(
+        update={"author": Author(id="z", handle="new", followers=900)}
+    )
+    store.write_batch(triager.triage([new], NOW))
+    store.write_batch(triager.triage([old], NOW))  # arrives late: must not overwrite
+    author = store.get_author("x:z")
+    assert author is not None and author["handle"] == "new" and author["followers"] == 900
+    assert store.get_author("x:nobody") is None
