@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
@@ -63,18 +63,9 @@ class MongoStore:
             posts_new, dup_posts = _insert_new(self.posts, [post_document(t) for t in triaged])
             queue_docs = [_queue_document(t) for t in triaged if not t.is_spam]
             queued_new, _ = _insert_new(self.queue, queue_docs)
-            authors = latest_authors(triaged)
-            _, seen = _insert_new(self.authors, authors)
-            refresh = [
-                UpdateOne(
-                    {"_id": a["_id"], "last_seen_at": {"$lte": a["last_seen_at"]}},
-                    {"$set": {k: v for k, v in a.items() if k != "_id"}},
-                )
-                for a in authors
-                if a["_id"] in seen
-            ]
-            if refresh:
-                self.authors.bulk_write(refresh, ordered=False)
+            # Insert-only: concurrent updates from several workers can wedge FerretDB's SQLite
+            # backend, and the newest profile is in the author's newest post anyway.
+            _insert_new(self.authors, latest_authors(triaged))
         return WriteResult(posts_new, queued_new, len(dup_posts))
 
     def get_post(self, post_id: str) -> dict[str, Any] | None:
@@ -82,8 +73,20 @@ class MongoStore:
             return self.posts.find_one({"_id": post_id})
 
     def get_author(self, author_id: str) -> dict[str, Any] | None:
+        """The author record, with the profile (followers, handle) from their newest post."""
         with _transient("reading an author"):
-            return self.authors.find_one({"_id": author_id})
+            author = self.authors.find_one({"_id": author_id})
+            if author is None:
+                return None
+            newest = self.posts.find_one(
+                {"author_key": author_id}, {"post.author": 1, "created_at": 1},
+                sort=[("created_at", DESCENDING)],
+            )
+        if newest is not None:
+            profile = newest["post"]["author"]
+            author.update({k: profile[k] for k in ("handle", "name", "followers", "verified")})
+            author["last_seen_at"] = newest["created_at"]
+        return author
 
     def post_ids(self) -> list[str]:
         with _transient("listing posts"):

@@ -1,0 +1,100 @@
+"""Run real worker processes against the real services, as an operator would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from pipeline.kafka_bus import KafkaBus
+from pipeline.mongo_store import MongoStore
+
+
+@dataclass
+class Deployment:
+    """One isolated deployment: its own topics, consumer group and database."""
+
+    kafka: str
+    mongo: str
+    name: str
+    batch_size: int = 500
+    workers: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "TRIAGE_KAFKA_BOOTSTRAP": self.kafka, "TRIAGE_MONGO_URI": self.mongo,
+            "TRIAGE_MONGO_DATABASE": f"db_{self.name}", "TRIAGE_TOPIC_RAW": f"raw.{self.name}",
+            "TRIAGE_TOPIC_TRIAGED": f"triaged.{self.name}", "TRIAGE_TOPIC_DLQ": f"dlq.{self.name}",
+            "TRIAGE_TOPIC_ALERTS": f"alerts.{self.name}",
+            "TRIAGE_CONSUMER_GROUP": f"workers.{self.name}",
+            "TRIAGE_BATCH_SIZE": str(self.batch_size), "TRIAGE_BATCH_WAIT_MS": "100",
+            "TRIAGE_PAUSE_S": "1", "TRIAGE_RETRY_BACKOFF_S": "0.2",
+        })
+        return env
+
+    def bus(self) -> KafkaBus:
+        return KafkaBus(self.kafka, partitions=2)
+
+    def store(self) -> MongoStore:
+        return MongoStore(self.mongo, f"db_{self.name}")
+
+    def produce(self, values: list[bytes]) -> None:
+        bus = self.bus()
+        bus.ensure_topics([f"raw.{self.name}", f"dlq.{self.name}", f"triaged.{self.name}"])
+        producer = bus.producer()
+        for v in values:
+            producer.send(f"raw.{self.name}", v)
+        producer.flush()
+        producer.close()
+
+    def start_worker(self, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "worker", *args], env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.workers.append(proc)
+        return proc
+
+    def triaged_count(self) -> int:
+        """Posts published to the triaged topic so far: a cheap progress signal from Kafka."""
+        consumer = KafkaConsumer(bootstrap_servers=self.kafka)
+        try:
+            topic = f"triaged.{self.name}"
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            return sum(consumer.end_offsets(tps).values()) if tps else 0
+        finally:
+            consumer.close()
+
+    def wait_for_exit(self, timeout_s: float) -> list[str]:
+        """Wait for every worker to stop by itself (``--idle-exit``); their outputs."""
+        outputs = []
+        for proc in self.workers:
+            out, _ = proc.communicate(timeout=timeout_s)
+            outputs.append(out)
+        self.workers.clear()
+        return outputs
+
+    def stop_all(self) -> list[str]:
+        outputs = []
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.terminate()
+            out, _ = proc.communicate(timeout=60)
+            outputs.append(out)
+        self.workers.clear()
+        return outputs
+
+    def drop(self) -> None:
+        store = self.store()
+        store._client.drop_database(f"db_{self.name}")
+        store.close()
+
+
+def ids_where(store: MongoStore, collection: str, query: dict[str, Any]) -> list[str]:
+    return [d["_id"] for d in store._db[collection].find(query, {"_id": 1})]

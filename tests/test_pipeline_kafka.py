@@ -1,0 +1,55 @@
+"""End to end on the real services: Kafka (2 partitions, 2 workers in one group) into FerretDB."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline.records import DeadLetter
+from tests.helpers import post_bytes
+from tests.pipeline_runs import Deployment, ids_where
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.slow]
+
+MALFORMED = [b"{not json", b'{"source": "x", "native_id": "1"}', b"\xc3\x28 bad utf-8",
+             b'{"source": "test", "native_id": "n", "author": {"id": "a"}, "text": "",'
+             b' "created_at": "2026-11-01T00:00:00Z"}']
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, mongo_uri: str, unique: str) -> Iterator[Deployment]:
+    d = Deployment(kafka_bootstrap, mongo_uri, unique)
+    yield d
+    d.stop_all()
+    d.drop()
+
+
+def test_ten_thousand_posts_through_two_workers_land_exactly_once(deployment: Deployment) -> None:
+    n = 10_000
+    values = [post_bytes(i) for i in range(n)]
+    for k, bad in enumerate(MALFORMED * 5):
+        values.insert(k * 1999 % len(values), bad)
+    deployment.produce(values)
+    deployment.start_worker("--idle-exit", "15")
+    deployment.start_worker("--idle-exit", "15")
+    outputs = deployment.wait_for_exit(timeout_s=420)
+    store = deployment.store()
+    bus = deployment.bus()
+
+    post_ids = store.post_ids()
+    assert len(post_ids) == n and set(post_ids) == {f"test:{i}" for i in range(n)}
+    queue_ids = store.queue_ids()
+    non_spam = set(ids_where(store, "posts", {"is_spam": False}))
+    assert len(queue_ids) == len(set(queue_ids)) and set(queue_ids) == non_spam
+    assert 0 < len(non_spam) < n
+    letters = [DeadLetter.model_validate_json(m.value)
+               for m in bus.read_all(f"dlq.{deployment.name}")]
+    assert len(letters) == 20 and all(d.reason.startswith("invalid post") for d in letters)
+    # both workers took a share of the partitions
+    triaged = [int(m.group(1)) for out in outputs
+               for m in [re.search(r"worker: (\d+) posts triaged", out)] if m]
+    assert len(triaged) == 2 and all(t > 0 for t in triaged), outputs
+    assert sum(triaged) >= n
+    store.close()

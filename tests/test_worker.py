@@ -1,0 +1,150 @@
+"""The worker over the in-process bus and the embedded store: batches, dead letters, replays."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from classifiers.triager import Triager
+from pipeline.bus import InProcessBus
+from pipeline.embedded_store import EmbeddedStore
+from pipeline.errors import TransientError
+from pipeline.records import DeadLetter, Post, TriagedPost
+from pipeline.settings import Settings
+from pipeline.store import WriteResult
+from pipeline.worker import Worker
+from tests.helpers import embedded_settings, poll_until, post_bytes
+
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+def run_until_drained(worker: Worker) -> None:
+    worker.run(threading.Event(), idle_exit_s=0.3)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return embedded_settings(data_dir=tmp_path, batch_size=64, pause_s=0, retry_backoff_s=0.01)
+
+
+@pytest.fixture
+def bus() -> InProcessBus:
+    return InProcessBus(partitions=2)
+
+
+@pytest.fixture
+def store(settings: Settings) -> EmbeddedStore:
+    s = EmbeddedStore(settings.embedded_db)
+    s.ensure_schema()
+    return s
+
+
+def feed(bus: InProcessBus, values: Sequence[bytes], topic: str = "posts.raw") -> None:
+    bus.ensure_topics([topic])
+    producer = bus.producer()
+    for v in values:
+        producer.send(topic, v)
+
+
+def dead_letters(bus: InProcessBus) -> list[DeadLetter]:
+    return [DeadLetter.model_validate_json(m.value) for m in bus.read_all("posts.dlq")]
+
+
+def test_valid_posts_are_stored_and_malformed_ones_dead_lettered(
+    bus: InProcessBus, store: EmbeddedStore, triager: Triager, settings: Settings
+) -> None:
+    bad = [b"not json", b'{"source": "x"}', b"\xff\xfe invalid utf-8", b'{"source": 1, "text": []}']
+    feed(bus, [post_bytes(i) for i in range(300)] + bad)
+    worker = Worker(bus, store, triager, settings, clock=lambda: NOW)
+    run_until_drained(worker)
+
+    assert sorted(store.post_ids()) == sorted(f"test:{i}" for i in range(300))
+    triaged = [TriagedPost.model_validate_json(m.value) for m in bus.read_all("posts.triaged")]
+    assert sorted(t.id for t in triaged) == sorted(f"test:{i}" for i in range(300))
+    assert store.count("queue") == sum(not t.is_spam for t in triaged)
+    letters = dead_letters(bus)
+    assert sorted(base64.b64decode(d.original) for d in letters) == sorted(bad)
+    assert all(d.reason.startswith("invalid post") and d.stage == "parse" for d in letters)
+    # everything was committed: the group has nothing left to read
+    assert poll_until(bus.consumer(settings.consumer_group, ["posts.raw"]), 1, timeout_s=0.3) == []
+
+
+def test_every_triaged_post_says_why_and_by_which_models(
+    bus: InProcessBus, store: EmbeddedStore, triager: Triager, settings: Settings
+) -> None:
+    feed(bus, [post_bytes(i) for i in range(16)])
+    run_until_drained(Worker(bus, store, triager, settings, clock=lambda: NOW))
+    for m in bus.read_all("posts.triaged"):
+        t = TriagedPost.model_validate_json(m.value)
+        assert t.priority.reasons and t.priority.reasons[0].startswith("urgency")
+        assert set(t.model_versions) == {"spam", "topic", "urgency", "sentiment"}
+        assert abs(sum(t.urgency.probabilities.values()) - 1) < 0.01
+
+
+def test_redelivered_and_repeated_posts_are_stored_once(
+    bus: InProcessBus, store: EmbeddedStore, triager: Triager, settings: Settings
+) -> None:
+    values = [post_bytes(i % 50) for i in range(200)]  # every post four times
+    feed(bus, values)
+    run_until_drained(Worker(bus, store, triager, settings, clock=lambda: NOW))
+    assert store.count("posts") == 50
+    assert len(store.queue_ids()) == len(set(store.queue_ids()))
+
+
+class ExplodingTriager(Triager):
+    """The real triager, with a stage that raises on one particular text."""
+
+    def triage(self, posts: Sequence[Post], now: datetime) -> list[TriagedPost]:
+        if any("EXPLODE" in p.text for p in posts):
+            raise RuntimeError("stage bug")
+        return super().triage(posts, now)
+
+
+def test_a_post_that_makes_a_stage_raise_is_dead_lettered_alone(
+    bus: InProcessBus, store: EmbeddedStore, triager: Triager, settings: Settings
+) -> None:
+    exploding = ExplodingTriager(triager.model, triager.version)
+    feed(bus, [post_bytes(i) for i in range(100)] + [post_bytes(999, text="please EXPLODE")])
+    run_until_drained(Worker(bus, store, exploding, settings, clock=lambda: NOW))
+    assert store.count("posts") == 100
+    [letter] = dead_letters(bus)
+    assert letter.stage == "triage" and "RuntimeError: stage bug" in letter.reason
+    assert orjson.loads(base64.b64decode(letter.original))["native_id"] == "999"
+
+
+class FlakyStore(EmbeddedStore):
+    """A real embedded store whose first writes fail as if the server were away."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+        self.attempts = 0
+
+    def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise TransientError("store went away")
+        return super().write_batch(triaged)
+
+
+def test_store_outage_pauses_and_replays_without_loss(
+    bus: InProcessBus, triager: Triager, tmp_path: Path
+) -> None:
+    settings = embedded_settings(data_dir=tmp_path, batch_size=1000, write_retries=1, pause_s=0,
+                                 retry_backoff_s=0.01)
+    store = FlakyStore(settings.embedded_db, failures=5)
+    store.ensure_schema()
+    feed(bus, [post_bytes(i) for i in range(120)])
+    crashed = Worker(bus, store, triager, settings, clock=lambda: NOW)
+    with pytest.raises(TransientError):
+        crashed.process(crashed.poll_batch())  # retries exhausted: nothing may be committed
+    crashed.close()  # the worker dies here; its successor must see the whole batch again
+    run_until_drained(Worker(bus, store, triager, settings, clock=lambda: NOW))
+    assert store.attempts > 5
+    assert sorted(store.post_ids()) == sorted(f"test:{i}" for i in range(120))
