@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 from pipeline.records import Entity
 
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 PHONE = re.compile(
-    r"(?<![\dA-Za-z#])(?:\+?\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{3,4}[ .-]?\d{3,4}(?:[ .-]?\d{2,4})?"
-    r"(?![\dA-Za-z])"
+    r"(?<![\dA-Za-z#])(?:\+?\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?"
+    r"\d{3,4}[ .-]?\d{3,4}(?:[ .-]?\d{2,4})?(?![\dA-Za-z])"
 )
 ORDER = re.compile(
     r"(?:order\s*(?:no\.?|number|#)?\s*|订单(?:号)?\s*|#|\bORD-)([A-Z]{0,3}-?\d{5,12})(?!\d)", re.I
@@ -42,9 +42,11 @@ class EntityExtractor:
     def __init__(self, products: Sequence[str] = ()) -> None:
         self.products = tuple(products)
         self._product = (
-            re.compile("|".join(re.escape(p) for p in sorted(products, key=len, reverse=True)),
-                       re.I)
-            if products else None
+            re.compile(
+                "|".join(re.escape(p) for p in sorted(products, key=len, reverse=True)), re.I
+            )
+            if products
+            else None
         )
 
     def extract(self, text: str) -> list[Entity]:
@@ -55,7 +57,7 @@ class EntityExtractor:
             if any(start < e and s < end for s, e in taken):
                 return
             taken.append((start, end))
-            found.append(Entity(kind=kind, text=text[start:end], start=start, end=end))  # type: ignore[arg-type]
+            found.append(Entity(kind=kind, text=text[start:end], start=start, end=end))
 
         for m in EMAIL.finditer(text):
             add("email", m.start(), m.end())

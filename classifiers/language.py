@@ -13,8 +13,25 @@ from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 from classifiers.text import CJK, MENTION, URL
 
-LANGUAGES = ("en", "zh", "ja", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "no", "pl",
-             "ru", "tr", "ar", "ko")
+LANGUAGES = (
+    "en",
+    "zh",
+    "ja",
+    "de",
+    "fr",
+    "es",
+    "it",
+    "pt",
+    "nl",
+    "sv",
+    "da",
+    "no",
+    "pl",
+    "ru",
+    "tr",
+    "ar",
+    "ko",
+)
 KANA = "\u3040-\u30ff"
 
 

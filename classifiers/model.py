@@ -25,11 +25,29 @@ def make_featurizer(
     """Word n-grams over spaCy tokens plus character n-grams, both TF-IDF with sublinear tf."""
     return FeatureUnion(
         [
-            ("word", TfidfVectorizer(analyzer="word", token_pattern=r"\S+", lowercase=False,
-                                     ngram_range=word_ngrams, min_df=min_df, sublinear_tf=True,
-                                     dtype=np.float32)),
-            ("char", TfidfVectorizer(analyzer="char_wb", lowercase=False, ngram_range=char_ngrams,
-                                     min_df=min_df, sublinear_tf=True, dtype=np.float32)),
+            (
+                "word",
+                TfidfVectorizer(
+                    analyzer="word",
+                    token_pattern=r"\S+",
+                    lowercase=False,
+                    ngram_range=word_ngrams,
+                    min_df=min_df,
+                    sublinear_tf=True,
+                    dtype=np.float32,
+                ),
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    lowercase=False,
+                    ngram_range=char_ngrams,
+                    min_df=min_df,
+                    sublinear_tf=True,
+                    dtype=np.float32,
+                ),
+            ),
         ]
     )
 

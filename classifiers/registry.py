@@ -48,8 +48,14 @@ class Registry:
         os.replace(tmp, self._index_path)
 
     def register(
-        self, name: str, model: Any, *, data_sha256: str, metrics: dict[str, Any],
-        params: dict[str, Any], activate: bool = True,
+        self,
+        name: str,
+        model: Any,
+        *,
+        data_sha256: str,
+        metrics: dict[str, Any],
+        params: dict[str, Any],
+        activate: bool = True,
     ) -> str:
         now = datetime.now(UTC)
         version = f"{now:%Y%m%d%H%M%S}-{data_sha256[:8]}"
@@ -58,7 +64,9 @@ class Registry:
         index = self._index()
         entry = index["models"].setdefault(name, {"active": None, "history": [], "versions": {}})
         entry["versions"][version] = {
-            "created_at": now.isoformat(), "data_sha256": data_sha256, "metrics": metrics,
+            "created_at": now.isoformat(),
+            "data_sha256": data_sha256,
+            "metrics": metrics,
             "params": {k: repr(v) for k, v in params.items()},
         }
         self._save(index)

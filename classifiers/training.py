@@ -22,8 +22,9 @@ def read_seed(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def train_bundle(registry: Registry, corpus: Path = SEED_CORPUS, rewrite: bool = False,
-                 **params: Any) -> tuple[str, dict[str, Any]]:
+def train_bundle(
+    registry: Registry, corpus: Path = SEED_CORPUS, rewrite: bool = False, **params: Any
+) -> tuple[str, dict[str, Any]]:
     """Measure on a held-out fifth, then fit on everything and register as the active version."""
     if rewrite or not corpus.exists():
         write_corpus(corpus)
@@ -34,8 +35,9 @@ def train_bundle(registry: Registry, corpus: Path = SEED_CORPUS, rewrite: bool =
         range(len(rows)), test_size=0.2, random_state=0, stratify=labels["topic"]
     )
     model = TriageModel(**params)
-    model.fit([prepared[i] for i in idx_train],
-              {t: [labels[t][i] for i in idx_train] for t in TASKS})
+    model.fit(
+        [prepared[i] for i in idx_train], {t: [labels[t][i] for i in idx_train] for t in TASKS}
+    )
     probs = model.predict_proba(model.transform([prepared[i] for i in idx_test]))
     metrics: dict[str, Any] = {}
     for task in TASKS:
@@ -49,6 +51,7 @@ def train_bundle(registry: Registry, corpus: Path = SEED_CORPUS, rewrite: bool =
     metrics["held_out"] = len(idx_test)
     final = TriageModel(**params).fit(prepared, labels)
     digest = data_hash([(r["text"], *(r[t] for t in TASKS)) for r in rows])
-    version = registry.register(MODEL_NAME, final, data_sha256=digest, metrics=metrics,
-                                params=final.get_params())
+    version = registry.register(
+        MODEL_NAME, final, data_sha256=digest, metrics=metrics, params=final.get_params()
+    )
     return version, metrics

@@ -22,13 +22,26 @@ from pipeline.records import Post, Prediction, TriagedPost
 
 MODEL_NAME = "triage"
 TASKS = ("spam", "topic", "urgency", "sentiment")
-DEFAULT_PRODUCTS = ("AcmePhone X", "Acme Buds", "SmartKettle 2", "Acme Router", "AcmeWatch",
-                    "Acme Tab 11", "Acme手机X", "Acme耳机", "智能水壶2代", "Acme路由器")
+DEFAULT_PRODUCTS = (
+    "AcmePhone X",
+    "Acme Buds",
+    "SmartKettle 2",
+    "Acme Router",
+    "AcmeWatch",
+    "Acme Tab 11",
+    "Acme手机X",
+    "Acme耳机",
+    "智能水壶2代",
+    "Acme路由器",
+)
 
 
 class Triager:
     def __init__(
-        self, model: TriageModel, version: str, products: Sequence[str] = DEFAULT_PRODUCTS,
+        self,
+        model: TriageModel,
+        version: str,
+        products: Sequence[str] = DEFAULT_PRODUCTS,
         spam_threshold: float = 0.5,
     ) -> None:
         missing = set(TASKS) - set(model.tasks)
@@ -69,7 +82,9 @@ class Triager:
         probs = self.model.predict_proba(Z)
         lap("classify")
         picks = {task: probs[task][1].argmax(axis=1) for task in TASKS}
-        evidence = {task: self.model.evidence(task, Z, picks[task]) for task in ("topic", "urgency")}
+        evidence = {
+            task: self.model.evidence(task, Z, picks[task]) for task in ("topic", "urgency")
+        }
         lap("explain")
         entities = self.entities.extract_batch(texts)
         lap("entities")
@@ -78,9 +93,11 @@ class Triager:
             classes, p = probs[task]
             j = int(picks[task][i])
             return Prediction(
-                label=str(classes[j]), confidence=round(float(p[i, j]), 4),
-                probabilities={str(c): round(float(v), 4) for c, v in zip(classes, p[i],
-                                                                          strict=True)},
+                label=str(classes[j]),
+                confidence=round(float(p[i, j]), 4),
+                probabilities={
+                    str(c): round(float(v), 4) for c, v in zip(classes, p[i], strict=True)
+                },
                 evidence=evidence[task][i] if task in evidence else [],
             )
 
@@ -90,15 +107,27 @@ class Triager:
             urgency = prediction("urgency", i)
             sentiment = prediction("sentiment", i)
             spam = prediction("spam", i)
-            pr = priority.score(urgency.probabilities, sentiment.probabilities.get("negative", 0.0),
-                                post.author, post.created_at, now)
+            pr = priority.score(
+                urgency.probabilities,
+                sentiment.probabilities.get("negative", 0.0),
+                post.author,
+                post.created_at,
+                now,
+            )
             out.append(
                 TriagedPost(
-                    post=post, language=languages[i], spam=spam,
+                    post=post,
+                    language=languages[i],
+                    spam=spam,
                     is_spam=bool(probs["spam"][1][i, spam_col] >= self.spam_threshold),
-                    topic=prediction("topic", i), urgency=urgency, sentiment=sentiment,
-                    entities=entities[i], redacted_text=redact(post.text, entities[i]),
-                    priority=pr, model_versions=self.model_versions, timings_ms=timings,
+                    topic=prediction("topic", i),
+                    urgency=urgency,
+                    sentiment=sentiment,
+                    entities=entities[i],
+                    redacted_text=redact(post.text, entities[i]),
+                    priority=pr,
+                    model_versions=self.model_versions,
+                    timings_ms=timings,
                     triaged_at=now,
                 )
             )

@@ -55,8 +55,10 @@ class Connector(ABC):
 
     def reject(self, original: bytes, reason: str, where: str = "") -> None:
         letter = DeadLetter(
-            reason=reason[:2000], stage=f"connector:{self.name}",
-            original=base64.b64encode(original).decode(), topic=where or self.name,
+            reason=reason[:2000],
+            stage=f"connector:{self.name}",
+            original=base64.b64encode(original).decode(),
+            topic=where or self.name,
             failed_at=utcnow(),
         )
         self.producer.send(self.dlq_topic, letter.model_dump_json().encode())

@@ -50,8 +50,14 @@ class ReplayConnector(Connector):
     name = "replay"
 
     def __init__(
-        self, producer: Producer, path: Path, speed: float = 0.0, limit: int | None = None,
-        inbound_only: bool = True, rebase_start: datetime | None = None, **kwargs: str,
+        self,
+        producer: Producer,
+        path: Path,
+        speed: float = 0.0,
+        limit: int | None = None,
+        inbound_only: bool = True,
+        rebase_start: datetime | None = None,
+        **kwargs: str,
     ) -> None:
         super().__init__(producer, **kwargs)
         self.path = Path(path)
@@ -97,8 +103,11 @@ class ReplayConnector(Connector):
                 try:
                     yield original, twcs_post(row), ""
                 except (ValidationError, ValueError) as exc:
-                    reason = (validation_reason(exc) if isinstance(exc, ValidationError)
-                              else f"bad value: {exc}")
+                    reason = (
+                        validation_reason(exc)
+                        if isinstance(exc, ValidationError)
+                        else f"bad value: {exc}"
+                    )
                     yield original, None, f"{self.path.name}:{number}: {reason}"
 
     def run(self) -> None:

@@ -139,9 +139,7 @@ class InProcessBus:
         with self._cond:
             parts = self._topics.setdefault(topic, [[] for _ in range(self.partitions)])
             p = partition_for(key, len(parts), self._rr)
-            parts[p].append(
-                Message(topic, p, len(parts[p]), key, value, int(time.time() * 1000))
-            )
+            parts[p].append(Message(topic, p, len(parts[p]), key, value, int(time.time() * 1000)))
             self._cond.notify_all()
 
     def _rebalance(self, group: str) -> None:
@@ -153,9 +151,7 @@ class InProcessBus:
                 for p in range(len(self._topics[t]))
                 if p % len(g.members) == i
             }
-            member._positions = {
-                tp: g.committed.get(tp, 0) for tp in member._assignment
-            }
+            member._positions = {tp: g.committed.get(tp, 0) for tp in member._assignment}
 
     def _leave(self, consumer: InProcessConsumer) -> None:
         with self._cond:

@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -26,8 +25,11 @@ from pipeline.records import utcnow
 from pipeline.settings import Settings
 
 app = typer.Typer(
-    name="triage", help="Social listening triage for customer care.", no_args_is_help=True,
-    pretty_exceptions_enable=False, add_completion=False,
+    name="triage",
+    help="Social listening triage for customer care.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
 )
 models_app = typer.Typer(help="List, promote and roll back model versions.", no_args_is_help=True)
 queue_app = typer.Typer(help="Look at and claim from the agent queue.", no_args_is_help=True)
@@ -37,7 +39,9 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(connect_app, name="connect")
 
 console = Console()
-SAMPLE_POSTS = Path(__file__).resolve().parent.parent / "connectors" / "samples" / "demo_posts.jsonl"
+SAMPLE_POSTS = (
+    Path(__file__).resolve().parent.parent / "connectors" / "samples" / "demo_posts.jsonl"
+)
 
 
 def settings() -> Settings:
@@ -86,7 +90,8 @@ def worker(
 
     cfg = settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    # kafka-python logs every refused connection at ERROR; the worker reports what matters once.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     triager = Triager.from_registry(Registry(cfg.models_dir or PACKAGED))
     store = open_store(cfg)
     store.ensure_schema()
@@ -106,7 +111,9 @@ def worker(
 @connect_app.command("replay")
 def connect_replay(
     path: Annotated[Path, typer.Argument(help="JSONL (Post layout) or twcs.csv file")],
-    speed: Annotated[float, typer.Option(help="0 = as fast as possible; 60 = a minute a second")] = 0.0,
+    speed: Annotated[
+        float, typer.Option(help="0 = as fast as possible; 60 = a minute a second")
+    ] = 0.0,
     limit: Annotated[int | None, typer.Option(min=1, help="stop after this many records")] = None,
 ) -> None:
     """Replay a file of posts onto posts.raw."""
@@ -121,10 +128,16 @@ def connect_replay(
     bus = open_bus(cfg)
     bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
     producer = bus.producer()
-    connector = ReplayConnector(producer, path, speed=speed, limit=limit,
-                                topic=cfg.topic_raw, dlq_topic=cfg.topic_dlq)
+    connector = ReplayConnector(
+        producer, path, speed=speed, limit=limit, topic=cfg.topic_raw, dlq_topic=cfg.topic_dlq
+    )
     stop = stop_on_signals()
-    threading.Thread(target=lambda: (stop.wait(), connector.stop()), daemon=True).start()
+
+    def stop_when_asked() -> None:
+        stop.wait()
+        connector.stop()
+
+    threading.Thread(target=stop_when_asked, daemon=True).start()
     try:
         connector.start()
     finally:
@@ -146,8 +159,9 @@ def train(
     if corpus is not None and not corpus.is_file():
         raise ConfigError(f"corpus file {corpus} does not exist")
     with console.status("training"):
-        version, metrics = train_bundle(Registry(cfg.models_dir or PACKAGED), path,
-                                        rewrite=rewrite_seed)
+        version, metrics = train_bundle(
+            Registry(cfg.models_dir or PACKAGED), path, rewrite=rewrite_seed
+        )
     table = Table("task", "accuracy", "macro-F1", title=f"triage model {version} (held-out 20%)")
     for task, m in metrics.items():
         if isinstance(m, dict):
@@ -164,8 +178,12 @@ def models_list(name: str = "triage") -> None:
     active = registry.active(name)
     table = Table("version", "created", "data", "active")
     for version, meta in sorted(registry.versions(name).items()):
-        table.add_row(version, meta["created_at"][:19], meta["data_sha256"][:12],
-                      "*" if version == active else "")
+        table.add_row(
+            version,
+            meta["created_at"][:19],
+            meta["data_sha256"][:12],
+            "*" if version == active else "",
+        )
     console.print(table)
 
 
@@ -204,7 +222,9 @@ def queue_claim(
     if item is None:
         console.print("queue: nothing to claim")
         return
-    console.print(f"[bold]{item.id}[/] {item.band} ({item.priority:.1f}) {item.topic}/{item.urgency}")
+    console.print(
+        f"[bold]{item.id}[/] {item.band} ({item.priority:.1f}) {item.topic}/{item.urgency}"
+    )
     console.print(f"  {item.text}")
     console.print(f"  why: {'; '.join(item.reasons)}")
 
@@ -217,17 +237,19 @@ def status() -> None:
     store = open_store(settings())
     depth = store.queue_depth()
     console.print(f"posts: {store.count('posts')}  queued: {store.count('queue')}")
-    console.print("open by band: " + ", ".join(f"{b} {depth.get(b, 0)}" for b in ("P1", "P2", "P3", "P4")))
+    console.print(
+        "open by band: " + ", ".join(f"{b} {depth.get(b, 0)}" for b in ("P1", "P2", "P3", "P4"))
+    )
     store.close()
 
 
 def main() -> None:
     try:
         result = app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("triage: stopped", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as exc:
+    except typer.TyperException as exc:
         print(f"triage: {exc.format_message()}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except ValidationError as exc:

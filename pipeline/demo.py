@@ -40,22 +40,34 @@ def run_demo(posts: Path, data_dir: Path, console: Console) -> BatchStats:
     triager = Triager.from_registry(Registry(settings.models_dir or PACKAGED))
     worker = Worker(bus, store, triager, settings)
     now = utcnow()
-    connector = ReplayConnector(bus.producer(), posts, rebase_start=now - timedelta(minutes=90),
-                                topic=settings.topic_raw, dlq_topic=settings.topic_dlq)
+    connector = ReplayConnector(
+        bus.producer(),
+        posts,
+        rebase_start=now - timedelta(minutes=90),
+        topic=settings.topic_raw,
+        dlq_topic=settings.topic_dlq,
+    )
     feeding = threading.Thread(target=connector.start, name="replay")
     stop = threading.Event()
     totals = BatchStats()
     started = time.perf_counter()
-    with Progress(TextColumn("[bold]triaging"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("[bold]triaging"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("posts", total=total, rate="")
         feeding.start()
 
         def on_batch(stats: BatchStats) -> None:
             totals.add(stats)
             rate = totals.consumed / max(time.perf_counter() - started, 1e-9)
-            bar.update(task, completed=totals.consumed + connector.rejected,
-                       rate=f"{rate:,.0f} posts/s")
+            bar.update(
+                task, completed=totals.consumed + connector.rejected, rate=f"{rate:,.0f} posts/s"
+            )
             if not feeding.is_alive() and totals.consumed >= connector.sent:
                 stop.set()
 
@@ -68,8 +80,14 @@ def run_demo(posts: Path, data_dir: Path, console: Console) -> BatchStats:
     return totals
 
 
-def show_summary(console: Console, store: EmbeddedStore, totals: BatchStats, rejected: int,
-                 elapsed: float, settings: Settings) -> None:
+def show_summary(
+    console: Console,
+    store: EmbeddedStore,
+    totals: BatchStats,
+    rejected: int,
+    elapsed: float,
+    settings: Settings,
+) -> None:
     summary = Table(title="Pipeline summary", show_header=False)
     summary.add_row("posts in", f"{totals.consumed + rejected:,}")
     summary.add_row("triaged", f"{totals.posts:,} in {elapsed:.1f}s")

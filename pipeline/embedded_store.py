@@ -74,8 +74,14 @@ class EmbeddedStore:
         if not triaged:
             return WriteResult(0, 0, 0)
         posts = [
-            (t.id, f"{t.post.source}:{t.post.author.id}", t.topic.label, int(t.is_spam),
-             _iso(t.post.created_at), _dumps(post_document(t)))
+            (
+                t.id,
+                f"{t.post.source}:{t.post.author.id}",
+                t.topic.label,
+                int(t.is_spam),
+                _iso(t.post.created_at),
+                _dumps(post_document(t)),
+            )
             for t in triaged
         ]
         queue = []
@@ -84,8 +90,17 @@ class EmbeddedStore:
                 continue
             q = QueueItem.from_triaged(t)
             queue.append(
-                (q.id, q.priority, q.band, q.status, q.topic, q.language, q.author_id,
-                 _iso(q.enqueued_at), _dumps(q.model_dump(mode="json")))
+                (
+                    q.id,
+                    q.priority,
+                    q.band,
+                    q.status,
+                    q.topic,
+                    q.language,
+                    q.author_id,
+                    _iso(q.enqueued_at),
+                    _dumps(q.model_dump(mode="json")),
+                )
             )
         authors = [(a["_id"], _iso(a["last_seen_at"]), _dumps(a)) for a in latest_authors(triaged)]
         with self._lock:
@@ -143,8 +158,12 @@ class EmbeddedStore:
         return [(t, n) for t, n in rows]
 
     def claim_next(
-        self, agent: str, lease_until: datetime, now: datetime,
-        topics: Sequence[str] | None = None, languages: Sequence[str] | None = None,
+        self,
+        agent: str,
+        lease_until: datetime,
+        now: datetime,
+        topics: Sequence[str] | None = None,
+        languages: Sequence[str] | None = None,
     ) -> QueueItem | None:
         where = ["(status = 'open' OR (status = 'claimed' AND lease_until < ?))"]
         params: list[Any] = [_iso(now)]
@@ -155,8 +174,9 @@ class EmbeddedStore:
         sql = (
             "UPDATE queue SET status = 'claimed', agent = ?, lease_until = ?,"
             " doc = json_set(doc, '$.status', 'claimed', '$.agent', ?, '$.lease_until', ?)"
-            " WHERE id = (SELECT id FROM queue WHERE " + " AND ".join(where) +
-            " ORDER BY priority DESC, enqueued_at LIMIT 1) RETURNING doc"
+            " WHERE id = (SELECT id FROM queue WHERE "
+            + " AND ".join(where)
+            + " ORDER BY priority DESC, enqueued_at LIMIT 1) RETURNING doc"
         )
         until = _iso(lease_until)
         with self._lock:

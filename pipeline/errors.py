@@ -6,7 +6,7 @@ class TriageError(Exception):
 
 
 class TransientError(TriageError):
-    """A service hiccup (broker or store unreachable, a write that timed out): retry, then replay."""
+    """A service hiccup (broker or store unreachable, a timed-out write): retry, then replay."""
 
 
 class ConfigError(TriageError):

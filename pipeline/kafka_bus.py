@@ -6,6 +6,7 @@ the worker commits explicit offsets only after its writes are durable.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -35,8 +36,10 @@ class KafkaBus:
     def _admin(self) -> KafkaAdminClient:
         try:
             return KafkaAdminClient(
-                bootstrap_servers=self.bootstrap, client_id=self.client_id,
-                request_timeout_ms=10_000, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                bootstrap_servers=self.bootstrap,
+                client_id=self.client_id,
+                request_timeout_ms=10_000,
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
             )
         except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc
@@ -51,10 +54,9 @@ class KafkaBus:
                 if name not in existing
             ]
             if wanted:
-                try:
+                # another worker may create them first: exactly what we wanted
+                with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(wanted)
-                except TopicAlreadyExistsError:
-                    pass  # another worker created it first: exactly what we wanted
         except KafkaError as exc:
             raise _unreachable(self.bootstrap, exc) from exc
         finally:
@@ -104,8 +106,10 @@ class KafkaBus:
     def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Message]:
         try:
             consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
+                bootstrap_servers=self.bootstrap,
+                enable_auto_commit=False,
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
             )
         except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc
@@ -169,9 +173,7 @@ class KafkaBusConsumer:
 
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
         try:
-            batches = self._consumer.poll(
-                timeout_ms=int(timeout_s * 1000), max_records=max_records
-            )
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except KafkaError as exc:
             raise TransientError(f"poll failed: {exc}") from exc
         return [_message(r) for records in batches.values() for r in records]

@@ -34,8 +34,11 @@ CLAIM_ROUNDS = 50
 class MongoStore:
     def __init__(self, uri: str, database: str = "triage", timeout_ms: int = 5000) -> None:
         self._client: MongoClient[dict[str, Any]] = MongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms, socketTimeoutMS=max(timeout_ms * 6, 30_000),
+            uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=max(timeout_ms * 6, 30_000),
             retryWrites=False,
         )
         self._db = self._client[database]
@@ -79,7 +82,8 @@ class MongoStore:
             if author is None:
                 return None
             newest = self.posts.find_one(
-                {"author_key": author_id}, {"post.author": 1, "created_at": 1},
+                {"author_key": author_id},
+                {"post.author": 1, "created_at": 1},
                 sort=[("created_at", DESCENDING)],
             )
         if newest is not None:
@@ -120,8 +124,12 @@ class MongoStore:
             return [(r["_id"], r["n"]) for r in rows]
 
     def claim_next(
-        self, agent: str, lease_until: datetime, now: datetime,
-        topics: Sequence[str] | None = None, languages: Sequence[str] | None = None,
+        self,
+        agent: str,
+        lease_until: datetime,
+        now: datetime,
+        topics: Sequence[str] | None = None,
+        languages: Sequence[str] | None = None,
     ) -> QueueItem | None:
         """Claim through a ledger of claim tokens, ``<item id>#<claim number>``.
 
@@ -147,26 +155,48 @@ class MongoStore:
                 if not candidates:
                     return None
                 for candidate in candidates:
-                    item = self._take(candidate["_id"], candidate.get("claim_seq", 0), query,
-                                      agent, lease_until, now)
+                    item = self._take(
+                        candidate["_id"],
+                        candidate.get("claim_seq", 0),
+                        query,
+                        agent,
+                        lease_until,
+                        now,
+                    )
                     if item is not None:
                         return item
         raise TransientError(f"claim for {agent} lost {CLAIM_ROUNDS} rounds of contention")
 
     def _take(
-        self, item_id: str, seq: int, query: dict[str, Any], agent: str, lease_until: datetime,
+        self,
+        item_id: str,
+        seq: int,
+        query: dict[str, Any],
+        agent: str,
+        lease_until: datetime,
         now: datetime,
     ) -> QueueItem | None:
-        token = {"_id": f"{item_id}#{seq + 1}", "item_id": item_id, "agent": agent, "at": now,
-                 "lease_until": lease_until}
+        token = {
+            "_id": f"{item_id}#{seq + 1}",
+            "item_id": item_id,
+            "agent": agent,
+            "at": now,
+            "lease_until": lease_until,
+        }
         try:
             self.claims.insert_one(token)
         except DuplicateKeyError:
             return None  # somebody else took this claim number first
         doc = self.queue.find_one_and_update(
             {**query, "_id": item_id, "claim_seq": seq},
-            {"$set": {"status": "claimed", "agent": agent, "lease_until": lease_until,
-                      "claim_seq": seq + 1}},
+            {
+                "$set": {
+                    "status": "claimed",
+                    "agent": agent,
+                    "lease_until": lease_until,
+                    "claim_seq": seq + 1,
+                }
+            },
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:  # the item changed state after we read it; our token is spent, harmlessly

@@ -22,7 +22,10 @@ def band_for(score: float) -> str:
 
 
 def score(
-    urgency: dict[str, float], negative: float, author: Author, created_at: datetime,
+    urgency: dict[str, float],
+    negative: float,
+    author: Author,
+    created_at: datetime,
     now: datetime,
 ) -> Priority:
     expected = sum(URGENCY_VALUE.get(level, 0.0) * p for level, p in urgency.items())
@@ -44,5 +47,4 @@ def score(
     if waited_s >= 1800:
         reasons.append(f"waiting {waited_s / 3600:.1f} h")
     score_ = round(min(max(total, 0.0), 100.0), 2)
-    return Priority(score=score_, band=band_for(score_), reasons=reasons)  # type: ignore[arg-type]
-
+    return Priority(score=score_, band=band_for(score_), reasons=reasons)

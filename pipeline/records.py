@@ -15,7 +15,6 @@ from pydantic import (
     Field,
 )
 
-SCHEMA_VERSION = 1
 MAX_TEXT_CHARS = 20_000
 URGENCY_LEVELS = ("low", "medium", "high", "critical")
 SENTIMENTS = ("negative", "neutral", "positive")
@@ -48,7 +47,7 @@ class Author(Record):
 class Post(Record):
     """One thing somebody said about the brand, as a connector heard it."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     source: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     native_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\s:]+$")
     author: Author
@@ -89,7 +88,7 @@ class Priority(Record):
 class TriagedPost(Record):
     """A post with everything the worker decided about it, and why."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     post: Post
     language: str
     spam: Prediction

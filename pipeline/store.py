@@ -55,8 +55,12 @@ class Store(Protocol):
         """Most frequent topics among stored non-spam posts."""
 
     def claim_next(
-        self, agent: str, lease_until: datetime, now: datetime,
-        topics: Sequence[str] | None = None, languages: Sequence[str] | None = None,
+        self,
+        agent: str,
+        lease_until: datetime,
+        now: datetime,
+        topics: Sequence[str] | None = None,
+        languages: Sequence[str] | None = None,
     ) -> QueueItem | None:
         """Atomically take the highest-priority open (or lease-expired) item an agent may take."""
 

@@ -47,8 +47,16 @@ class BatchStats:
     topics: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: BatchStats) -> None:
-        for name in ("consumed", "posts", "duplicates", "dead_lettered", "spam", "stored_new",
-                     "queued_new", "seconds"):
+        for name in (
+            "consumed",
+            "posts",
+            "duplicates",
+            "dead_lettered",
+            "spam",
+            "stored_new",
+            "queued_new",
+            "seconds",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for topic, n in other.topics.items():
             self.topics[topic] = self.topics.get(topic, 0) + n
@@ -56,8 +64,13 @@ class BatchStats:
 
 def dead_letter(message: Message, stage: str, reason: str, now: datetime) -> DeadLetter:
     return DeadLetter(
-        reason=reason[:2000], stage=stage, original=base64.b64encode(message.value).decode(),
-        topic=message.topic, partition=message.partition, offset=message.offset, failed_at=now,
+        reason=reason[:2000],
+        stage=stage,
+        original=base64.b64encode(message.value).decode(),
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        failed_at=now,
     )
 
 
@@ -71,15 +84,20 @@ def validation_reason(exc: ValidationError) -> str:
 
 class Worker:
     def __init__(
-        self, bus: Bus, store: Store, triager: Triager, settings: Settings,
+        self,
+        bus: Bus,
+        store: Store,
+        triager: Triager,
+        settings: Settings,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
         self.store = store
         self.triager = triager
         self.clock = clock
-        bus.ensure_topics([settings.topic_raw, settings.topic_triaged, settings.topic_dlq,
-                           settings.topic_alerts])
+        bus.ensure_topics(
+            [settings.topic_raw, settings.topic_triaged, settings.topic_dlq, settings.topic_alerts]
+        )
         self.consumer = bus.consumer(settings.consumer_group, [settings.topic_raw])
         self.producer = bus.producer()
 
@@ -120,8 +138,9 @@ class Worker:
         triaged = self._triage(posts, sources, dead, now)
         result = self._retrying(lambda: self.store.write_batch(triaged), "store write")
         for t in triaged:
-            self.producer.send(self.settings.topic_triaged, t.model_dump_json().encode(),
-                               key=t.id.encode())
+            self.producer.send(
+                self.settings.topic_triaged, t.model_dump_json().encode(), key=t.id.encode()
+            )
         for d in dead:
             self.producer.send(self.settings.topic_dlq, d.model_dump_json().encode())
         self._retrying(self.producer.flush, "producer flush")
@@ -140,7 +159,10 @@ class Worker:
         return stats
 
     def _triage(
-        self, posts: list[Post], sources: dict[str, Message], dead: list[DeadLetter],
+        self,
+        posts: list[Post],
+        sources: dict[str, Message],
+        dead: list[DeadLetter],
         now: datetime,
     ) -> list[TriagedPost]:
         """Triage the batch; if a stage raises, split it to find and dead-letter the culprit."""
@@ -155,8 +177,9 @@ class Worker:
                 dead.append(dead_letter(sources[posts[0].id], "triage", reason, now))
                 return []
             half = len(posts) // 2
-            return (self._triage(posts[:half], sources, dead, now)
-                    + self._triage(posts[half:], sources, dead, now))
+            return self._triage(posts[:half], sources, dead, now) + self._triage(
+                posts[half:], sources, dead, now
+            )
 
     def _retrying(self, action: Callable[[], T], what: str) -> T:
         delay = self.settings.retry_backoff_s
@@ -182,7 +205,9 @@ class Worker:
     # ------------------------------------------------------------ the loop
 
     def run(
-        self, stop: threading.Event, idle_exit_s: float | None = None,
+        self,
+        stop: threading.Event,
+        idle_exit_s: float | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> BatchStats:
         """Process batches until ``stop`` is set, or until nothing arrived for ``idle_exit_s``."""
@@ -198,8 +223,11 @@ class Worker:
                     continue
                 stats = self.process(batch)
             except TransientError as exc:
-                log.error("batch not written (%s); pausing %.0fs, then replaying it", exc,
-                          self.settings.pause_s)
+                log.error(
+                    "batch not written (%s); pausing %.0fs, then replaying it",
+                    exc,
+                    self.settings.pause_s,
+                )
                 if batch:
                     self.consumer.rewind(batch)
                 stop.wait(self.settings.pause_s)

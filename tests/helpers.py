@@ -45,7 +45,9 @@ def post_bytes(i: int, **kw: Any) -> bytes:
 
 
 def poll_until(
-    consumer: Consumer, want: int, timeout_s: float = 30.0,
+    consumer: Consumer,
+    want: int,
+    timeout_s: float = 30.0,
     done: Callable[[list[Message]], bool] | None = None,
 ) -> list[Message]:
     got: list[Message] = []

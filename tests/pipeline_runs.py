@@ -27,15 +27,22 @@ class Deployment:
     @property
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "TRIAGE_KAFKA_BOOTSTRAP": self.kafka, "TRIAGE_MONGO_URI": self.mongo,
-            "TRIAGE_MONGO_DATABASE": f"db_{self.name}", "TRIAGE_TOPIC_RAW": f"raw.{self.name}",
-            "TRIAGE_TOPIC_TRIAGED": f"triaged.{self.name}", "TRIAGE_TOPIC_DLQ": f"dlq.{self.name}",
-            "TRIAGE_TOPIC_ALERTS": f"alerts.{self.name}",
-            "TRIAGE_CONSUMER_GROUP": f"workers.{self.name}",
-            "TRIAGE_BATCH_SIZE": str(self.batch_size), "TRIAGE_BATCH_WAIT_MS": "100",
-            "TRIAGE_PAUSE_S": "1", "TRIAGE_RETRY_BACKOFF_S": "0.2",
-        })
+        env.update(
+            {
+                "TRIAGE_KAFKA_BOOTSTRAP": self.kafka,
+                "TRIAGE_MONGO_URI": self.mongo,
+                "TRIAGE_MONGO_DATABASE": f"db_{self.name}",
+                "TRIAGE_TOPIC_RAW": f"raw.{self.name}",
+                "TRIAGE_TOPIC_TRIAGED": f"triaged.{self.name}",
+                "TRIAGE_TOPIC_DLQ": f"dlq.{self.name}",
+                "TRIAGE_TOPIC_ALERTS": f"alerts.{self.name}",
+                "TRIAGE_CONSUMER_GROUP": f"workers.{self.name}",
+                "TRIAGE_BATCH_SIZE": str(self.batch_size),
+                "TRIAGE_BATCH_WAIT_MS": "100",
+                "TRIAGE_PAUSE_S": "1",
+                "TRIAGE_RETRY_BACKOFF_S": "0.2",
+            }
+        )
         return env
 
     def bus(self) -> KafkaBus:
@@ -55,8 +62,11 @@ class Deployment:
 
     def start_worker(self, *args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker", *args], env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "pipeline", "worker", *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.workers.append(proc)
         return proc

@@ -13,9 +13,13 @@ from tests.pipeline_runs import Deployment, ids_where
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.slow]
 
-MALFORMED = [b"{not json", b'{"source": "x", "native_id": "1"}', b"\xc3\x28 bad utf-8",
-             b'{"source": "test", "native_id": "n", "author": {"id": "a"}, "text": "",'
-             b' "created_at": "2026-11-01T00:00:00Z"}']
+MALFORMED = [
+    b"{not json",
+    b'{"source": "x", "native_id": "1"}',
+    b"\xc3\x28 bad utf-8",
+    b'{"source": "test", "native_id": "n", "author": {"id": "a"}, "text": "",'
+    b' "created_at": "2026-11-01T00:00:00Z"}',
+]
 
 
 @pytest.fixture
@@ -44,12 +48,17 @@ def test_ten_thousand_posts_through_two_workers_land_exactly_once(deployment: De
     non_spam = set(ids_where(store, "posts", {"is_spam": False}))
     assert len(queue_ids) == len(set(queue_ids)) and set(queue_ids) == non_spam
     assert 0 < len(non_spam) < n
-    letters = [DeadLetter.model_validate_json(m.value)
-               for m in bus.read_all(f"dlq.{deployment.name}")]
+    letters = [
+        DeadLetter.model_validate_json(m.value) for m in bus.read_all(f"dlq.{deployment.name}")
+    ]
     assert len(letters) == 20 and all(d.reason.startswith("invalid post") for d in letters)
     # both workers took a share of the partitions
-    triaged = [int(m.group(1)) for out in outputs
-               for m in [re.search(r"worker: (\d+) posts triaged", out)] if m]
+    triaged = [
+        int(m.group(1))
+        for out in outputs
+        for m in [re.search(r"worker: (\d+) posts triaged", out)]
+        if m
+    ]
     assert len(triaged) == 2 and all(t > 0 for t in triaged), outputs
     assert sum(triaged) >= n
     store.close()

@@ -38,7 +38,9 @@ def batch(triager: Triager) -> list[TriagedPost]:
     return triager.triage([make_post(i) for i in range(40)], NOW)
 
 
-def test_writing_a_batch_twice_stores_each_post_once(store: Store, batch: list[TriagedPost]) -> None:
+def test_writing_a_batch_twice_stores_each_post_once(
+    store: Store, batch: list[TriagedPost]
+) -> None:
     first = store.write_batch(batch)
     second = store.write_batch(batch)
     assert first.posts_new == 40 and second.posts_new == 0 and second.duplicates == 40
@@ -56,7 +58,9 @@ def test_overlapping_batches_keep_the_first_write(store: Store, batch: list[Tria
     assert store.count("posts") == 40
 
 
-def test_stored_post_keeps_triage_reasons_and_versions(store: Store, batch: list[TriagedPost]) -> None:
+def test_stored_post_keeps_triage_reasons_and_versions(
+    store: Store, batch: list[TriagedPost]
+) -> None:
     store.write_batch(batch)
     doc = store.get_post(batch[1].id)
     assert doc is not None

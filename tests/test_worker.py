@@ -136,8 +136,9 @@ class FlakyStore(EmbeddedStore):
 def test_store_outage_pauses_and_replays_without_loss(
     bus: InProcessBus, triager: Triager, tmp_path: Path
 ) -> None:
-    settings = embedded_settings(data_dir=tmp_path, batch_size=1000, write_retries=1, pause_s=0,
-                                 retry_backoff_s=0.01)
+    settings = embedded_settings(
+        data_dir=tmp_path, batch_size=1000, write_retries=1, pause_s=0, retry_backoff_s=0.01
+    )
     store = FlakyStore(settings.embedded_db, failures=5)
     store.ensure_schema()
     feed(bus, [post_bytes(i) for i in range(120)])

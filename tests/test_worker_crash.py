@@ -1,4 +1,4 @@
-"""A worker killed with SIGKILL in the middle of its batches loses nothing and queues nothing twice."""
+"""A worker killed with SIGKILL mid-batch loses nothing and queues nothing twice."""
 
 from __future__ import annotations
 

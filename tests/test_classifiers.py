@@ -1,0 +1,117 @@
+"""Text preparation, language, entities, redaction and the models, in English and Chinese."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from classifiers.entities import EntityExtractor, luhn_ok, redact
+from classifiers.language import LanguageDetector
+from classifiers.model import TextClassifier, TriageModel
+from classifiers.registry import Registry
+from classifiers.text import TextPreparer, normalise
+from classifiers.triager import Triager
+from pipeline.errors import ConfigError
+from tests.helpers import make_post
+
+
+def test_normalise_collapses_links_handles_and_stretched_words() -> None:
+    text = normalise("@AcmeCare sooooo slow!!! see https://t.co/abc #Fail")
+    assert text == "mentiontoken soo slow!! see urltoken fail"
+
+
+def test_chinese_is_tokenised_without_a_segmentation_model() -> None:
+    [tokens] = TextPreparer().prepare(["订单还没到"], ["zh"])
+    assert tokens.split() == ["订", "单", "还", "没", "到"]
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("my order is three days late and nobody answers", "en"),
+        ("Mein Paket ist immer noch nicht angekommen", "de"),
+        ("Ma commande n'est toujours pas arrivée", "fr"),
+        ("Mi pedido todavía no ha llegado", "es"),
+        ("Il mio ordine non è ancora arrivato", "it"),
+        ("订单已经晚了六天，物流一直没更新", "zh"),
+        ("注文した商品がまだ届きません", "ja"),
+    ],
+)
+def test_language_detection(text: str, language: str) -> None:
+    assert LanguageDetector().detect([text]) == [language]
+
+
+def test_entities_and_redaction_in_english() -> None:
+    text = "Order #4839201 never came. Call +1 415-555-0134 or jane.doe@example.com"
+    found = EntityExtractor(["AcmePhone X"]).extract(text)
+    kinds = {(e.kind, e.text) for e in found}
+    assert ("order_number", "4839201") in kinds
+    assert ("email", "jane.doe@example.com") in kinds
+    assert ("phone", "+1 415-555-0134") in kinds
+    assert redact(text, found) == "Order #4839201 never came. Call [PHONE] or [EMAIL]"
+
+
+def test_entities_and_redaction_in_chinese() -> None:
+    text = "订单号12345678还没到，电话13812345678，邮箱wang@example.cn"
+    found = EntityExtractor().extract(text)
+    assert {e.kind for e in found} >= {"order_number", "phone", "email"}
+    assert redact(text, found) == "订单号12345678还没到，电话[PHONE]，邮箱[EMAIL]"
+
+
+def test_only_card_numbers_that_pass_luhn_are_cards() -> None:
+    extractor = EntityExtractor()
+    assert [e.kind for e in extractor.extract("card 4111 1111 1111 1111")] == ["card"]
+    assert "card" not in {e.kind for e in extractor.extract("ref 4111 1111 1111 1112")}
+    assert luhn_ok("79927398713") and not luhn_ok("79927398710")
+
+
+def test_products_come_from_a_configurable_list() -> None:
+    found = EntityExtractor(["SmartKettle 2"]).extract("my smartkettle 2 leaks")
+    assert [(e.kind, e.text) for e in found] == [("product", "smartkettle 2")]
+
+
+def test_text_classifier_follows_scikit_learn_conventions() -> None:
+    X = ["refund please", "where is my parcel", "refund not received", "parcel lost"] * 5
+    y = ["billing", "delivery", "billing", "delivery"] * 5
+    model = TextClassifier(C=1.0)
+    assert not hasattr(model, "classes_")
+    clone(model).fit(X, y)
+    model.fit(X, y)
+    assert list(model.classes_) == ["billing", "delivery"]
+    proba = model.predict_proba(["my refund"])
+    assert proba.shape == (1, 2) and np.isclose(proba.sum(), 1)
+    assert model.predict(["lost parcel"])[0] == "delivery"
+
+
+def test_shipped_model_triages_both_languages(triager: Triager) -> None:
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+    posts = [
+        make_post(1, "My AcmeWatch caught fire while charging, smoke everywhere"),
+        make_post(2, "我的扫地机器人充电时着火了，满屋子烟"),
+        make_post(3, "Thank you for the quick refund, great service!"),
+        make_post(4, "Earn $500 a day from home!!! DM me now bit.ly/x7"),
+    ]
+    fire_en, fire_zh, thanks, spam = triager.triage(posts, now)
+    assert fire_en.urgency.label == fire_zh.urgency.label == "critical"
+    assert fire_zh.language == "zh" and fire_en.language == "en"
+    assert thanks.sentiment.label == "positive" and thanks.topic.label == "praise"
+    assert spam.is_spam and not fire_en.is_spam
+    assert fire_en.priority.score > thanks.priority.score
+    assert fire_en.urgency.evidence  # the words that made it critical
+
+
+def test_registry_refuses_unknown_versions_and_missing_models(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    with pytest.raises(ConfigError, match="no active 'triage' model"):
+        registry.load("triage")
+    model = TriageModel(C=1.0).fit(["a b", "c d"], {"t": ["x", "y"]})
+    version = registry.register("triage", model, data_sha256="ab" * 32, metrics={}, params={})
+    assert registry.active("triage") == version
+    loaded, got = registry.load("triage")
+    assert got == version and loaded.tasks == ("t",)
+    with pytest.raises(ConfigError, match="has no version"):
+        registry.promote("triage", "nope")

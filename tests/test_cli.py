@@ -1,0 +1,99 @@
+"""The `triage` command as a user runs it: bad input and unreachable services get one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.helpers import post_bytes
+
+
+def triage(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> tuple[int, str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+    base.update(env or {})
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("triage: ") and "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--bogus"], "No such option"),
+        (["no-such-command"], "No such command"),
+        (["queue", "claim"], "Missing option '--agent'"),
+        (["queue", "claim", "--agent", "a", "--lease-minutes", "-3"], "--lease-minutes"),
+        (["demo", "--posts", "/no/such/file.jsonl"], "does not exist"),
+        (["train", "--corpus", "/no/such/corpus.jsonl"], "does not exist"),
+        (["models", "promote", "no-such-version"], "has no version"),
+        (["connect", "replay", "posts.jsonl"], "TRIAGE_KAFKA_BOOTSTRAP"),
+    ],
+)
+def test_bad_arguments_get_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
+    code, _, err = triage(*args, env={"TRIAGE_DATA_DIR": str(tmp_path)})
+    assert code != 0
+    assert expected in one_line_error(err)
+
+
+def test_bad_settings_get_one_line() -> None:
+    code, _, err = triage("status", env={"TRIAGE_BATCH_SIZE": "lots"})
+    assert code == 2 and "TRIAGE_BATCH_SIZE" in one_line_error(err)
+
+
+def test_unreachable_store_gets_one_line() -> None:
+    code, _, err = triage("status", env={"TRIAGE_MONGO_URI": "mongodb://127.0.0.1:9/"})
+    assert code == 2 and "MongoDB unreachable" in one_line_error(err)
+
+
+def test_unreachable_broker_gets_one_line(tmp_path: Path) -> None:
+    code, _, err = triage(
+        "worker", env={"TRIAGE_KAFKA_BOOTSTRAP": "127.0.0.1:9", "TRIAGE_DATA_DIR": str(tmp_path)}
+    )
+    assert code == 2 and "Kafka at 127.0.0.1:9 is unreachable" in one_line_error(err)
+
+
+def test_demo_runs_the_whole_pipeline_embedded(tmp_path: Path) -> None:
+    sample = tmp_path / "posts.jsonl"
+    sample.write_bytes(b"\n".join([post_bytes(i) for i in range(300)] + [b"broken line"]) + b"\n")
+    code, out, err = triage("demo", "--posts", str(sample), "--data-dir", str(tmp_path / "d"))
+    assert code == 0, err
+    assert "Pipeline summary" in out and "Queue depth" in out and "Top topics" in out
+    from pipeline.embedded_store import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path / "d" / "triage.sqlite3")
+    assert store.count("posts") == 300
+    assert 0 < store.count("queue") < 300
+
+
+def test_train_promote_and_roll_back(tmp_path: Path) -> None:
+    env = {"TRIAGE_MODELS_DIR": str(tmp_path)}
+    assert triage("train", env=env)[0] == 0
+    assert triage("train", env=env)[0] == 0
+    registry = orjson.loads((tmp_path / "registry.json").read_bytes())["models"]["triage"]
+    first, second = sorted(registry["versions"])
+    assert registry["active"] == second
+    code, out, _ = triage("models", "rollback", env=env)
+    assert code == 0 and first in out
+    code, out, _ = triage("models", "list", env=env)
+    assert first in out and second in out
+    code, _, err = triage("models", "rollback", env=env)
+    assert code == 2 and "no earlier active version" in one_line_error(err)
