@@ -1,0 +1,12 @@
+# One image for the worker, the connectors and the dashboard; compose.yaml picks the command.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY pipeline pipeline
+COPY connectors connectors
+COPY classifiers classifiers
+COPY flows flows
+COPY dashboards dashboards
+RUN pip install --no-cache-dir .
+USER nobody
+ENTRYPOINT ["triage"]

@@ -1,0 +1,1 @@
+"""The web app for agents, marketing and operators, served by ``triage serve``."""

@@ -1,0 +1,1 @@
+"""Prefect flows that operators run and schedule: ingest, retrain, reports, watchdog, replay."""
