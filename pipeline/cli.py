@@ -230,6 +230,22 @@ def queue_claim(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
+) -> None:
+    """Serve the HTTP API (/api/v1, schema at /openapi.json) against the configured store."""
+    import uvicorn
+
+    from dashboards.api import create_app
+    from pipeline.store import open_store
+
+    store = open_store(settings())
+    store.ensure_schema()
+    uvicorn.run(create_app(store), host=host, port=port, log_level="warning")
+
+
+@app.command()
 def status() -> None:
     """Counts in the store and the open queue by priority band."""
     from pipeline.store import open_store

@@ -149,6 +149,13 @@ class EmbeddedStore:
         rows = self._run("SELECT band, COUNT(*) FROM queue WHERE status = 'open' GROUP BY band")
         return {band: n for band, n in rows}
 
+    def list_queue(self, status: str = "open", limit: int = 50) -> list[QueueItem]:
+        rows = self._run(
+            "SELECT doc FROM queue WHERE status = ? ORDER BY priority DESC, enqueued_at LIMIT ?",
+            (status, limit),
+        )
+        return [QueueItem.model_validate_json(r[0]) for r in rows]
+
     def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
         rows = self._run(
             "SELECT topic, COUNT(*) AS n FROM posts WHERE is_spam = 0"

@@ -111,6 +111,15 @@ class MongoStore:
             )
             return {r["_id"]: r["n"] for r in rows}
 
+    def list_queue(self, status: str = "open", limit: int = 50) -> list[QueueItem]:
+        with _transient("listing the queue"):
+            docs = list(
+                self.queue.find({"status": status})
+                .sort([("priority", DESCENDING), ("enqueued_at", ASCENDING)])
+                .limit(limit)
+            )
+        return [_queue_item(d) for d in docs]
+
     def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
         with _transient("reading topics"):
             rows = self.posts.aggregate(
@@ -201,8 +210,7 @@ class MongoStore:
         )
         if doc is None:  # the item changed state after we read it; our token is spent, harmlessly
             return None
-        doc["id"] = doc.pop("_id")
-        return QueueItem.model_validate(doc)
+        return _queue_item(doc)
 
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
@@ -211,6 +219,11 @@ class MongoStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _queue_item(doc: dict[str, Any]) -> QueueItem:
+    fields = {k: v for k, v in doc.items() if k != "_id"}
+    return QueueItem.model_validate({**fields, "id": doc["_id"]})
 
 
 def _queue_document(item: TriagedPost) -> dict[str, Any]:

@@ -51,6 +51,9 @@ class Store(Protocol):
     def queue_depth(self) -> dict[str, int]:
         """Open items per priority band."""
 
+    def list_queue(self, status: str = "open", limit: int = 50) -> list[QueueItem]:
+        """Items in one state, most urgent first: what the agent console lists."""
+
     def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
         """Most frequent topics among stored non-spam posts."""
 
