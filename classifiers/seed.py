@@ -433,12 +433,13 @@ def _decorate(text: str, rng: random.Random, zh: bool) -> str:
 
 def examples(rng: random.Random, per_template: int) -> Iterator[dict[str, str]]:
     """Labelled posts: every template, in both languages, filled ``per_template`` times."""
-    for sc in SCENARIOS:
+    for s, sc in enumerate(SCENARIOS):
         for lang, texts in (("en", sc.en), ("zh", sc.zh)):
-            for template in texts:
+            for t, template in enumerate(texts):
                 for _ in range(per_template):
                     text = _decorate(_fill(template, rng, lang == "zh"), rng, lang == "zh")
                     yield {
+                        "template": f"{s}.{lang}.{t}",
                         "text": text,
                         "language": lang,
                         "topic": sc.topic,
@@ -447,10 +448,11 @@ def examples(rng: random.Random, per_template: int) -> Iterator[dict[str, str]]:
                         "spam": "ham",
                     }
     for lang, texts in (("en", SPAM_EN), ("zh", SPAM_ZH)):
-        for template in texts:
+        for t, template in enumerate(texts):
             for _ in range(per_template + 1):
                 text = _fill(template, rng, lang == "zh")
                 yield {
+                    "template": f"spam.{lang}.{t}",
                     "text": text,
                     "language": lang,
                     "topic": "general",
