@@ -162,7 +162,9 @@ def train(
         version, metrics = train_bundle(
             Registry(cfg.models_dir or PACKAGED), path, rewrite=rewrite_seed
         )
-    table = Table("task", "accuracy", "macro-F1", title=f"triage model {version} (20% of templates held out)")
+    table = Table(
+        "task", "accuracy", "macro-F1", title=f"triage model {version} (20% of templates held out)"
+    )
     for task, m in metrics.items():
         if isinstance(m, dict):
             table.add_row(task, f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}")

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
+from pipeline.embedded_store import EmbeddedStore
+from pipeline.mongo_store import MongoStore
+from pipeline.store import Store
 
 
 def required_env(name: str) -> str:
@@ -40,3 +45,18 @@ def unique() -> str:
 @pytest.fixture(scope="session")
 def triager() -> Triager:
     return Triager.from_registry(Registry(PACKAGED))
+
+
+@pytest.fixture(params=["embedded", pytest.param("mongo", marks=pytest.mark.mongo)])
+def store(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[Store]:
+    """An empty store of each kind: embedded SQLite, and a database on the real FerretDB."""
+    s: Store
+    if request.param == "embedded":
+        s = EmbeddedStore(tmp_path / "store.sqlite3")
+    else:
+        s = MongoStore(request.getfixturevalue("mongo_uri"), f"test_{unique}")
+    s.ensure_schema()
+    yield s
+    if isinstance(s, MongoStore):
+        s._client.drop_database(f"test_{unique}")
+    s.close()

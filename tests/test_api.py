@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from classifiers.triager import Triager
 from dashboards.api import create_app
-from pipeline.embedded_store import EmbeddedStore
 from pipeline.mongo_store import MongoStore
 from pipeline.store import Store
 from tests.helpers import make_post
@@ -19,25 +16,14 @@ from tests.helpers import make_post
 NOW = datetime(2026, 11, 2, tzinfo=UTC)
 
 
-@pytest.fixture(params=["embedded", pytest.param("mongo", marks=pytest.mark.mongo)])
-def store(
-    request: pytest.FixtureRequest, tmp_path: Path, unique: str, triager: Triager
-) -> Iterator[Store]:
-    s: Store
-    if request.param == "embedded":
-        s = EmbeddedStore(tmp_path / "api.sqlite3")
-    else:
-        s = MongoStore(request.getfixturevalue("mongo_uri"), f"api_{unique}")
-    s.ensure_schema()
-    s.write_batch(triager.triage([make_post(i) for i in range(24)], NOW))
-    yield s
-    if isinstance(s, MongoStore):
-        s._client.drop_database(f"api_{unique}")
-    s.close()
+@pytest.fixture
+def filled(store: Store, triager: Triager) -> Store:
+    store.write_batch(triager.triage([make_post(i) for i in range(24)], NOW))
+    return store
 
 
-def test_status_and_queue_are_served(store: Store) -> None:
-    client = TestClient(create_app(store))
+def test_status_and_queue_are_served(filled: Store) -> None:
+    client = TestClient(create_app(filled))
     assert client.get("/api/v1/health").json()["status"] == "ok"
     status = client.get("/api/v1/status").json()
     assert status["posts"] == 24 and status["queued"] == sum(status["open_by_band"].values())
@@ -49,8 +35,8 @@ def test_status_and_queue_are_served(store: Store) -> None:
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": "many"}, {"status": "lost"}])
-def test_bad_queries_get_a_clear_422(store: Store, params: dict[str, object]) -> None:
-    response = TestClient(create_app(store)).get("/api/v1/queue", params=params)
+def test_bad_queries_get_a_clear_422(filled: Store, params: dict[str, object]) -> None:
+    response = TestClient(create_app(filled)).get("/api/v1/queue", params=params)
     assert response.status_code == 422
     [error] = response.json()["detail"]
     assert error["loc"][-1] in params

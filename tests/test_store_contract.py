@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from classifiers.triager import Triager
-from pipeline.embedded_store import EmbeddedStore
-from pipeline.mongo_store import MongoStore
 from pipeline.records import AuditEntry, Author, TriagedPost
 from pipeline.store import Store
 from tests.helpers import make_post
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["embedded", pytest.param("mongo", marks=pytest.mark.mongo)])
-def store(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[Store]:
-    s: Store
-    if request.param == "embedded":
-        s = EmbeddedStore(tmp_path / "store.sqlite3")
-    else:
-        s = MongoStore(request.getfixturevalue("mongo_uri"), f"contract_{unique}")
-    s.ensure_schema()
-    yield s
-    if isinstance(s, MongoStore):
-        s._client.drop_database(f"contract_{unique}")
-    s.close()
 
 
 @pytest.fixture(scope="module")
