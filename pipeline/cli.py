@@ -147,10 +147,33 @@ def connect_replay(
 
 @app.command()
 def train(
-    corpus: Annotated[Path | None, typer.Option(help="seed corpus JSONL to learn from")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="train one label set (spam, topic, emotion, or your own)")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="labelled CSV, TSV, JSONL or XLSX")] = None,
+    text_col: Annotated[str, typer.Option(help="column holding the text")] = "text",
+    label_col: Annotated[str, typer.Option(help="column holding the label")] = "label",
+    out: Annotated[Path | None, typer.Option(help="where to save the trained model")] = None,
+    data_format: Annotated[
+        str | None, typer.Option("--format", help="csv, tsv, jsonl or xlsx (default: by name)")
+    ] = None,
+    corpus: Annotated[Path | None, typer.Option(help="seed corpus JSONL for the bundle")] = None,
     rewrite_seed: Annotated[bool, typer.Option(help="regenerate the seed corpus first")] = False,
 ) -> None:
-    """Train the shipped model bundle (spam, topic, urgency, sentiment) and make it active."""
+    """Train a model on your labels (--task), or the shipped bundle from the seed corpus."""
+    if task is not None:
+        from classifiers.datasets import read_labelled
+        from classifiers.tasks import save, train_task
+
+        if data is None or out is None:
+            raise ConfigError("--task needs --data and --out")
+        labelled = read_labelled(data, text_col, label_col, data_format)
+        with console.status(f"training {task} on {len(labelled.texts):,} rows"):
+            model = train_task(task, labelled)
+        save(model, out)
+        console.print(f"{task}: {len(model.labels)} labels, {model.train_rows:,} rows -> {out}")
+        return
+
     from classifiers.registry import PACKAGED, Registry
     from classifiers.training import SEED_CORPUS, train_bundle
 
@@ -165,10 +188,58 @@ def train(
     table = Table(
         "task", "accuracy", "macro-F1", title=f"triage model {version} (20% of templates held out)"
     )
-    for task, m in metrics.items():
+    for name, m in metrics.items():
         if isinstance(m, dict):
-            table.add_row(task, f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}")
+            table.add_row(name, f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}")
     console.print(table)
+
+
+@app.command()
+def evaluate(
+    task: Annotated[str, typer.Option(help="the task the model was trained for")],
+    model: Annotated[Path, typer.Option(help="a model saved by `triage train --task`")],
+    data: Annotated[Path, typer.Option(help="labelled CSV, TSV, JSONL or XLSX")],
+    text_col: Annotated[str, typer.Option(help="column holding the text")] = "text",
+    label_col: Annotated[str, typer.Option(help="column holding the label")] = "label",
+    report: Annotated[Path | None, typer.Option(help="write the figures here as JSON")] = None,
+    data_format: Annotated[
+        str | None, typer.Option("--format", help="csv, tsv, jsonl or xlsx (default: by name)")
+    ] = None,
+) -> None:
+    """Score a model on labelled data: accuracy, macro-F1, MCC, per class, confusion matrix."""
+    import orjson
+
+    from classifiers.datasets import read_labelled
+    from classifiers.tasks import evaluate as score
+    from classifiers.tasks import load
+
+    trained = load(model)
+    labelled = read_labelled(data, text_col, label_col, data_format)
+    result = score(trained, task, labelled)
+    console.print(
+        f"{task}: accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
+        f"MCC {result['mcc']:.4f}  ({result['rows']:,} rows)"
+    )
+    per_class = Table("label", "precision", "recall", "F1", "support")
+    for label, m in result["per_class"].items():
+        per_class.add_row(
+            label,
+            f"{m['precision']:.3f}",
+            f"{m['recall']:.3f}",
+            f"{m['f1']:.3f}",
+            str(m["support"]),
+        )
+    console.print(per_class)
+    matrix = result["confusion_matrix"]
+    if len(matrix["labels"]) <= 12:
+        grid = Table("true \\ predicted", *matrix["labels"], title="Confusion matrix")
+        for label, row in zip(matrix["labels"], matrix["matrix"], strict=True):
+            grid.add_row(label, *map(str, row))
+        console.print(grid)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        console.print(f"report -> {report}")
 
 
 @models_app.command("list")
