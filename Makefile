@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := $(BIN)/python scripts/services
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck compose-check services-up services-down faults clean
+.PHONY: install demo test quality lint typecheck compose-check services-up services-down faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: lint typecheck compose-check
 	$(SERVICES) build
 	$(SERVICES) up || { $(SERVICES) down; exit 1; }
 	. .services/env && $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; $(SERVICES) down; exit $$rc
+
+# Classifier quality on the public labelled sets in ../shared/data; writes docs/quality.*
+quality: $(STAMP)
+	$(BIN)/python bench/quality.py ../shared/data
 
 faults: $(STAMP)
 	$(SERVICES) up || { $(SERVICES) down; exit 1; }

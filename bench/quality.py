@@ -1,0 +1,152 @@
+"""`make quality`: the classifiers' quality on public labelled data, by each set's own protocol.
+
+Reads ../shared/data (never copied into the repository), trains with the same machinery as
+`triage train --task` and scores with the same code as `triage evaluate`, then writes
+docs/quality.json ({key: {"metric", "value"}}) and docs/quality.md with the command and date.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sklearn.model_selection import train_test_split
+
+from classifiers.datasets import Labelled, read_labelled
+from classifiers.tasks import evaluate, train_task
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "data"
+csv.field_size_limit(10**8)
+
+
+def split(data: Labelled, test_size: float, seed: int = 0) -> tuple[Labelled, Labelled]:
+    idx = list(range(len(data.labels)))
+    train, test = train_test_split(
+        idx, test_size=test_size, random_state=seed, stratify=data.labels
+    )
+
+    def pick(ids: list[int]) -> Labelled:
+        return Labelled([data.texts[i] for i in ids], [data.labels[i] for i in ids], data.columns)
+
+    return pick(train), pick(test)
+
+
+def score(task: str, train: Labelled, test: Labelled, metric: str) -> float:
+    return float(evaluate(train_task(task, train), task, test)[metric])
+
+
+def banking77() -> float:
+    d = DATA / "banking77" / "banking_data"
+    return score(
+        "topic",
+        read_labelled(d / "train.csv", "text", "category"),
+        read_labelled(d / "test.csv", "text", "category"),
+        "accuracy",
+    )
+
+
+def sms_spam() -> float:
+    data = read_labelled(DATA / "sms_spam_collection" / "SMSSpamCollection", "SMS", "Label", "tsv")
+    return score("spam", *split(data, 0.3), "mcc")
+
+
+def tweeteval_emotion() -> float:
+    d = DATA / "tweeteval" / "datasets" / "emotion"
+
+    def part(name: str) -> Labelled:
+        texts = (d / f"{name}_text.txt").read_text().splitlines()
+        labels = [x.strip() for x in (d / f"{name}_labels.txt").read_text().splitlines()]
+        return Labelled(texts, labels, ["text", "label"])
+
+    return score("emotion", part("train"), part("test"), "macro_f1")
+
+
+def crisislex_informativeness() -> float:
+    """Leave one event out: train on 25 events, test on the 26th; macro-F1 over all folds."""
+    events = {}
+    for path in sorted((DATA / "crisislex" / "data" / "CrisisLexT26").glob("*/*labeled.csv")):
+        with path.open(encoding="utf-8", errors="replace") as f:
+            rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
+        events[path.parent.name] = [(r["Tweet Text"], r["Informativeness"]) for r in rows]
+    truth, predicted = [], []
+    for held in events:
+        train = [row for name, rows in events.items() if name != held for row in rows]
+        model = train_task(
+            "informativeness", Labelled([t for t, _ in train], [y for _, y in train], [])
+        )
+        texts = [t for t, _ in events[held]]
+        truth.extend(y for _, y in events[held])
+        predicted.extend(model.predict(texts))
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(truth, predicted, average="macro"))
+
+
+def zh_shopping_category() -> float:
+    path = DATA / "chinese_sophonplus" / "datasets" / "online_shopping_10_cats"
+    data = read_labelled(path / "online_shopping_10_cats.csv", "review", "cat")
+    return score("topic", *split(data, 0.2), "accuracy")
+
+
+def zh_waimai_sentiment() -> float:
+    path = DATA / "chinese_sophonplus" / "datasets" / "waimai_10k" / "waimai_10k.csv"
+    return score("sentiment", *split(read_labelled(path, "review", "label"), 0.2), "accuracy")
+
+
+BARS: dict[str, tuple[str, float, Callable[[], float]]] = {
+    "banking77": ("accuracy", 0.925, banking77),
+    "sms_spam": ("mcc", 0.95, sms_spam),
+    "tweeteval_emotion": ("macro_f1", 0.70, tweeteval_emotion),
+    "crisislex_informativeness": ("macro_f1", 0.62, crisislex_informativeness),
+    "zh_shopping_category": ("accuracy", 0.91, zh_shopping_category),
+    "zh_waimai_sentiment": ("accuracy", 0.91, zh_waimai_sentiment),
+}
+
+
+def main() -> None:
+    if not DATA.is_dir():
+        sys.exit(f"quality: no labelled data at {DATA}")
+    only = set(sys.argv[2:])
+    out = REPO / "docs"
+    results_path = out / "quality.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    timings = {}
+    for key, (metric, _, run) in BARS.items():
+        if only and key not in only:
+            continue
+        started = time.perf_counter()
+        results[key] = {"metric": metric, "value": round(run(), 4)}
+        timings[key] = time.perf_counter() - started
+        print(f"{key}: {metric} {results[key]['value']:.4f} ({timings[key]:.0f}s)", flush=True)
+    out.mkdir(exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    lines = [
+        "# Classifier quality",
+        "",
+        f"Command: `make quality` · date: {datetime.now(UTC):%Y-%m-%d} · machine: "
+        f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
+        "",
+        "Model: `TextClassifier` (spaCy tokens, word 1-2-gram + char_wb 2-5-gram TF-IDF, "
+        "logistic regression), trained by the same code as `triage train --task`.",
+        "",
+        "| key | metric | value | bar | met |",
+        "|---|---|---|---|---|",
+    ]
+    for key, (metric, bar, _) in BARS.items():
+        if key in results:
+            value = results[key]["value"]
+            lines.append(
+                f"| `{key}` | {metric} | {value:.4f} | {bar} | {'yes' if value >= bar else 'no'} |"
+            )
+    (out / "quality.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
