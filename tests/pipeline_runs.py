@@ -75,9 +75,10 @@ class Deployment:
         """Posts published to the triaged topic so far: a cheap progress signal from Kafka."""
         consumer = KafkaConsumer(bootstrap_servers=self.kafka)
         try:
-            topic = f"triaged.{self.name}"
-            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-            return sum(consumer.end_offsets(tps).values()) if tps else 0
+            # The topic has the deployment's two partitions; naming them avoids waiting for a
+            # metadata refresh that a fresh client may not have done yet.
+            tps = [TopicPartition(f"triaged.{self.name}", p) for p in range(2)]
+            return sum(consumer.end_offsets(tps).values())
         finally:
             consumer.close()
 
