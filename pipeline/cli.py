@@ -11,15 +11,18 @@ import logging
 import signal
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
+from connectors.base import Connector
 from pipeline.errors import ConfigError, TriageError
 from pipeline.records import utcnow
 from pipeline.settings import Settings
@@ -45,7 +48,44 @@ SAMPLE_POSTS = (
 
 
 def settings() -> Settings:
-    return Settings()
+    return Settings.from_environment()
+
+
+def run_connector(connector: Connector) -> None:
+    """Run until the source ends or Ctrl-C, showing a live count; always flush and checkpoint."""
+    stop = stop_on_signals()
+
+    def stop_when_asked() -> None:
+        stop.wait()
+        connector.stop()
+
+    threading.Thread(target=stop_when_asked, daemon=True).start()
+    started = time.monotonic()
+
+    def line() -> str:
+        rate = connector.sent / max(time.monotonic() - started, 1e-9)
+        return (
+            f"{connector.name}: {connector.sent:,} posts sent, {connector.rejected:,} "
+            f"dead-lettered, {rate:,.1f}/s"
+        )
+
+    with Live(line(), console=console, refresh_per_second=4) as live:
+        failure: list[BaseException] = []
+
+        def guarded() -> None:
+            try:
+                connector.start()
+            except BaseException as exc:  # re-raised below, on the main thread
+                failure.append(exc)
+
+        feeding = threading.Thread(target=guarded, name=connector.name)
+        feeding.start()
+        while feeding.is_alive():
+            feeding.join(0.25)
+            live.update(line())
+        live.update(line())
+    if failure:
+        raise failure[0]
 
 
 def stop_on_signals() -> threading.Event:
@@ -131,18 +171,61 @@ def connect_replay(
     connector = ReplayConnector(
         producer, path, speed=speed, limit=limit, topic=cfg.topic_raw, dlq_topic=cfg.topic_dlq
     )
-    stop = stop_on_signals()
-
-    def stop_when_asked() -> None:
-        stop.wait()
-        connector.stop()
-
-    threading.Thread(target=stop_when_asked, daemon=True).start()
     try:
-        connector.start()
+        run_connector(connector)
     finally:
         producer.close()
-    console.print(f"replay: {connector.sent} posts sent, {connector.rejected} rejected")
+
+
+@connect_app.command("x")
+def connect_x(
+    query: Annotated[str, typer.Option(help="X recent-search query, e.g. '@acme OR #acme'")],
+    poll_interval: Annotated[float, typer.Option(min=1.0, help="seconds between polls")] = 15.0,
+) -> None:
+    """Poll X recent search (tweepy v2) onto posts.raw, from the checkpoint in the store."""
+    import tweepy
+
+    from connectors.x import XConnector
+    from pipeline.bus import open_bus
+    from pipeline.store import open_store
+
+    cfg = settings()
+    if cfg.x_bearer_token is None:
+        raise ConfigError(
+            "set TRIAGE_X_BEARER_TOKEN (or a triage_x_bearer_token file in TRIAGE_SECRETS_DIR)"
+        )
+    if not cfg.kafka_bootstrap:
+        raise ConfigError("set TRIAGE_KAFKA_BOOTSTRAP: connectors write to Kafka")
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    client = tweepy.Client(
+        bearer_token=secret(cfg.x_bearer_token),
+        consumer_key=secret(cfg.x_consumer_key),
+        consumer_secret=secret(cfg.x_consumer_secret),
+        access_token=secret(cfg.x_access_token),
+        access_token_secret=secret(cfg.x_access_token_secret),
+    )
+    store = open_store(cfg)
+    store.ensure_schema()
+    bus = open_bus(cfg)
+    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
+    producer = bus.producer()
+    connector = XConnector(
+        producer,
+        client,
+        query,
+        store,
+        poll_interval_s=poll_interval,
+        topic=cfg.topic_raw,
+        dlq_topic=cfg.topic_dlq,
+    )
+    try:
+        run_connector(connector)
+    finally:
+        producer.close()
+        store.close()
 
 
 @app.command()

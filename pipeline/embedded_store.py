@@ -33,6 +33,7 @@ CREATE INDEX IF NOT EXISTS queue_order ON queue (status, priority DESC, enqueued
 CREATE TABLE IF NOT EXISTS authors (id TEXT PRIMARY KEY, last_seen_at TEXT, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS trends (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS escalations (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (id TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
 """
@@ -198,6 +199,17 @@ class EmbeddedStore:
         rows = [(_iso(e.at), e.item_id, _dumps(e.model_dump(mode="json"))) for e in entries]
         with self._lock, self._db:
             self._db.executemany("INSERT INTO audit (at, item_id, doc) VALUES (?,?,?)", rows)
+
+    def get_checkpoint(self, key: str) -> str | None:
+        rows = self._run("SELECT value FROM checkpoints WHERE id = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_checkpoint(self, key: str, value: str) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO checkpoints VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET value = ?",
+                (key, value, value),
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
@@ -216,6 +216,18 @@ class MongoStore:
         if entries:
             with _transient("writing audit"):
                 self.audit.insert_many([e.model_dump(mode="python") for e in entries])
+
+    def get_checkpoint(self, key: str) -> str | None:
+        with _transient("reading a checkpoint"):
+            doc = self._db["checkpoints"].find_one({"_id": key})
+        return None if doc is None else str(doc["value"])
+
+    def set_checkpoint(self, key: str, value: str) -> None:
+        # One connector owns a key, so this update never contends with another writer.
+        with _transient("writing a checkpoint"):
+            self._db["checkpoints"].update_one(
+                {"_id": key}, {"$set": {"value": value, "at": datetime.now(UTC)}}, upsert=True
+            )
 
     def close(self) -> None:
         self._client.close()

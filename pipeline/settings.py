@@ -7,10 +7,13 @@ real services.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -35,11 +38,27 @@ class Settings(BaseSettings):
     partitions: int = Field(default=2, ge=1)
     consumer_group: str = "triage-workers"
 
+    x_bearer_token: SecretStr | None = None
+    x_consumer_key: SecretStr | None = None
+    x_consumer_secret: SecretStr | None = None
+    x_access_token: SecretStr | None = None
+    x_access_token_secret: SecretStr | None = None
+
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=200, ge=0, le=60_000)
     write_retries: int = Field(default=5, ge=0)
     retry_backoff_s: float = Field(default=0.5, gt=0)
     pause_s: float = Field(default=5.0, ge=0)
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """Environment variables, plus one file per secret under ``TRIAGE_SECRETS_DIR``
+        (named like the variable, in lower case: ``triage_x_bearer_token``), as Docker and
+        Kubernetes mount them."""
+        secrets = os.environ.get("TRIAGE_SECRETS_DIR")
+        if secrets and not Path(secrets).is_dir():
+            raise ConfigError(f"TRIAGE_SECRETS_DIR {secrets} is not a directory")
+        return cls(_secrets_dir=secrets) if secrets else cls()
 
     @property
     def embedded_db(self) -> Path:

@@ -69,6 +69,12 @@ class Store(Protocol):
 
     def record_audit(self, entries: Sequence[AuditEntry]) -> None: ...
 
+    def get_checkpoint(self, key: str) -> str | None:
+        """How far a connector has read a source (an X since_id, a Reddit fullname)."""
+
+    def set_checkpoint(self, key: str, value: str) -> None:
+        """Record progress; connectors call it only after their producer flushed."""
+
     def close(self) -> None: ...
 
 

@@ -97,3 +97,40 @@ def test_train_promote_and_roll_back(tmp_path: Path) -> None:
     assert first in out and second in out
     code, _, err = triage("models", "rollback", env=env)
     assert code == 2 and "no earlier active version" in one_line_error(err)
+
+
+def test_x_needs_credentials_and_reads_them_from_a_secrets_dir(tmp_path: Path) -> None:
+    code, _, err = triage("connect", "x", "--query", "acme")
+    assert code == 2 and "TRIAGE_X_BEARER_TOKEN" in one_line_error(err)
+    code, _, err = triage(
+        "connect", "x", "--query", "acme", env={"TRIAGE_SECRETS_DIR": str(tmp_path / "none")}
+    )
+    assert code == 2 and "is not a directory" in one_line_error(err)
+    (tmp_path / "triage_x_bearer_token").write_text("from-a-file")
+    code, _, err = triage(
+        "connect", "x", "--query", "acme", env={"TRIAGE_SECRETS_DIR": str(tmp_path)}
+    )
+    # past the credentials check: the token came from the file
+    assert code == 2 and "TRIAGE_KAFKA_BOOTSTRAP" in one_line_error(err)
+    assert "from-a-file" not in err
+
+
+@pytest.mark.kafka
+def test_replay_sends_a_file_to_kafka_and_dead_letters_bad_lines(
+    kafka_bootstrap: str, tmp_path: Path, unique: str
+) -> None:
+    from pipeline.kafka_bus import KafkaBus
+
+    sample = tmp_path / "posts.jsonl"
+    sample.write_bytes(b"\n".join([post_bytes(i) for i in range(50)] + [b"{broken"]) + b"\n")
+    env = {
+        "TRIAGE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "TRIAGE_TOPIC_RAW": f"raw.{unique}",
+        "TRIAGE_TOPIC_DLQ": f"dlq.{unique}",
+    }
+    code, out, err = triage("connect", "replay", str(sample), env=env)
+    assert code == 0, err
+    assert "50 posts sent, 1 dead-lettered" in out
+    bus = KafkaBus(kafka_bootstrap)
+    assert len(bus.read_all(f"raw.{unique}")) == 50
+    assert len(bus.read_all(f"dlq.{unique}")) == 1

@@ -127,3 +127,10 @@ def test_authors_keep_their_latest_profile(
     author = store.get_author("x:z")
     assert author is not None and author["handle"] == "new" and author["followers"] == 900
     assert store.get_author("x:nobody") is None
+
+
+def test_checkpoints_survive_a_new_connection(store: Store) -> None:
+    assert store.get_checkpoint("x:search:acme") is None
+    store.set_checkpoint("x:search:acme", "1578511538419212288")
+    store.set_checkpoint("x:search:acme", "1578516068309794817")
+    assert store.get_checkpoint("x:search:acme") == "1578516068309794817"

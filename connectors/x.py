@@ -1,0 +1,203 @@
+"""X (Twitter) with tweepy's v2 ``Client``: recent search polled with a ``since_id`` checkpoint.
+
+Each poll asks only for what is newer than the checkpoint, pages through the answer, emits every
+tweet as a ``Post`` (with its author's followers and verification from the expansions), flushes,
+and only then moves the checkpoint, which lives in the store: a restart re-reads at most one poll,
+and the store's idempotent writes absorb that. Rate limits are respected to the second given in
+``x-rate-limit-reset``; server errors and dropped connections back off exponentially. Agents reply
+and send direct messages through the same client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import requests
+import tweepy
+from pydantic import ValidationError
+
+from connectors.base import Connector
+from pipeline.bus import Producer
+from pipeline.records import Author, Post
+from pipeline.store import Store
+from pipeline.worker import validation_reason
+
+log = logging.getLogger(__name__)
+# tweepy logs request headers, bearer token included, at DEBUG: never let that through.
+logging.getLogger("tweepy").setLevel(logging.INFO)
+
+TWITTER_EPOCH_MS = 1288834974657
+TWEET_FIELDS = [
+    "created_at",
+    "lang",
+    "conversation_id",
+    "referenced_tweets",
+    "author_id",
+    "public_metrics",
+]
+USER_FIELDS = ["username", "name", "public_metrics", "verified"]
+EXPANSIONS = ["author_id", "referenced_tweets.id"]
+
+
+def snowflake_time(tweet_id: str) -> datetime:
+    """Tweet ids carry their creation time: ms = (id >> 22) + the Twitter epoch."""
+    return datetime.fromtimestamp(((int(tweet_id) >> 22) + TWITTER_EPOCH_MS) / 1000, UTC)
+
+
+def tweet_post(tweet: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]]) -> Post:
+    """A v2 tweet object, and the users from its ``includes``, as a Post."""
+    tweet_id = str(tweet["id"])
+    if not tweet_id.isdigit():
+        raise ValueError(f"tweet id {tweet_id!r} is not a number")
+    user = users.get(str(tweet.get("author_id")), {})
+    metrics = user.get("public_metrics") or {}
+    author = Author(
+        id=str(tweet.get("author_id") or "unknown"),
+        handle=user.get("username"),
+        name=user.get("name"),
+        followers=int(metrics.get("followers_count", 0)),
+        verified=bool(user.get("verified", False)),
+    )
+    replied_to = next(
+        (
+            str(r["id"])
+            for r in tweet.get("referenced_tweets") or []
+            if r.get("type") == "replied_to"
+        ),
+        None,
+    )
+    created = tweet.get("created_at")
+    language = tweet.get("lang")
+    return Post(
+        source="x",
+        native_id=tweet_id,
+        author=author,
+        text=tweet["text"],
+        language=None if language in (None, "und", "zxx", "qme") else language,
+        created_at=created or snowflake_time(tweet_id),
+        url=f"https://x.com/{user.get('username') or 'i'}/status/{tweet_id}",
+        in_reply_to=replied_to,
+        conversation_id=tweet.get("conversation_id"),
+        raw=dict(tweet),
+    )
+
+
+class XConnector(Connector):
+    name = "x"
+
+    def __init__(
+        self,
+        producer: Producer,
+        client: tweepy.Client,
+        query: str,
+        store: Store,
+        poll_interval_s: float = 15.0,
+        max_results: int = 100,
+        max_pages: int = 10,
+        max_backoff_s: float = 900.0,
+        clock: Callable[[], float] = time.time,
+        **kwargs: str,
+    ) -> None:
+        super().__init__(producer, **kwargs)
+        # Raw JSON, not tweepy's objects: tweepy raises on the whole page when one tweet is
+        # malformed, and a malformed tweet must cost only itself (it goes to the dead letters).
+        client.return_type = dict
+        self.client = client
+        self.query = query
+        self.store = store
+        self.poll_interval_s = poll_interval_s
+        self.max_results = max_results
+        self.max_pages = max_pages
+        self.max_backoff_s = max_backoff_s
+        self.clock = clock
+        self.key = f"x:search:{query}"
+        self.since_id: str | None = None
+        self._newest: str | None = None
+        self.waits: list[float] = []
+
+    def setup(self) -> None:
+        self.since_id = self.store.get_checkpoint(self.key)
+
+    def checkpoint(self) -> None:
+        if self._newest is not None and self._newest != self.since_id:
+            self.store.set_checkpoint(self.key, self._newest)
+            self.since_id = self._newest
+
+    def pause(self, seconds: float) -> bool:
+        """Wait, interrupted by stop; True if stopped. Every wait is kept for operators."""
+        self.waits.append(seconds)
+        return self.wait(seconds)
+
+    def run(self) -> None:
+        backoff = 1.0
+        while self.running:
+            try:
+                self.poll_once()
+            except tweepy.TooManyRequests as exc:
+                reset = getattr(exc, "reset_time", None)
+                delay = (reset - self.clock() + 1) if reset else backoff
+                log.warning("X rate limit reached; waiting %.0fs for the reset", delay)
+                if self.pause(min(max(delay, 1.0), self.max_backoff_s)):
+                    return
+                continue
+            except (tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout) as exc:
+                log.warning("X unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff)
+                if self.pause(backoff):
+                    return
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            backoff = 1.0
+            if self.pause(self.poll_interval_s):
+                return
+
+    def poll_once(self) -> int:
+        """One poll: every page newer than the checkpoint, then flush and checkpoint."""
+        sent_before = self.sent + self.rejected
+        token: str | None = None
+        for _ in range(self.max_pages):
+            response = self.client.search_recent_tweets(
+                self.query,
+                since_id=self.since_id,
+                next_token=token,
+                max_results=self.max_results,
+                expansions=EXPANSIONS,
+                tweet_fields=TWEET_FIELDS,
+                user_fields=USER_FIELDS,
+            )
+            users = {str(u.get("id")): u for u in response.get("includes", {}).get("users", [])}
+            for tweet in response.get("data") or []:
+                self._take(tweet, users)
+            token = response.get("meta", {}).get("next_token")
+            if not token or not self.running:
+                break
+        self.flush()
+        return self.sent + self.rejected - sent_before
+
+    def _take(self, tweet: dict[str, Any], users: dict[str, Any]) -> None:
+        original = orjson.dumps(tweet)
+        try:
+            post = tweet_post(tweet, users)
+        except ValidationError as exc:
+            self.reject(original, validation_reason(exc), where="x:search")
+            return
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.reject(original, f"malformed tweet: {type(exc).__name__} {exc}", where="x:search")
+            return
+        self.emit(post)
+        if self._newest is None or int(post.native_id) > int(self._newest):
+            self._newest = post.native_id
+
+    # ---- agents answer on the same channel
+
+    def reply(self, in_reply_to: str, text: str) -> str:
+        response = self.client.create_tweet(text=text, in_reply_to_tweet_id=in_reply_to)
+        return str(response["data"]["id"])
+
+    def direct_message(self, participant_id: str, text: str) -> str:
+        response = self.client.create_direct_message(participant_id=participant_id, text=text)
+        return str(response["data"]["dm_event_id"])
