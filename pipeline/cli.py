@@ -177,6 +177,40 @@ def connect_replay(
         producer.close()
 
 
+@connect_app.command("webhook")
+def connect_webhook(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8080,
+) -> None:
+    """Accept HMAC-signed posts at POST /webhook/posts and put them on posts.raw."""
+    from connectors.webhook import WebhookConnector
+    from pipeline.bus import open_bus
+
+    cfg = settings()
+    if cfg.webhook_secret is None:
+        raise ConfigError("set TRIAGE_WEBHOOK_SECRET (or a triage_webhook_secret file)")
+    if not cfg.kafka_bootstrap:
+        raise ConfigError("set TRIAGE_KAFKA_BOOTSTRAP: connectors write to Kafka")
+    bus = open_bus(cfg)
+    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
+    producer = bus.producer()
+    try:
+        connector = WebhookConnector(
+            producer,
+            cfg.webhook_secret.get_secret_value(),
+            host=host,
+            port=port,
+            topic=cfg.topic_raw,
+            dlq_topic=cfg.topic_dlq,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    try:
+        run_connector(connector)
+    finally:
+        producer.close()
+
+
 @connect_app.command("x")
 def connect_x(
     query: Annotated[str, typer.Option(help="X recent-search query, e.g. '@acme OR #acme'")],

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     partitions: int = Field(default=2, ge=1)
     consumer_group: str = "triage-workers"
 
+    webhook_secret: SecretStr | None = None
     x_bearer_token: SecretStr | None = None
     x_consumer_key: SecretStr | None = None
     x_consumer_secret: SecretStr | None = None
