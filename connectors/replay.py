@@ -2,7 +2,8 @@
 Twitter (``twcs.csv``) layout, as fast as possible or at the pace they were written.
 
 For demos, backfills and benchmarks. Lines that do not parse go to the dead-letter topic with the
-file name and line number.
+file name and line number. Given a store, the number of records consumed is checkpointed after
+each flush, so a stopped or crashed replay resumes where it left off.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from connectors.base import Connector
 from pipeline.bus import Producer
 from pipeline.errors import ConfigError
 from pipeline.records import Author, Post
+from pipeline.store import Store
 from pipeline.worker import validation_reason
 
 TWCS_COLUMNS = {"tweet_id", "author_id", "inbound", "created_at", "text"}
@@ -57,9 +59,15 @@ class ReplayConnector(Connector):
         limit: int | None = None,
         inbound_only: bool = True,
         rebase_start: datetime | None = None,
+        store: Store | None = None,
+        checkpoint_every: int = 5000,
         **kwargs: str,
     ) -> None:
         super().__init__(producer, **kwargs)
+        self.store = store
+        self.checkpoint_every = checkpoint_every
+        self.key = f"replay:{Path(path).resolve()}"
+        self.done = 0  # records of the file consumed, across runs
         self.path = Path(path)
         self.speed = speed
         self.limit = limit
@@ -71,6 +79,12 @@ class ReplayConnector(Connector):
             raise ConfigError(f"replay file {self.path} does not exist")
         if self.speed < 0:
             raise ConfigError("replay speed must be 0 (as fast as possible) or positive")
+        if self.store is not None:
+            self.done = int(self.store.get_checkpoint(self.key) or 0)
+
+    def checkpoint(self) -> None:
+        if self.store is not None:
+            self.store.set_checkpoint(self.key, str(self.done))
 
     def records(self) -> Iterator[tuple[bytes, Post | None, str]]:
         """(original bytes, the post or None, the reason it did not parse)."""
@@ -113,9 +127,15 @@ class ReplayConnector(Connector):
     def run(self) -> None:
         first: datetime | None = None
         started = time.monotonic()
-        for count, (original, post, reason) in enumerate(self.records()):
-            if not self.running or (self.limit is not None and count >= self.limit):
+        resume_at = self.done
+        for index, (original, post, reason) in enumerate(self.records()):
+            if index < resume_at:
+                continue  # sent by an earlier run of this file
+            if not self.running or (self.limit is not None and index - resume_at >= self.limit):
                 return
+            self.done = index + 1
+            if self.done % self.checkpoint_every == 0:
+                self.flush()
             if post is None:
                 self.reject(original, reason, where=str(self.path))
                 continue

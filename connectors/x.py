@@ -1,4 +1,5 @@
-"""X (Twitter) with tweepy's v2 ``Client``: recent search polled with a ``since_id`` checkpoint.
+"""X (Twitter) with tweepy's v2 ``Client``: recent search, or the brand account's mentions,
+polled with a ``since_id`` checkpoint.
 
 Each poll asks only for what is newer than the checkpoint, pages through the answer, emits every
 tweet as a ``Post`` (with its author's followers and verification from the expansions), flushes,
@@ -94,8 +95,9 @@ class XConnector(Connector):
         self,
         producer: Producer,
         client: tweepy.Client,
-        query: str,
+        query: str | None,
         store: Store,
+        mentions_of: str | None = None,
         poll_interval_s: float = 15.0,
         max_results: int = 100,
         max_pages: int = 10,
@@ -108,14 +110,17 @@ class XConnector(Connector):
         # malformed, and a malformed tweet must cost only itself (it goes to the dead letters).
         client.return_type = dict
         self.client = client
+        if (query is None) == (mentions_of is None):
+            raise ValueError("give either a search query or a user id to poll mentions of")
         self.query = query
+        self.mentions_of = mentions_of
         self.store = store
         self.poll_interval_s = poll_interval_s
         self.max_results = max_results
         self.max_pages = max_pages
         self.max_backoff_s = max_backoff_s
         self.clock = clock
-        self.key = f"x:search:{query}"
+        self.key = f"x:search:{query}" if query is not None else f"x:mentions:{mentions_of}"
         self.since_id: str | None = None
         self._newest: str | None = None
         self.waits: list[float] = []
@@ -160,15 +165,19 @@ class XConnector(Connector):
         sent_before = self.sent + self.rejected
         token: str | None = None
         for _ in range(self.max_pages):
-            response = self.client.search_recent_tweets(
-                self.query,
-                since_id=self.since_id,
-                next_token=token,
-                max_results=self.max_results,
-                expansions=EXPANSIONS,
-                tweet_fields=TWEET_FIELDS,
-                user_fields=USER_FIELDS,
-            )
+            fields = {
+                "since_id": self.since_id,
+                "max_results": self.max_results,
+                "expansions": EXPANSIONS,
+                "tweet_fields": TWEET_FIELDS,
+                "user_fields": USER_FIELDS,
+            }
+            if self.query is not None:
+                response = self.client.search_recent_tweets(self.query, next_token=token, **fields)
+            else:
+                response = self.client.get_users_mentions(
+                    self.mentions_of, pagination_token=token, **fields
+                )
             users = {str(u.get("id")): u for u in response.get("includes", {}).get("users", [])}
             for tweet in response.get("data") or []:
                 self._take(tweet, users)
@@ -183,10 +192,10 @@ class XConnector(Connector):
         try:
             post = tweet_post(tweet, users)
         except ValidationError as exc:
-            self.reject(original, validation_reason(exc), where="x:search")
+            self.reject(original, validation_reason(exc), where=self.key)
             return
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            self.reject(original, f"malformed tweet: {type(exc).__name__} {exc}", where="x:search")
+            self.reject(original, f"malformed tweet: {type(exc).__name__} {exc}", where=self.key)
             return
         self.emit(post)
         if self._newest is None or int(post.native_id) > int(self._newest):

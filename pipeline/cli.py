@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -23,9 +24,11 @@ from rich.live import Live
 from rich.table import Table
 
 from connectors.base import Connector
+from pipeline.bus import Producer
 from pipeline.errors import ConfigError, TriageError
 from pipeline.records import utcnow
 from pipeline.settings import Settings
+from pipeline.store import Store
 
 app = typer.Typer(
     name="triage",
@@ -148,6 +151,44 @@ def worker(
     )
 
 
+def run_on_kafka(cfg: Settings, build: Callable[[Producer, Store], Connector]) -> None:
+    """Open what a connector needs (store for checkpoints, Kafka producer), run it, close all."""
+    from pipeline.bus import open_bus
+    from pipeline.store import open_store
+
+    if not cfg.kafka_bootstrap:
+        raise ConfigError(
+            "set TRIAGE_KAFKA_BOOTSTRAP: connectors write to Kafka (the in-process bus only "
+            "lives inside `triage demo`)"
+        )
+    store = open_store(cfg)
+    store.ensure_schema()
+    bus = open_bus(cfg)
+    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
+    producer = bus.producer()
+    try:
+        try:
+            connector = build(producer, store)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        run_connector(connector)
+    finally:
+        producer.close()
+        store.close()
+
+
+def secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def required(value: SecretStr | None, name: str) -> str:
+    if value is None:
+        raise ConfigError(
+            f"set TRIAGE_{name.upper()} (or a triage_{name} file in TRIAGE_SECRETS_DIR)"
+        )
+    return value.get_secret_value()
+
+
 @connect_app.command("replay")
 def connect_replay(
     path: Annotated[Path, typer.Argument(help="JSONL (Post layout) or twcs.csv file")],
@@ -156,25 +197,22 @@ def connect_replay(
     ] = 0.0,
     limit: Annotated[int | None, typer.Option(min=1, help="stop after this many records")] = None,
 ) -> None:
-    """Replay a file of posts onto posts.raw."""
+    """Replay a file of posts onto posts.raw, resuming where an earlier run of it stopped."""
     from connectors.replay import ReplayConnector
-    from pipeline.bus import open_bus
 
     cfg = settings()
-    if not cfg.kafka_bootstrap:
-        raise ConfigError(
-            "set TRIAGE_KAFKA_BOOTSTRAP: the in-process bus only lives inside `triage demo`"
-        )
-    bus = open_bus(cfg)
-    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
-    producer = bus.producer()
-    connector = ReplayConnector(
-        producer, path, speed=speed, limit=limit, topic=cfg.topic_raw, dlq_topic=cfg.topic_dlq
+    run_on_kafka(
+        cfg,
+        lambda producer, store: ReplayConnector(
+            producer,
+            path,
+            speed=speed,
+            limit=limit,
+            store=store,
+            topic=cfg.topic_raw,
+            dlq_topic=cfg.topic_dlq,
+        ),
     )
-    try:
-        run_connector(connector)
-    finally:
-        producer.close()
 
 
 @connect_app.command("webhook")
@@ -184,82 +222,90 @@ def connect_webhook(
 ) -> None:
     """Accept HMAC-signed posts at POST /webhook/posts and put them on posts.raw."""
     from connectors.webhook import WebhookConnector
-    from pipeline.bus import open_bus
 
     cfg = settings()
-    if cfg.webhook_secret is None:
-        raise ConfigError("set TRIAGE_WEBHOOK_SECRET (or a triage_webhook_secret file)")
-    if not cfg.kafka_bootstrap:
-        raise ConfigError("set TRIAGE_KAFKA_BOOTSTRAP: connectors write to Kafka")
-    bus = open_bus(cfg)
-    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
-    producer = bus.producer()
-    try:
-        connector = WebhookConnector(
-            producer,
-            cfg.webhook_secret.get_secret_value(),
-            host=host,
-            port=port,
-            topic=cfg.topic_raw,
-            dlq_topic=cfg.topic_dlq,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    try:
-        run_connector(connector)
-    finally:
-        producer.close()
+    key = required(cfg.webhook_secret, "webhook_secret")
+    run_on_kafka(
+        cfg,
+        lambda producer, store: WebhookConnector(
+            producer, key, host=host, port=port, topic=cfg.topic_raw, dlq_topic=cfg.topic_dlq
+        ),
+    )
 
 
 @connect_app.command("x")
 def connect_x(
-    query: Annotated[str, typer.Option(help="X recent-search query, e.g. '@acme OR #acme'")],
+    query: Annotated[
+        str | None, typer.Option(help="X recent-search query, e.g. '@acme OR #acme'")
+    ] = None,
+    mentions_of: Annotated[
+        str | None, typer.Option(help="poll the mentions of this user id instead")
+    ] = None,
     poll_interval: Annotated[float, typer.Option(min=1.0, help="seconds between polls")] = 15.0,
 ) -> None:
-    """Poll X recent search (tweepy v2) onto posts.raw, from the checkpoint in the store."""
+    """Poll X (tweepy v2) onto posts.raw, from the checkpoint in the store."""
     import tweepy
 
     from connectors.x import XConnector
-    from pipeline.bus import open_bus
-    from pipeline.store import open_store
 
     cfg = settings()
-    if cfg.x_bearer_token is None:
-        raise ConfigError(
-            "set TRIAGE_X_BEARER_TOKEN (or a triage_x_bearer_token file in TRIAGE_SECRETS_DIR)"
-        )
-    if not cfg.kafka_bootstrap:
-        raise ConfigError("set TRIAGE_KAFKA_BOOTSTRAP: connectors write to Kafka")
-
-    def secret(value: SecretStr | None) -> str | None:
-        return value.get_secret_value() if value is not None else None
-
     client = tweepy.Client(
-        bearer_token=secret(cfg.x_bearer_token),
+        bearer_token=required(cfg.x_bearer_token, "x_bearer_token"),
         consumer_key=secret(cfg.x_consumer_key),
         consumer_secret=secret(cfg.x_consumer_secret),
         access_token=secret(cfg.x_access_token),
         access_token_secret=secret(cfg.x_access_token_secret),
     )
-    store = open_store(cfg)
-    store.ensure_schema()
-    bus = open_bus(cfg)
-    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
-    producer = bus.producer()
-    connector = XConnector(
-        producer,
-        client,
-        query,
-        store,
-        poll_interval_s=poll_interval,
-        topic=cfg.topic_raw,
-        dlq_topic=cfg.topic_dlq,
+    run_on_kafka(
+        cfg,
+        lambda producer, store: XConnector(
+            producer,
+            client,
+            query,
+            store,
+            mentions_of=mentions_of,
+            poll_interval_s=poll_interval,
+            topic=cfg.topic_raw,
+            dlq_topic=cfg.topic_dlq,
+        ),
     )
-    try:
-        run_connector(connector)
-    finally:
-        producer.close()
-        store.close()
+
+
+@connect_app.command("reddit")
+def connect_reddit(
+    subreddit: Annotated[list[str], typer.Option(help="a subreddit to follow (repeatable)")],
+    keyword: Annotated[
+        list[str] | None, typer.Option(help="only posts containing this word (repeatable)")
+    ] = None,
+    comments: Annotated[bool, typer.Option(help="follow comments as well as submissions")] = True,
+) -> None:
+    """Stream new Reddit submissions and comments onto posts.raw, from the store's checkpoints."""
+    import praw
+
+    from connectors.reddit import RedditConnector
+
+    cfg = settings()
+    client = praw.Reddit(
+        client_id=required(cfg.reddit_client_id, "reddit_client_id"),
+        client_secret=required(cfg.reddit_client_secret, "reddit_client_secret"),
+        username=secret(cfg.reddit_username),
+        password=secret(cfg.reddit_password),
+        user_agent=cfg.reddit_user_agent,
+    )
+    kinds = ["submissions", "comments"] if comments else ["submissions"]
+    run_on_kafka(
+        cfg,
+        lambda producer, store: RedditConnector(
+            producer,
+            client,
+            subreddit,
+            store,
+            keywords=keyword or (),
+            kinds=kinds,
+            topic=cfg.topic_raw,
+            dlq_topic=cfg.topic_dlq,
+        ),
+    )
 
 
 @app.command()

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     consumer_group: str = "triage-workers"
 
     webhook_secret: SecretStr | None = None
+    reddit_client_id: SecretStr | None = None
+    reddit_client_secret: SecretStr | None = None
+    reddit_username: SecretStr | None = None
+    reddit_password: SecretStr | None = None
+    reddit_user_agent: str = "social-triage/0.1 (customer care listening)"
     x_bearer_token: SecretStr | None = None
     x_consumer_key: SecretStr | None = None
     x_consumer_secret: SecretStr | None = None

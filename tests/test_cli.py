@@ -134,3 +134,10 @@ def test_replay_sends_a_file_to_kafka_and_dead_letters_bad_lines(
     bus = KafkaBus(kafka_bootstrap)
     assert len(bus.read_all(f"raw.{unique}")) == 50
     assert len(bus.read_all(f"dlq.{unique}")) == 1
+
+
+def test_reddit_needs_credentials() -> None:
+    code, _, err = triage("connect", "reddit", "--subreddit", "acme")
+    assert code == 2 and "TRIAGE_REDDIT_CLIENT_ID" in one_line_error(err)
+    code, _, err = triage("connect", "reddit")
+    assert code == 2 and "--subreddit" in one_line_error(err)

@@ -16,7 +16,7 @@ from connectors.reddit import RedditConnector
 from pipeline.bus import InProcessBus
 from pipeline.embedded_store import EmbeddedStore
 from pipeline.kafka_bus import KafkaBus
-from pipeline.records import Post
+from pipeline.records import DeadLetter, Post
 from tests.cassettes import FIXTURES, player
 
 REDDIT = FIXTURES / "reddit_api"
@@ -143,3 +143,20 @@ def test_agents_reply_on_reddit(store: EmbeddedStore, tmp_path: Path) -> None:
     with playing("TestComment.test_reply", tmp_path / "e"):
         fullname = r.reply("t1_d1616q2", "Comment reply")
     assert fullname == "t1_d1680wu"
+
+
+def test_malformed_things_go_to_the_dead_letter_topic(store: EmbeddedStore, tmp_path: Path) -> None:
+    cassette = json.loads((REDDIT / f"{SUBMISSIONS}.json").read_text())
+    listing = cassette["interactions"][1]["response"]["body"]
+    body = json.loads(listing["string"])
+    body["data"]["children"][0]["data"]["created_utc"] = "not a time"
+    listing["string"] = json.dumps(body)
+    bus = InProcessBus()
+    client = reddit()
+    r = connector(bus, store, client)
+    with playing("malformed", tmp_path / "f", cassette):
+        r.poll_round(r.streams())
+    [letter] = [DeadLetter.model_validate_json(m.value) for m in bus.read_all("posts.dlq")]
+    assert letter.stage == "connector:reddit"
+    assert letter.reason.startswith("malformed submission: ValueError")
+    assert r.sent == len(recorded_children(SUBMISSIONS, 1)) - 1

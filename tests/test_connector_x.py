@@ -159,3 +159,26 @@ def test_agents_reply_and_message_on_x(store: EmbeddedStore) -> None:
         str(cassettes.X_CASSETTES / "test_manage_and_lookup_direct_messages.yaml")
     ):
         assert x.direct_message("750362064426721281", "Testing 1") == "1585800613253812228"
+
+
+def test_mentions_are_polled_from_their_own_checkpoint(
+    store: EmbeddedStore, tmp_path: Path
+) -> None:
+    recorded = cassettes.load(SEARCH)["interactions"][0]
+    mentions = dict(
+        recorded,
+        request=dict(recorded["request"], uri="https://api.twitter.com/2/users/42/mentions"),
+    )
+    path = cassettes.write(tmp_path / "mentions.yaml", [mentions])
+    bus = InProcessBus()
+    x = XConnector(bus.producer(), client(), None, store, mentions_of="42", max_pages=1)
+    x.setup()
+    asked: list[str] = []
+    x.client.session.hooks["response"].append(lambda r, *a, **k: asked.append(r.request.url))
+    with cassettes.player.use_cassette(str(path)):
+        assert x.poll_once() == 10
+    assert "/2/users/42/mentions" in asked[0]
+    assert store.get_checkpoint("x:mentions:42") == NEWEST
+    assert store.get_checkpoint("x:search:Tweepy") is None
+    with pytest.raises(ValueError, match="either a search query or a user id"):
+        XConnector(bus.producer(), client(), "q", store, mentions_of="42")
