@@ -133,11 +133,9 @@ class ReplayConnector(Connector):
                 continue  # sent by an earlier run of this file
             if not self.running or (self.limit is not None and index - resume_at >= self.limit):
                 return
-            self.done = index + 1
-            if self.done % self.checkpoint_every == 0:
-                self.flush()
             if post is None:
                 self.reject(original, reason, where=str(self.path))
+                self._consumed(index)
                 continue
             first = first or post.created_at
             if self.rebase_start is not None:
@@ -148,5 +146,12 @@ class ReplayConnector(Connector):
             if self.speed > 0:
                 due = (post.created_at - (self.rebase_start or first)).total_seconds() / self.speed
                 if (ahead := due - (time.monotonic() - started)) > 0 and self.wait(ahead):
-                    return
+                    return  # stopped before this post was sent: it is not counted as done
             self.emit(post)
+            self._consumed(index)
+
+    def _consumed(self, index: int) -> None:
+        """Count a record as done only once it is sent; flush and checkpoint now and then."""
+        self.done = index + 1
+        if self.done % self.checkpoint_every == 0:
+            self.flush()

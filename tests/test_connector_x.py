@@ -182,3 +182,20 @@ def test_mentions_are_polled_from_their_own_checkpoint(
     assert store.get_checkpoint("x:search:Tweepy") is None
     with pytest.raises(ValueError, match="either a search query or a user id"):
         XConnector(bus.producer(), client(), "q", store, mentions_of="42")
+
+
+def test_credentials_never_reach_the_logs(
+    store: EmbeddedStore, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    recorded = cassettes.load(SEARCH)["interactions"][0]
+    failing = cassettes.with_status(recorded, 503, {"title": "Service Unavailable"})
+    path = cassettes.write(tmp_path / "logged.yaml", [failing, recorded])
+    x = connector(InProcessBus(), store)
+    with cassettes.player.use_cassette(str(path)):
+        stop_after_posts(x)
+    assert "X unavailable" in caplog.text  # the connector did log, at warning level
+    for secret in ("test-bearer", "Bearer "):
+        assert secret not in caplog.text
