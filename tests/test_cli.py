@@ -176,6 +176,7 @@ def test_ctrl_c_stops_a_connector_cleanly_and_it_resumes(
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+    assert "posts sent" in out  # the live count's last line
     sent = len(bus.read_all(f"raw.{unique}"))
     assert 20 <= sent < 400 and "Traceback" not in err
     code, _, err = triage("connect", "replay", str(sample), env=env)
