@@ -27,8 +27,9 @@ CREATE TABLE IF NOT EXISTS posts (
 CREATE INDEX IF NOT EXISTS posts_author ON posts (author_key, created_at);
 CREATE TABLE IF NOT EXISTS queue (
     id TEXT PRIMARY KEY, priority REAL NOT NULL, band TEXT NOT NULL, status TEXT NOT NULL,
-    agent TEXT, lease_until TEXT, topic TEXT NOT NULL, language TEXT NOT NULL,
-    author_id TEXT NOT NULL, enqueued_at TEXT NOT NULL, doc BLOB NOT NULL);
+    agent TEXT, lease_until TEXT, snooze_until TEXT, version INTEGER NOT NULL DEFAULT 0,
+    topic TEXT NOT NULL, language TEXT NOT NULL, author_id TEXT NOT NULL,
+    enqueued_at TEXT NOT NULL, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS queue_order ON queue (status, priority DESC, enqueued_at);
 CREATE TABLE IF NOT EXISTS authors (id TEXT PRIMARY KEY, last_seen_at TEXT, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS trends (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
@@ -173,15 +174,20 @@ class EmbeddedStore:
         topics: Sequence[str] | None = None,
         languages: Sequence[str] | None = None,
     ) -> QueueItem | None:
-        where = ["(status = 'open' OR (status = 'claimed' AND lease_until < ?))"]
-        params: list[Any] = [_iso(now)]
+        where = [
+            "(status = 'open' OR (status = 'claimed' AND lease_until < ?)"
+            " OR (status = 'snoozed' AND snooze_until < ?))"
+        ]
+        params: list[Any] = [_iso(now), _iso(now)]
         for column, allowed in (("topic", topics), ("language", languages)):
             if allowed:
                 where.append(f"{column} IN ({','.join('?' * len(allowed))})")
                 params.extend(allowed)
         sql = (
-            "UPDATE queue SET status = 'claimed', agent = ?, lease_until = ?,"
-            " doc = json_set(doc, '$.status', 'claimed', '$.agent', ?, '$.lease_until', ?)"
+            "UPDATE queue SET status = 'claimed', agent = ?, lease_until = ?, snooze_until = NULL,"
+            " version = version + 1,"
+            " doc = json_set(doc, '$.status', 'claimed', '$.agent', ?, '$.lease_until', ?,"
+            " '$.snooze_until', json('null'), '$.version', version + 1)"
             " WHERE id = (SELECT id FROM queue WHERE "
             + " AND ".join(where)
             + " ORDER BY priority DESC, enqueued_at LIMIT 1) RETURNING doc"
@@ -194,6 +200,41 @@ class EmbeddedStore:
             except sqlite3.OperationalError as exc:
                 raise TransientError(f"embedded store: {exc}") from exc
         return QueueItem.model_validate_json(rows[0][0]) if rows else None
+
+    def get_item(self, item_id: str) -> QueueItem | None:
+        rows = self._run("SELECT doc FROM queue WHERE id = ?", (item_id,))
+        return QueueItem.model_validate_json(rows[0][0]) if rows else None
+
+    def update_item(self, item_id: str, version: int, changes: dict[str, Any]) -> QueueItem | None:
+        """Compare-and-set under SQLite's write lock: only a writer at ``version`` succeeds."""
+        with self._lock:
+            try:
+                with self._db:
+                    rows = self._db.execute(
+                        "SELECT doc FROM queue WHERE id = ? AND version = ?", (item_id, version)
+                    ).fetchall()
+                    if not rows:
+                        return None
+                    item = QueueItem.model_validate(
+                        {**orjson.loads(rows[0][0]), **changes, "version": version + 1}
+                    )
+                    self._db.execute(
+                        "UPDATE queue SET status = ?, agent = ?, lease_until = ?,"
+                        " snooze_until = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
+                        (
+                            item.status,
+                            item.agent,
+                            _iso(item.lease_until) if item.lease_until else None,
+                            _iso(item.snooze_until) if item.snooze_until else None,
+                            item.version,
+                            _dumps(item.model_dump(mode="json")),
+                            item_id,
+                            version,
+                        ),
+                    )
+            except sqlite3.OperationalError as exc:
+                raise TransientError(f"embedded store: {exc}") from exc
+        return item
 
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
         rows = [(_iso(e.at), e.item_id, _dumps(e.model_dump(mode="json"))) for e in entries]

@@ -140,16 +140,20 @@ class MongoStore:
         topics: Sequence[str] | None = None,
         languages: Sequence[str] | None = None,
     ) -> QueueItem | None:
-        """Claim through a ledger of claim tokens, ``<item id>#<claim number>``.
+        """Claim through a ledger of version tokens, ``<item id>#<version>``.
 
         On MongoDB a single ``find_one_and_update`` would do, but not every MongoDB-wire server
         makes it atomic (FerretDB v1 runs it as a find and then an update, and the contract test
         caught two agents holding one item). Inserting a document under a unique ``_id`` is atomic
         everywhere, so the agent whose token insert succeeds owns the claim; the others move on to
-        the next candidate. The item document then records the claim number it is at.
+        the next candidate. Every other change of an item's state goes through the same ledger.
         """
         query: dict[str, Any] = {
-            "$or": [{"status": "open"}, {"status": "claimed", "lease_until": {"$lt": now}}]
+            "$or": [
+                {"status": "open"},
+                {"status": "claimed", "lease_until": {"$lt": now}},
+                {"status": "snoozed", "snooze_until": {"$lt": now}},
+            ]
         }
         if topics:
             query["topic"] = {"$in": list(topics)}
@@ -159,14 +163,14 @@ class MongoStore:
         with _transient("claiming"):
             for _ in range(CLAIM_ROUNDS):
                 candidates = list(
-                    self.queue.find(query, {"claim_seq": 1}, sort=order, limit=CLAIM_CANDIDATES)
+                    self.queue.find(query, {"version": 1}, sort=order, limit=CLAIM_CANDIDATES)
                 )
                 if not candidates:
                     return None
                 for candidate in candidates:
                     item = self._take(
                         candidate["_id"],
-                        candidate.get("claim_seq", 0),
+                        candidate.get("version", 0),
                         query,
                         agent,
                         lease_until,
@@ -185,32 +189,43 @@ class MongoStore:
         lease_until: datetime,
         now: datetime,
     ) -> QueueItem | None:
-        token = {
-            "_id": f"{item_id}#{seq + 1}",
-            "item_id": item_id,
+        changes = {
+            "status": "claimed",
             "agent": agent,
-            "at": now,
             "lease_until": lease_until,
+            "snooze_until": None,
         }
+        return self._compare_and_set(item_id, seq, changes, query)
+
+    def get_item(self, item_id: str) -> QueueItem | None:
+        with _transient("reading a queue item"):
+            doc = self.queue.find_one({"_id": item_id})
+        return None if doc is None else _queue_item(doc)
+
+    def update_item(self, item_id: str, version: int, changes: dict[str, Any]) -> QueueItem | None:
+        with _transient("changing a queue item"):
+            return self._compare_and_set(item_id, version, changes, {})
+
+    def _compare_and_set(
+        self, item_id: str, version: int, changes: dict[str, Any], query: dict[str, Any]
+    ) -> QueueItem | None:
+        """Move an item from ``version`` to ``version + 1``, or return None if it has moved on.
+
+        The token ``<item id>#<version + 1>`` is inserted first: only one writer can insert it,
+        so only one change per version ever happens, on any MongoDB-wire server.
+        """
         try:
-            self.claims.insert_one(token)
+            self.claims.insert_one(
+                {"_id": f"{item_id}#{version + 1}", "item_id": item_id, "changes": changes}
+            )
         except DuplicateKeyError:
-            return None  # somebody else took this claim number first
+            return None  # somebody else changed this version first
         doc = self.queue.find_one_and_update(
-            {**query, "_id": item_id, "claim_seq": seq},
-            {
-                "$set": {
-                    "status": "claimed",
-                    "agent": agent,
-                    "lease_until": lease_until,
-                    "claim_seq": seq + 1,
-                }
-            },
+            {**query, "_id": item_id, "version": version},
+            {"$set": {**changes, "version": version + 1}},
             return_document=ReturnDocument.AFTER,
         )
-        if doc is None:  # the item changed state after we read it; our token is spent, harmlessly
-            return None
-        return _queue_item(doc)
+        return None if doc is None else _queue_item(doc)
 
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
         if entries:

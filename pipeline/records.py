@@ -108,6 +108,12 @@ class TriagedPost(Record):
         return self.post.id
 
 
+class Resolution(Record):
+    reply: str = Field(min_length=1, max_length=10_000)
+    by: str
+    at: AwareDatetime
+
+
 class QueueItem(Record):
     """What an agent claims: one non-spam post, ordered by its priority."""
 
@@ -126,7 +132,9 @@ class QueueItem(Record):
     status: Literal["open", "claimed", "snoozed", "resolved"] = "open"
     agent: str | None = None
     lease_until: AwareDatetime | None = None
-    claim_seq: int = Field(default=0, ge=0, description="bumped by every claim of this item")
+    snooze_until: AwareDatetime | None = None
+    resolution: Resolution | None = None
+    version: int = Field(default=0, ge=0, description="bumped by every change of state")
     post_created_at: AwareDatetime
     enqueued_at: AwareDatetime
 

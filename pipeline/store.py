@@ -67,6 +67,12 @@ class Store(Protocol):
     ) -> QueueItem | None:
         """Atomically take the highest-priority open (or lease-expired) item an agent may take."""
 
+    def get_item(self, item_id: str) -> QueueItem | None: ...
+
+    def update_item(self, item_id: str, version: int, changes: dict[str, Any]) -> QueueItem | None:
+        """Apply ``changes`` if the item is still at ``version`` (then at ``version + 1``);
+        None if someone changed it first. Every change of an item's state goes through here."""
+
     def record_audit(self, entries: Sequence[AuditEntry]) -> None: ...
 
     def get_checkpoint(self, key: str) -> str | None:
