@@ -26,7 +26,8 @@ from rich.table import Table
 from connectors.base import Connector
 from pipeline.bus import Producer
 from pipeline.errors import ConfigError, TriageError
-from pipeline.records import utcnow
+from pipeline.queue import AgentQueue
+from pipeline.records import QueueItem
 from pipeline.settings import Settings
 from pipeline.store import Store
 
@@ -441,6 +442,23 @@ def models_rollback(name: str = "triage") -> None:
     console.print(f"{name}: rolled back to {version}")
 
 
+def agent_queue(lease_minutes: float = 10.0) -> AgentQueue:
+    from pipeline.store import open_store
+
+    store = open_store(settings())
+    store.ensure_schema()
+    return AgentQueue(store, lease=timedelta(minutes=lease_minutes))
+
+
+def show_item(item: QueueItem) -> None:
+    console.print(
+        f"[bold]{item.id}[/] {item.status} {item.band} ({item.priority:.1f}) "
+        f"{item.topic}/{item.urgency}"
+    )
+    console.print(f"  {item.text}")
+    console.print(f"  why: {'; '.join(item.reasons)}")
+
+
 @queue_app.command("claim")
 def queue_claim(
     agent: Annotated[str, typer.Option(help="who claims")],
@@ -449,20 +467,31 @@ def queue_claim(
     language: Annotated[list[str] | None, typer.Option(help="only these languages")] = None,
 ) -> None:
     """Claim the most urgent open item this agent may take, under an exclusive lease."""
-    from pipeline.store import open_store
-
-    store = open_store(settings())
-    now = utcnow()
-    item = store.claim_next(agent, now + timedelta(minutes=lease_minutes), now, topic, language)
-    store.close()
+    item = agent_queue(lease_minutes).claim_next(agent, topic, language)
     if item is None:
         console.print("queue: nothing to claim")
         return
-    console.print(
-        f"[bold]{item.id}[/] {item.band} ({item.priority:.1f}) {item.topic}/{item.urgency}"
-    )
-    console.print(f"  {item.text}")
-    console.print(f"  why: {'; '.join(item.reasons)}")
+    show_item(item)
+
+
+@queue_app.command("release")
+def queue_release(
+    item: Annotated[str, typer.Argument(help="the item id, e.g. x:1578516068309794817")],
+    agent: Annotated[str, typer.Option(help="the agent holding it")],
+    reason: Annotated[str, typer.Option(help="why, for the audit log")] = "",
+) -> None:
+    """Give a claimed item back to the queue."""
+    show_item(agent_queue().release(item, agent, reason))
+
+
+@queue_app.command("resolve")
+def queue_resolve(
+    item: Annotated[str, typer.Argument(help="the item id")],
+    agent: Annotated[str, typer.Option(help="the agent holding it")],
+    reply: Annotated[str, typer.Option(help="the reply that was sent to the customer")],
+) -> None:
+    """Close a claimed item with the reply that answered it."""
+    show_item(agent_queue().resolve(item, agent, reply))
 
 
 @app.command()

@@ -183,3 +183,33 @@ def test_ctrl_c_stops_a_connector_cleanly_and_it_resumes(
     assert code == 0, err
     ids = [m.value for m in bus.read_all(f"raw.{unique}")]
     assert len(ids) == 400 == len(set(ids))  # resumed: no gap, no repeat
+
+
+def test_agents_claim_and_resolve_from_the_command_line(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from classifiers.registry import Registry
+    from classifiers.triager import Triager
+    from pipeline.embedded_store import EmbeddedStore
+    from tests.helpers import make_post
+
+    store = EmbeddedStore(tmp_path / "triage.sqlite3")
+    store.ensure_schema()
+    triaged = Triager.from_registry(Registry()).triage(
+        [make_post(i) for i in range(6)], datetime.now(UTC)
+    )
+    store.write_batch(triaged)
+    env = {"TRIAGE_DATA_DIR": str(tmp_path)}
+    code, out, err = triage("queue", "claim", "--agent", "ann", env=env)
+    assert code == 0, err
+    item_id = out.split()[0]
+    held = store.get_item(item_id)
+    assert held is not None and held.agent == "ann"
+    code, _, err = triage("queue", "resolve", item_id, "--agent", "bob", "--reply", "x", env=env)
+    assert code == 2 and "bob does not hold" in one_line_error(err)
+    code, out, err = triage(
+        "queue", "resolve", item_id, "--agent", "ann", "--reply", "Refund issued today.", env=env
+    )
+    assert code == 0 and "resolved" in out, err
+    code, _, err = triage("queue", "release", "test:nope", "--agent", "ann", env=env)
+    assert code == 2 and "no queue item" in one_line_error(err)
