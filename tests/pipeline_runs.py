@@ -73,7 +73,7 @@ class Deployment:
 
     def triaged_count(self) -> int:
         """Posts published to the triaged topic so far: a cheap progress signal from Kafka."""
-        consumer = KafkaConsumer(bootstrap_servers=self.kafka)
+        consumer = KafkaConsumer(bootstrap_servers=self.kafka, request_timeout_ms=10_000)
         try:
             # The topic has the deployment's two partitions; naming them avoids waiting for a
             # metadata refresh that a fresh client may not have done yet.

@@ -26,7 +26,7 @@ def test_sigkill_mid_run_then_restart_stores_every_post_once(deployment: Deploym
     deployment.produce([post_bytes(i) for i in range(n)])
     for threshold in (400, 1800):
         worker = deployment.start_worker()
-        wait_for(lambda t=threshold: deployment.triaged_count() >= t, 180, f"{threshold} triaged")
+        wait_for(lambda t=threshold: deployment.triaged_count() >= t, 300, f"{threshold} triaged")
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
         assert worker.returncode == -signal.SIGKILL
