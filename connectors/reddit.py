@@ -9,12 +9,12 @@ client.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import praw
 import prawcore
 from pydantic import ValidationError
@@ -162,7 +162,7 @@ class RedditConnector(Connector):
     @staticmethod
     def _original(thing: Any) -> bytes:
         fields = {k: v for k, v in vars(thing).items() if not k.startswith("_")}
-        return orjson.dumps(fields, default=str)
+        return json.dumps(fields, default=str).encode()  # stdlib: any integer size
 
     def reply(self, fullname: str, text: str) -> str:
         """Answer a submission (t3_) or comment (t1_) on Reddit; the new comment's fullname."""

@@ -11,13 +11,13 @@ and send direct messages through the same client.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import requests
 import tweepy
 from pydantic import ValidationError
@@ -188,7 +188,8 @@ class XConnector(Connector):
         return self.sent + self.rejected - sent_before
 
     def _take(self, tweet: dict[str, Any], users: dict[str, Any]) -> None:
-        original = orjson.dumps(tweet)
+        # stdlib json: the payload came from it, and may hold integers orjson refuses
+        original = json.dumps(tweet, default=str).encode()
         try:
             post = tweet_post(tweet, users)
         except ValidationError as exc:
