@@ -30,8 +30,6 @@ from classifiers.registry import data_hash
 from classifiers.text import TextPreparer
 from pipeline.errors import ConfigError
 
-KNOWN_TASKS = ("spam", "topic", "urgency", "sentiment", "emotion")
-
 
 @dataclass
 class TaskModel:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -85,7 +86,8 @@ class RedditConnector(Connector):
         self.max_backoff_s = max_backoff_s
         self.checkpoints: dict[str, str | None] = {}
         self._newest: dict[str, str] = {}
-        self.waits: list[float] = []
+        # the latest waits, for operators and tests; bounded, since a connector runs for months
+        self.waits: deque[float] = deque(maxlen=64)
 
     def key(self, kind: str) -> str:
         return f"reddit:{kind}:{'+'.join(sorted(self.subreddits))}"

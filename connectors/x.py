@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -123,7 +124,8 @@ class XConnector(Connector):
         self.key = f"x:search:{query}" if query is not None else f"x:mentions:{mentions_of}"
         self.since_id: str | None = None
         self._newest: str | None = None
-        self.waits: list[float] = []
+        # the latest waits, for operators and tests; bounded, since a connector runs for months
+        self.waits: deque[float] = deque(maxlen=64)
 
     def setup(self) -> None:
         self.since_id = self.store.get_checkpoint(self.key)

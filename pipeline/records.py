@@ -17,7 +17,6 @@ from pydantic import (
 
 MAX_TEXT_CHARS = 20_000
 URGENCY_LEVELS = ("low", "medium", "high", "critical")
-SENTIMENTS = ("negative", "neutral", "positive")
 
 
 def _aware(value: datetime) -> datetime:

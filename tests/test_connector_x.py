@@ -129,7 +129,7 @@ def test_dropped_connections_and_server_errors_back_off(
     x.client.session.mount("https://", DroppingAdapter(drops=1))
     with cassettes.player.use_cassette(str(path)):
         stop_after_posts(x)
-    assert x.waits[:2] == [1.0, 2.0]  # exponential backoff, then success
+    assert list(x.waits)[:2] == [1.0, 2.0]  # exponential backoff, then success
     assert x.sent >= 1
 
 
