@@ -124,6 +124,7 @@ class XConnector(Connector):
         self.key = f"x:search:{query}" if query is not None else f"x:mentions:{mentions_of}"
         self.since_id: str | None = None
         self._newest: str | None = None
+        self._backoff = 1.0
         # the latest waits, for operators and tests; bounded, since a connector runs for months
         self.waits: deque[float] = deque(maxlen=64)
 
@@ -141,26 +142,27 @@ class XConnector(Connector):
         return self.wait(seconds)
 
     def run(self) -> None:
-        backoff = 1.0
         while self.running:
-            try:
-                self.poll_once()
-            except tweepy.TooManyRequests as exc:
-                reset = getattr(exc, "reset_time", None)
-                delay = (reset - self.clock() + 1) if reset else backoff
-                log.warning("X rate limit reached; waiting %.0fs for the reset", delay)
-                if self.pause(min(max(delay, 1.0), self.max_backoff_s)):
-                    return
-                continue
-            except (tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout) as exc:
-                log.warning("X unavailable (%s); retrying in %.0fs", type(exc).__name__, backoff)
-                if self.pause(backoff):
-                    return
-                backoff = min(backoff * 2, self.max_backoff_s)
-                continue
-            backoff = 1.0
-            if self.pause(self.poll_interval_s):
+            if self.try_poll() and self.pause(self.poll_interval_s):
                 return
+
+    def try_poll(self) -> bool:
+        """One poll; on a rate limit wait for X's reset, on an outage back off; False if so."""
+        try:
+            self.poll_once()
+        except tweepy.TooManyRequests as exc:
+            reset = getattr(exc, "reset_time", None)
+            delay = (reset - self.clock() + 1) if reset else self._backoff
+            log.warning("X rate limit reached; waiting %.0fs for the reset", delay)
+            self.pause(min(max(delay, 1.0), self.max_backoff_s))
+            return False
+        except (tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout) as exc:
+            log.warning("X unavailable (%s); retrying in %.0fs", type(exc).__name__, self._backoff)
+            self.pause(self._backoff)
+            self._backoff = min(self._backoff * 2, self.max_backoff_s)
+            return False
+        self._backoff = 1.0
+        return True
 
     def poll_once(self) -> int:
         """One poll: every page newer than the checkpoint, then flush and checkpoint."""

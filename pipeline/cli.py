@@ -242,21 +242,46 @@ def connect_x(
     mentions_of: Annotated[
         str | None, typer.Option(help="poll the mentions of this user id instead")
     ] = None,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(help="follow the filtered stream with this rule instead (repeatable)"),
+    ] = None,
     poll_interval: Annotated[float, typer.Option(min=1.0, help="seconds between polls")] = 15.0,
 ) -> None:
-    """Poll X (tweepy v2) onto posts.raw, from the checkpoint in the store."""
+    """Poll X (tweepy v2) onto posts.raw, from the checkpoint in the store; or, with --rule,
+    follow the filtered stream (falling back to polling where the account lacks access)."""
     import tweepy
 
     from connectors.x import XConnector
 
     cfg = settings()
+    bearer = required(cfg.x_bearer_token, "x_bearer_token")
     client = tweepy.Client(
-        bearer_token=required(cfg.x_bearer_token, "x_bearer_token"),
+        bearer_token=bearer,
         consumer_key=secret(cfg.x_consumer_key),
         consumer_secret=secret(cfg.x_consumer_secret),
         access_token=secret(cfg.x_access_token),
         access_token_secret=secret(cfg.x_access_token_secret),
     )
+    if rule:
+        from connectors.x_stream import RuleStream, XStreamConnector
+
+        if query is not None or mentions_of is not None:
+            raise ConfigError("--rule follows the filtered stream: leave out --query/--mentions-of")
+        run_on_kafka(
+            cfg,
+            lambda producer, store: XStreamConnector(
+                producer,
+                client,
+                lambda on_line: RuleStream(bearer, on_line),
+                rule,
+                store,
+                poll_interval_s=poll_interval,
+                topic=cfg.topic_raw,
+                dlq_topic=cfg.topic_dlq,
+            ),
+        )
+        return
     run_on_kafka(
         cfg,
         lambda producer, store: XConnector(
