@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from pipeline.errors import TransientError
-from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
 from pipeline.store import COLLECTIONS, WriteResult, latest_authors, post_document
 
 SCHEMA = """
@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS escalations (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (id TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 """
 
 
@@ -251,6 +252,22 @@ class EmbeddedStore:
                 "INSERT INTO checkpoints VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET value = ?",
                 (key, value, value),
             )
+
+    def save_user(self, user: UserAccount) -> None:
+        doc = _dumps(user.model_dump(mode="json"))
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO users VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                (user.name, doc),
+            )
+
+    def get_user(self, name: str) -> UserAccount | None:
+        rows = self._run("SELECT doc FROM users WHERE id = ?", (name,))
+        return UserAccount.model_validate_json(rows[0][0]) if rows else None
+
+    def list_users(self) -> list[UserAccount]:
+        rows = self._run("SELECT doc FROM users ORDER BY id")
+        return [UserAccount.model_validate_json(r[0]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

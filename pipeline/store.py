@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
@@ -80,6 +80,14 @@ class Store(Protocol):
 
     def set_checkpoint(self, key: str, value: str) -> None:
         """Record progress; connectors call it only after their producer flushed."""
+
+    def save_user(self, user: UserAccount) -> None:
+        """Add a dashboard user, or replace the one of that name (a new password or roles)."""
+
+    def get_user(self, name: str) -> UserAccount | None: ...
+
+    def list_users(self) -> list[UserAccount]:
+        """Every dashboard user, by name."""
 
     def close(self) -> None: ...
 
