@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from pipeline.errors import TransientError
-from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
 from pipeline.store import COLLECTIONS, WriteResult, latest_authors, post_document
 
 SCHEMA = """
@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS queue_author ON queue (author_id);
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 """
 
 
@@ -329,6 +330,22 @@ class EmbeddedStore:
             (*params, limit),
         )
         return [orjson.loads(r[0]) for r in rows]
+
+    def save_user(self, user: UserAccount) -> None:
+        doc = _dumps(user.model_dump(mode="json"))
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO users VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                (user.name, doc),
+            )
+
+    def get_user(self, name: str) -> UserAccount | None:
+        rows = self._run("SELECT doc FROM users WHERE id = ?", (name,))
+        return UserAccount.model_validate_json(rows[0][0]) if rows else None
+
+    def list_users(self) -> list[UserAccount]:
+        rows = self._run("SELECT doc FROM users ORDER BY id")
+        return [UserAccount.model_validate_json(r[0]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

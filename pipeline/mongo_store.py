@@ -24,7 +24,7 @@ from pymongo.errors import (
 )
 
 from pipeline.errors import TransientError
-from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
 from pipeline.store import WriteResult, latest_authors, post_document
 
 DUPLICATE_KEY = 11000
@@ -312,6 +312,22 @@ class MongoStore:
         with _transient(f"reading {kind} records"):
             found = self.records.find(query).sort([("seq", ASCENDING)]).limit(limit)
             return [dict(d["doc"]) for d in found]
+
+    def save_user(self, user: UserAccount) -> None:
+        # Users are added by hand, one at a time: this replace never contends with another writer.
+        with _transient("saving a user"):
+            doc = {**user.model_dump(mode="python"), "_id": user.name}
+            self._db["users"].replace_one({"_id": user.name}, doc, upsert=True)
+
+    def get_user(self, name: str) -> UserAccount | None:
+        with _transient("reading a user"):
+            doc = self._db["users"].find_one({"_id": name}, {"_id": 0})
+        return None if doc is None else UserAccount.model_validate(doc)
+
+    def list_users(self) -> list[UserAccount]:
+        with _transient("listing users"):
+            docs = list(self._db["users"].find({}, {"_id": 0}).sort("name", ASCENDING))
+        return [UserAccount.model_validate(d) for d in docs]
 
     def close(self) -> None:
         self._client.close()

@@ -199,3 +199,16 @@ class AuditEntry(Record):
     action: str
     item_id: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+Role = Literal["agent", "marketing", "operator", "admin"]
+ROLES: tuple[str, ...] = ("agent", "marketing", "operator", "admin")
+
+
+class UserAccount(Record):
+    """Somebody who may sign in to the dashboards; only the password's hash is ever stored."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    password_hash: str = Field(min_length=20)
+    roles: list[Role] = Field(min_length=1)
+    created_at: AwareDatetime

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     zoom_account_id: str | None = None
     zoom_client_id: str | None = None
     zoom_client_secret: SecretStr | None = None
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="signs dashboard session cookies; unset means a new random key at each start",
+    )
+    session_https_only: bool = False
+    session_max_age_s: int = Field(default=8 * 3600, ge=60)
 
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=200, ge=0, le=60_000)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
@@ -104,6 +104,14 @@ class Store(Protocol):
     ) -> list[dict[str, Any]]:
         """Records of one kind whose top-level fields equal ``where`` (a list means any of),
         oldest first. Times come back as ISO text or datetimes: read them through a model."""
+
+    def save_user(self, user: UserAccount) -> None:
+        """Add a dashboard user, or replace the one of that name (a new password or roles)."""
+
+    def get_user(self, name: str) -> UserAccount | None: ...
+
+    def list_users(self) -> list[UserAccount]:
+        """Every dashboard user, by name."""
 
     def close(self) -> None: ...
 
