@@ -1,0 +1,202 @@
+"""Claim latency under load: concurrent agents claiming every item of a large queue.
+
+    . .services/env && .venv/bin/python bench/claims.py [--items 10000] [--agents 50]
+
+Runs against the MongoDB-wire server at ``TRIAGE_MONGO_URI`` (FerretDB in development) in a
+database of its own, dropped afterwards. Each agent claims through ``AgentQueue.claim_next``
+(the claim plus its audit entry) until the queue is empty; the run checks that no item was
+claimed twice and none was lost, prints ``claim_p99_ms=...`` and writes the figures to the
+"Claim latency" section of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pipeline.mongo_store import MongoStore  # noqa: E402
+from pipeline.priority import band_for  # noqa: E402
+from pipeline.queue import AgentQueue  # noqa: E402
+from pipeline.records import (  # noqa: E402
+    Author,
+    Post,
+    Prediction,
+    Priority,
+    TriagedPost,
+)
+from pipeline.store import Store  # noqa: E402
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+LABELS = ("low", "medium", "high", "critical")
+
+
+def synthetic(n: int, seed: int = 7) -> list[TriagedPost]:
+    """``n`` triaged posts with spread-out priorities, built directly (no models needed)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        score = round(rng.uniform(0, 100), 2)
+        urgency = LABELS[min(int(score // 25), 3)]
+        post = Post(
+            source="bench",
+            native_id=str(i),
+            author=Author(id=f"u{i % 2000}", followers=rng.randint(0, 100_000)),
+            text=f"bench post {i}",
+            created_at=NOW - timedelta(seconds=rng.randint(0, 3600)),
+        )
+        pred = Prediction(label=urgency, confidence=0.9, probabilities={urgency: 0.9})
+        out.append(
+            TriagedPost(
+                post=post,
+                language="en",
+                spam=Prediction(label="ham", confidence=0.99),
+                is_spam=False,
+                topic=Prediction(label="delivery", confidence=0.8),
+                urgency=pred,
+                sentiment=Prediction(label="negative", confidence=0.7),
+                entities=[],
+                redacted_text=post.text,
+                priority=Priority(score=score, band=band_for(score), reasons=["bench"]),
+                model_versions={"bench": "1"},
+                timings_ms={},
+                triaged_at=NOW,
+            )
+        )
+    return out
+
+
+@dataclass
+class Run:
+    latencies_ms: list[float] = field(default_factory=list)
+    claims: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    errors: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def p(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    @property
+    def doubles(self) -> list[str]:
+        return [item for item, agents in self.claims.items() if len(agents) > 1]
+
+
+def claim_all(store: Store, agents: int) -> Run:
+    """Every agent claims until the queue is empty, all at once."""
+    queue = AgentQueue(store, lease=timedelta(hours=12))
+    run = Run()
+    lock = threading.Lock()
+    start = threading.Barrier(agents)
+
+    def agent(name: str) -> None:
+        mine: list[tuple[str, float]] = []
+        start.wait()
+        try:
+            while True:
+                t0 = time.perf_counter()
+                item = queue.claim_next(name)
+                elapsed = (time.perf_counter() - t0) * 1000
+                if item is None:
+                    break
+                mine.append((item.id, elapsed))
+        except Exception as exc:
+            with lock:
+                run.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        with lock:
+            for item_id, ms in mine:
+                run.claims[item_id].append(name)
+                run.latencies_ms.append(ms)
+
+    threads = [threading.Thread(target=agent, args=(f"agent{i:02d}",)) for i in range(agents)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.wall_s = time.perf_counter() - t0
+    return run
+
+
+def write_section(text: str, path: Path = REPO / "docs" / "performance.md") -> None:
+    """Replace (or add) this benchmark's own section, leaving other sections alone."""
+    title = "## Claim latency"
+    body = path.read_text() if path.exists() else "# Performance\n"
+    if title in body:
+        head, _, rest = body.partition(title)
+        nxt = rest.find("\n## ")
+        body = head + text + (rest[nxt + 1 :] if nxt >= 0 else "")
+    else:
+        body = body.rstrip("\n") + "\n\n" + text
+    path.write_text(body.rstrip("\n") + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
+    args = parser.parse_args()
+    uri = os.environ.get("TRIAGE_MONGO_URI")
+    if not uri:
+        print("claims: TRIAGE_MONGO_URI is not set (make services-up; . .services/env)",
+              file=sys.stderr)
+        return 2
+    database = f"bench_claims_{uuid.uuid4().hex[:8]}"
+    store = MongoStore(uri, database, timeout_ms=30_000)
+    try:
+        store.ensure_schema()
+        items = synthetic(args.items)
+        for i in range(0, len(items), 1000):
+            store.write_batch(items[i : i + 1000])
+        run = claim_all(store, args.agents)
+        claimed_in_store = sum(1 for i in store.list_queue("claimed", limit=10**6) if i.agent)
+    finally:
+        store._client.drop_database(database)
+        store.close()
+    lost = args.items - len(run.claims)
+    p50, p99 = statistics.median(run.latencies_ms), run.p(0.99)
+    print(f"claims={len(run.latencies_ms)} agents={args.agents} items={args.items} "
+          f"wall_s={run.wall_s:.1f} doubles={len(run.doubles)} lost={lost} "
+          f"errors={len(run.errors)} in_store={claimed_in_store}")
+    print(f"claim_p50_ms={p50:.1f}")
+    print(f"claim_p99_ms={run.p(0.99):.1f}")
+    for error in run.errors[:5]:
+        print(f"error: {error}", file=sys.stderr)
+    ok = not run.doubles and lost == 0 and not run.errors and claimed_in_store == args.items
+    if not args.no_write:
+        write_section(
+            "## Claim latency\n\n"
+            f"`. .services/env && .venv/bin/python bench/claims.py --items {args.items}"
+            f" --agents {args.agents}` on {datetime.now(UTC):%Y-%m-%d}, FerretDB v1 (SQLite"
+            f" backend) on loopback, {platform.machine()} with {os.cpu_count()} cores shared"
+            " with other jobs.\n\n"
+            "| figure | value |\n|---|---|\n"
+            f"| agents claiming at once | {args.agents} |\n"
+            f"| items | {args.items} |\n"
+            f"| claims | {len(run.latencies_ms)} in {run.wall_s:.1f} s "
+            f"({len(run.latencies_ms) / run.wall_s:.0f}/s) |\n"
+            f"| claim latency p50 | {p50:.1f} ms |\n"
+            f"| claim latency p99 (target < 50 ms) | {p99:.1f} ms |\n"
+            f"| double claims / lost items | {len(run.doubles)} / {lost} |\n\n"
+            "A claim is `AgentQueue.claim_next`: the unique-token claim on the store plus its"
+            " audit entry.\n"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
