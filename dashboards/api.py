@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from dashboards import agent_face, auth, pages
+from dashboards import agent_face, auth, marketing_face, pages
 from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
 from pipeline.errors import TransientError
 from pipeline.records import QueueItem
@@ -91,6 +91,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(agent_face.router)
+    app.include_router(marketing_face.router)
 
     @app.get("/api/v1/health")
     def health() -> Health:

@@ -53,7 +53,7 @@ TEXT: dict[str, dict[str, str]] = {
     "no_incidents": {"en": "No incidents.", "zh": "没有事件。"},
     "overdue": {"en": "overdue", "zh": "已超时"},
     "left": {"en": "left", "zh": "剩余"},
-    "volume": {"en": "Volume per hour (spikes marked)", "zh": "每小时帖子量（标出峰值）"},
+    "volume": {"en": "Posts over time (spikes marked)", "zh": "帖子量随时间变化（标出峰值）"},
     "spikes": {"en": "Spikes", "zh": "峰值"},
     "rising": {"en": "Rising topics", "zh": "上升主题"},
     "sentiment_by_topic": {"en": "Sentiment by topic", "zh": "各主题情绪"},

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (id TEXT PRIMARY KEY, value TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS posts_created ON posts (created_at);
 """
 
 
@@ -252,6 +253,16 @@ class EmbeddedStore:
                 "INSERT INTO checkpoints VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET value = ?",
                 (key, value, value),
             )
+
+    def posts_between(
+        self, since: datetime, until: datetime, limit: int = 100_000
+    ) -> list[dict[str, Any]]:
+        rows = self._run(
+            "SELECT json_remove(doc, '$.post.raw') FROM posts"
+            " WHERE created_at >= ? AND created_at < ? ORDER BY created_at LIMIT ?",
+            (_iso(since), _iso(until), limit),
+        )
+        return [orjson.loads(r[0]) for r in rows]
 
     def save_user(self, user: UserAccount) -> None:
         doc = _dumps(user.model_dump(mode="json"))

@@ -52,6 +52,7 @@ class MongoStore:
         with _transient("creating indexes"):
             self.posts.create_index([("author_key", ASCENDING), ("created_at", DESCENDING)])
             self.posts.create_index([("topic_label", ASCENDING)])
+            self.posts.create_index([("created_at", ASCENDING)])
             self.queue.create_index([("status", ASCENDING), ("priority", DESCENDING)])
             self.queue.create_index([("author_id", ASCENDING)])
             self.claims.create_index([("item_id", ASCENDING)])
@@ -242,6 +243,18 @@ class MongoStore:
         with _transient("writing a checkpoint"):
             self._db["checkpoints"].update_one(
                 {"_id": key}, {"$set": {"value": value, "at": datetime.now(UTC)}}, upsert=True
+            )
+
+    def posts_between(
+        self, since: datetime, until: datetime, limit: int = 100_000
+    ) -> list[dict[str, Any]]:
+        with _transient("reading posts by time"):
+            return list(
+                self.posts.find(
+                    {"created_at": {"$gte": since, "$lt": until}}, {"post.raw": 0}
+                )
+                .sort("created_at", ASCENDING)
+                .limit(limit)
             )
 
     def save_user(self, user: UserAccount) -> None:

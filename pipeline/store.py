@@ -81,6 +81,12 @@ class Store(Protocol):
     def set_checkpoint(self, key: str, value: str) -> None:
         """Record progress; connectors call it only after their producer flushed."""
 
+    def posts_between(
+        self, since: datetime, until: datetime, limit: int = 100_000
+    ) -> list[dict[str, Any]]:
+        """Stored posts created in ``[since, until)``, oldest first, without their raw payload:
+        what the marketing dashboard charts. Times may come back as ISO text or datetimes."""
+
     def save_user(self, user: UserAccount) -> None:
         """Add a dashboard user, or replace the one of that name (a new password or roles)."""
 
