@@ -32,6 +32,7 @@ TEXT: dict[str, dict[str, str]] = {
     "models": {"en": "Model versions", "zh": "模型版本"},
     "history": {"en": "Customer history", "zh": "客户历史"},
     "no_history": {"en": "No earlier posts from this customer.", "zh": "该客户没有更早的帖子。"},
+    "replies": {"en": "Replies sent", "zh": "已发送的回复"},
     "escalations": {"en": "Open escalations", "zh": "未结升级"},
     "no_escalations": {"en": "None.", "zh": "无。"},
     "reply": {"en": "Reply to the customer", "zh": "回复客户"},

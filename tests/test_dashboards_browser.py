@@ -7,9 +7,14 @@ import io
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from classifiers.triager import Triager
@@ -17,8 +22,8 @@ from dashboards.api import create_app
 from dashboards.auth import make_account
 from pipeline.embedded_store import EmbeddedStore
 from pipeline.records import Author, Post, utcnow
-from tests.dashboard_server import ARTIFACTS, CHROMIUM_ARGS, require_chromium, served
-from tests.helpers import make_post
+from tests.dashboard_server import ARTIFACTS, CHROMIUM_ARGS, free_port, require_chromium, served
+from tests.helpers import embedded_settings, make_post
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a long demo password"
@@ -60,22 +65,50 @@ def seed(store: EmbeddedStore, triager: Triager) -> None:
     for k, text in enumerate(history):
         posts.append(
             make_post(2000 + k, text=text).model_copy(
-                update={"author": VIP, "created_at": now - timedelta(days=3 - k)}
+                update={"author": VIP, "created_at": now - timedelta(days=5 - k)}
             )
         )
     fire = make_post(2100, text="My AcmePhone X caught FIRE while charging. Smoke everywhere!!")
-    posts.append(fire.model_copy(update={"author": VIP, "created_at": now - timedelta(minutes=3)}))
+    # Waiting longest, loud and critical: the top of the queue.
+    waited = now - timedelta(hours=26)
+    posts.append(fire.model_copy(update={"author": VIP, "created_at": waited}))
     store.write_batch(triager.triage(posts, now))
     for name, roles in USERS.items():
         store.save_user(make_account(name, PASSWORD, roles))
 
 
+class Inbox:
+    """aiosmtpd handler: every message the real SMTP server on loopback accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+        raw = envelope.content if isinstance(envelope.content, bytes) else b""
+        parsed = BytesParser(policy=policy.default).parsebytes(raw)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+
 @pytest.fixture
-def site(tmp_path: Path, triager: Triager) -> Iterator[str]:
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller.port
+    controller.stop()
+
+
+@pytest.fixture
+def site(tmp_path: Path, triager: Triager, inbox: tuple[Inbox, int]) -> Iterator[str]:
     store = EmbeddedStore(tmp_path / "dashboard.sqlite3")
     store.ensure_schema()
     seed(store, triager)
-    with served(create_app(store)) as url:
+    settings = embedded_settings(
+        data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=inbox[1], smtp_starttls=False
+    )
+    with served(create_app(store, settings)) as url:
         yield url
     store.close()
 
@@ -91,7 +124,9 @@ def sign_in(browser: Browser, url: str, name: str, path: str) -> Page:
     return page
 
 
-def test_agents_claim_work_and_never_share_an_item(browser: Browser, site: str) -> None:
+def test_agents_claim_work_and_never_share_an_item(
+    browser: Browser, site: str, inbox: tuple[Inbox, int]
+) -> None:
     ann = sign_in(browser, site, "ann", "/agent")
     top = ann.locator("#queue-table tbody tr").first.get_attribute("data-item")
     ann.click("#claim-next")
@@ -102,7 +137,18 @@ def test_agents_claim_work_and_never_share_an_item(browser: Browser, site: str) 
     expect(ann.locator("#reasons li").first).to_be_visible()
     assert ann.locator("#reasons li").count() >= 2
     expect(ann.locator("#history")).to_contain_text("Still no reply about my order")
-    ann.screenshot(path=str(ARTIFACTS / "agent-console.png"), full_page=True)
+
+    ann.select_option("#channel", "email")
+    ann.fill("#escalate-reason", "device fire: safety team follows up by e-mail")
+    ann.fill("#escalate-email", "sam@example.com")
+    ann.fill("#escalate-message", "Please send us a photo of the charger; a courier is on the way.")
+    ann.click("#escalate")
+    expect(ann.locator("#flash")).to_contain_text("escalated to email")
+    expect(ann.locator("#escalations li.escalation")).to_contain_text("sam@example.com")
+    [mail] = inbox[0].messages
+    assert mail["To"] == "sam@example.com"
+    assert "a courier is on the way" in mail.get_content()
+    ann.screenshot(path=str(ARTIFACTS / "agent-console.png"))
 
     bob = sign_in(browser, site, "bob", "/agent")
     expect(bob.locator(f'#queue-table tr[data-item="{item}"] .holder')).to_have_text("ann")
