@@ -18,8 +18,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from dashboards import agent_face, auth, marketing_face, pages
+from dashboards import agent_face, auth, marketing_face, operator_face, pages
 from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
+from pipeline.bus import Bus
 from pipeline.errors import TransientError
 from pipeline.records import QueueItem
 from pipeline.settings import Settings
@@ -45,7 +46,9 @@ class Status(BaseModel):
     top_topics: list[TopicCount]
 
 
-def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
+def create_app(store: Store, settings: Settings | None = None, bus: Bus | None = None) -> FastAPI:
+    """The API and the dashboards over ``store``; ``bus`` (when given) feeds the operator face's
+    lag and dead-letter views."""
     settings = settings or Settings()
     app = FastAPI(
         title="social-triage",
@@ -55,6 +58,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     )
     app.state.store = store
     app.state.settings = settings
+    app.state.bus = bus
     secret = settings.session_secret
     app.add_middleware(
         SessionMiddleware,
@@ -92,6 +96,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(agent_face.router)
     app.include_router(marketing_face.router)
+    app.include_router(operator_face.router)
 
     @app.get("/api/v1/health")
     def health() -> Health:

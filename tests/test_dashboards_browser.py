@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import re
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
@@ -20,8 +23,11 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
+from pipeline.bus import InProcessBus
 from pipeline.embedded_store import EmbeddedStore
-from pipeline.records import Author, Post, utcnow
+from pipeline.records import Author, DeadLetter, Post, utcnow
+from pipeline.settings import Settings
+from pipeline.worker import Worker
 from tests.dashboard_server import ARTIFACTS, CHROMIUM_ARGS, free_port, require_chromium, served
 from tests.helpers import embedded_settings, make_post
 
@@ -100,17 +106,56 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
     controller.stop()
 
 
+LOST_POST = make_post(3000, text="My parcel never arrived and nobody answers the phone")
+
+
+def dead_letters(bus: InProcessBus, settings: Settings) -> None:
+    """Two dead letters: a post a stage failed on during an outage, and a line that is not JSON."""
+    producer = bus.producer()
+    for value, stage, reason in (
+        (LOST_POST.model_dump_json().encode(), "store", "store unreachable after 5 retries"),
+        (b"{not json", "validate", "invalid JSON at line 1"),
+    ):
+        dead = DeadLetter(
+            reason=reason,
+            stage=stage,
+            original=base64.b64encode(value).decode(),
+            topic=settings.topic_raw,
+            failed_at=utcnow(),
+        )
+        producer.send(settings.topic_dlq, dead.model_dump_json().encode())
+    producer.flush()
+
+
+@dataclass
+class Site:
+    url: str
+    store: EmbeddedStore
+    bus: InProcessBus
+    settings: Settings
+
+
 @pytest.fixture
-def site(tmp_path: Path, triager: Triager, inbox: tuple[Inbox, int]) -> Iterator[str]:
+def deployment(
+    tmp_path: Path, triager: Triager, inbox: tuple[Inbox, int]
+) -> Iterator[Site]:
     store = EmbeddedStore(tmp_path / "dashboard.sqlite3")
     store.ensure_schema()
     seed(store, triager)
     settings = embedded_settings(
         data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=inbox[1], smtp_starttls=False
     )
-    with served(create_app(store, settings)) as url:
-        yield url
+    bus = InProcessBus(partitions=settings.partitions)
+    bus.ensure_topics([settings.topic_raw, settings.topic_dlq])
+    dead_letters(bus, settings)
+    with served(create_app(store, settings, bus)) as url:
+        yield Site(url, store, bus, settings)
     store.close()
+
+
+@pytest.fixture
+def site(deployment: Site) -> str:
+    return deployment.url
 
 
 def sign_in(browser: Browser, url: str, name: str, path: str) -> Page:
@@ -190,6 +235,39 @@ def test_marketing_sees_the_spike_and_drills_down(browser: Browser, site: str) -
     assert sum(int(r["posts"]) for r in rows if r["spike"] == "1") >= 40
     mia.click("#lang-zh")
     expect(mia.locator("#spikes h2")).to_have_text("峰值")
+
+
+def test_operator_reprocesses_a_dead_letter(
+    browser: Browser, deployment: Site, triager: Triager
+) -> None:
+    stop = threading.Event()
+    worker = Worker(deployment.bus, deployment.store, triager, deployment.settings)
+    running = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    running.start()
+    try:
+        oli = sign_in(browser, deployment.url, "oli", "/operator")
+        rows = oli.locator("#dlq-table tr[data-key]")
+        expect(rows).to_have_count(2)
+        lost = oli.locator("#dlq-table tr", has_text="store unreachable")
+        expect(lost).to_contain_text("My parcel never arrived")
+        expect(oli.locator("#lag")).to_contain_text("partition")
+        expect(oli.locator("#models tr.selected")).to_have_count(1)
+        oli.screenshot(path=str(ARTIFACTS / "operator.png"), full_page=True)
+        assert deployment.store.get_post(LOST_POST.id) is None
+        lost.locator("button.reprocess").click()
+        expect(oli.locator("#flash")).to_contain_text("sent back to posts.raw")
+        expect(lost.locator(".reprocessed")).to_contain_text("oli")
+        broken = oli.locator("#dlq-table tr", has_text="invalid JSON")
+        expect(broken.locator("button.reprocess")).to_be_visible()
+        deadline = utcnow() + timedelta(seconds=30)
+        while deployment.store.get_post(LOST_POST.id) is None and utcnow() < deadline:
+            threading.Event().wait(0.2)
+        stored = deployment.store.get_post(LOST_POST.id)
+        assert stored is not None and stored["post"]["text"] == LOST_POST.text
+    finally:
+        stop.set()
+        running.join(30)
+        worker.close()
 
 
 FACES = ("/agent", "/marketing", "/operator")
