@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/triage demo
+	$(BIN)/triage demo --serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

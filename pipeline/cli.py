@@ -114,11 +114,16 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="where the embedded store is written")] = Path(
         ".triage/demo"
     ),
+    serve: Annotated[
+        bool, typer.Option(help="then serve the dashboards on the demo's data until Ctrl-C")
+    ] = False,
+    host: Annotated[str, typer.Option(help="dashboard address with --serve")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="dashboard port with --serve")] = 8000,
 ) -> None:
     """Run the whole pipeline on its embedded default: replay -> bus -> worker -> store/queue."""
     from pipeline.demo import run_demo
 
-    run_demo(posts, data_dir, console)
+    run_demo(posts, data_dir, console, (host, port) if serve else None)
 
 
 @app.command()
@@ -501,16 +506,20 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
 ) -> None:
-    """Serve the HTTP API (/api/v1, schema at /openapi.json) against the configured store."""
+    """Serve the dashboards and the HTTP API (/api/v1, schema at /openapi.json) on the store."""
     import uvicorn
 
     from dashboards.api import create_app
+    from pipeline.bus import open_bus
     from pipeline.store import open_store
 
     cfg = settings()
     store = open_store(cfg)
     store.ensure_schema()
-    uvicorn.run(create_app(store, cfg), host=host, port=port, log_level="warning")
+    # With Kafka, the operator face shows lag and the dead-letter queue; embedded, they live in
+    # the process that runs the pipeline (`triage demo --serve`).
+    bus = open_bus(cfg) if cfg.kafka_bootstrap else None
+    uvicorn.run(create_app(store, cfg, bus), host=host, port=port, log_level="warning")
 
 
 @users_app.command("add")
