@@ -9,7 +9,6 @@ the other is told who holds it. The queue and the open item's ownership refresh 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -19,13 +18,10 @@ from pydantic import ValidationError
 
 from dashboards.auth import User, get_store, require_roles
 from dashboards.pages import flash, fragment, render
-from pipeline.channels import mailer_from_settings, phone_from_settings, video_from_settings
-from pipeline.customers import Customers
-from pipeline.escalation import EscalationRecord, EscalationRequest, Escalations
+from dashboards.queue_api import services
+from pipeline.escalation import EscalationRecord, EscalationRequest
 from pipeline.queue import AgentQueue, QueueError
 from pipeline.records import AuditEntry, QueueItem, utcnow
-from pipeline.replies import repliers_from_settings
-from pipeline.settings import Settings
 from pipeline.sla import RESOLUTION, SlaPolicy
 from pipeline.store import Store
 
@@ -45,7 +41,7 @@ def visible_queue(store: Store, limit: int = 50) -> list[QueueItem]:
 
 
 def item_context(request: Request, item: QueueItem, user: User) -> dict[str, Any]:
-    context = desk(request).customers.context(item.author_id)
+    context = services(request).customers.context(item.author_id)
     return {
         "item": item,
         "author": context.profile,
@@ -66,37 +62,8 @@ def is_mine(item: QueueItem, user: User) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class Desk:
-    """The queue's services as the settings configure them (SLA, repliers, channels)."""
-
-    queue: AgentQueue
-    escalations: Escalations
-    customers: Customers
-
-
-def desk(request: Request) -> Desk:
-    settings: Settings = request.app.state.settings
-    store: Store = request.app.state.store
-    queue = AgentQueue(
-        store,
-        lease=timedelta(minutes=settings.lease_minutes),
-        sla=SlaPolicy.from_settings(settings),
-        repliers=repliers_from_settings(settings, store),
-    )
-    escalations = Escalations(
-        queue,
-        mailer_from_settings(settings),
-        phone_from_settings(settings),
-        video_from_settings(settings),
-        settings.escalations_per_agent_hour,
-        settings.escalation_credit_limit,
-    )
-    return Desk(queue, escalations, Customers(queue, escalations))
-
-
 def queue_for(request: Request) -> AgentQueue:
-    return desk(request).queue
+    return services(request).queue
 
 
 def back_to(item_id: str | None = None) -> RedirectResponse:
@@ -254,7 +221,7 @@ def escalate(
     return act(
         request,
         item_id,
-        lambda: record.append(desk(request).escalations.escalate(item_id, user.name, request_)),
+        lambda: record.append(services(request).escalations.escalate(item_id, user.name, request_)),
         f"{item_id} escalated to {channel}",
     )
 

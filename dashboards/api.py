@@ -18,11 +18,13 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from dashboards import agent_face, auth, marketing_face, operator_face, pages
+from dashboards import agent_face, auth, marketing_face, operator_face, pages, queue_api
 from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
 from pipeline.bus import Bus
 from pipeline.errors import TransientError
+from pipeline.queue import QueueError
 from pipeline.records import QueueItem
+from pipeline.replies import NoReplier
 from pipeline.settings import Settings
 from pipeline.store import Store
 
@@ -73,6 +75,11 @@ def create_app(store: Store, settings: Settings | None = None, bus: Bus | None =
     def unavailable(request: Request, exc: TransientError) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
 
+    @app.exception_handler(QueueError)
+    @app.exception_handler(NoReplier)
+    def queue_refused(request: Request, exc: QueueError | NoReplier) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content={"detail": str(exc)})
+
     @app.exception_handler(LoginRequired)
     def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
         return RedirectResponse(exc.location, status_code=303)
@@ -97,6 +104,7 @@ def create_app(store: Store, settings: Settings | None = None, bus: Bus | None =
     app.include_router(agent_face.router)
     app.include_router(marketing_face.router)
     app.include_router(operator_face.router)
+    app.include_router(queue_api.router)
 
     @app.get("/api/v1/health")
     def health() -> Health:

@@ -195,6 +195,7 @@ class ZoomMeetings:
 def mailer_from_settings(settings: Settings) -> Mailer | None:
     if settings.smtp_host is None:
         return None
+    cafile = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
     return SmtpMailer(
         settings.smtp_host,
         settings.smtp_port,
@@ -203,6 +204,7 @@ def mailer_from_settings(settings: Settings) -> Mailer | None:
         settings.smtp_password,
         starttls=settings.smtp_starttls,
         implicit_tls=settings.smtp_ssl,
+        tls_context=ssl.create_default_context(cafile=cafile),
     )
 
 

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
     smtp_ssl: bool = False
+    smtp_ca_file: Path | None = Field(
+        default=None, description="trust this CA for the SMTP server (a private relay)"
+    )
     smtp_from: str = "support@example.com"
     twilio_base_url: str = "https://api.twilio.com"
     twilio_account_sid: str | None = None

@@ -83,7 +83,7 @@ def seed(store: EmbeddedStore, triager: Triager) -> None:
         store.save_user(make_account(name, PASSWORD, roles))
 
 
-class Inbox:
+class PlainInbox:
     """aiosmtpd handler: every message the real SMTP server on loopback accepts."""
 
     def __init__(self) -> None:
@@ -98,8 +98,8 @@ class Inbox:
 
 
 @pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler = Inbox()
+def mailbox() -> Iterator[tuple[PlainInbox, int]]:
+    handler = PlainInbox()
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     yield handler, controller.port
@@ -137,13 +137,13 @@ class Site:
 
 @pytest.fixture
 def deployment(
-    tmp_path: Path, triager: Triager, inbox: tuple[Inbox, int]
+    tmp_path: Path, triager: Triager, mailbox: tuple[PlainInbox, int]
 ) -> Iterator[Site]:
     store = EmbeddedStore(tmp_path / "dashboard.sqlite3")
     store.ensure_schema()
     seed(store, triager)
     settings = embedded_settings(
-        data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=inbox[1], smtp_starttls=False
+        data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=mailbox[1], smtp_starttls=False
     )
     bus = InProcessBus(partitions=settings.partitions)
     bus.ensure_topics([settings.topic_raw, settings.topic_dlq])
@@ -170,7 +170,7 @@ def sign_in(browser: Browser, url: str, name: str, path: str) -> Page:
 
 
 def test_agents_claim_work_and_never_share_an_item(
-    browser: Browser, site: str, inbox: tuple[Inbox, int]
+    browser: Browser, site: str, mailbox: tuple[PlainInbox, int]
 ) -> None:
     ann = sign_in(browser, site, "ann", "/agent")
     top = ann.locator("#queue-table tbody tr").first.get_attribute("data-item")
@@ -190,7 +190,7 @@ def test_agents_claim_work_and_never_share_an_item(
     ann.click("#escalate")
     expect(ann.locator("#flash")).to_contain_text("escalated to email")
     expect(ann.locator("#escalations li.escalation")).to_contain_text("sam@example.com")
-    [mail] = inbox[0].messages
+    [mail] = mailbox[0].messages
     assert mail["To"] == "sam@example.com"
     assert "a courier is on the way" in mail.get_content()
     ann.screenshot(path=str(ARTIFACTS / "agent-console.png"))
