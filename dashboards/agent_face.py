@@ -29,9 +29,9 @@ router = APIRouter(include_in_schema=False)
 Agent = Annotated[User, Depends(require_roles("agent"))]
 StoreDep = Annotated[Store, Depends(get_store)]
 CHANNELS = ("email", "phone", "video")
-TOPICS = (
-    "delivery", "billing", "product_defect", "safety", "account", "praise", "question", "other"
-)
+LABEL_CORRECTIONS = "label_corrections"
+# The topic labels of the shipped model, in the order the relabel menu lists them.
+TOPICS = ("account", "billing", "delivery", "general", "praise", "product_defect")
 
 
 def visible_queue(store: Store, limit: int = 50) -> list[QueueItem]:
@@ -164,23 +164,28 @@ def relabel(
     item_id: str,
     user: Agent,
     store: StoreDep,
-    topic: Annotated[str, Form(pattern=r"^[a-z_]{1,40}$")],
+    topic: Annotated[str, Form(pattern="^(" + "|".join(TOPICS) + ")$")],
 ) -> Response:
-    """Keep the agent's correction, with the text, for the next training run."""
+    """Keep the agent's correction, with the text, for the next training run: one record per
+    item (the latest correction wins) in ``label_corrections``, and an audit entry."""
     item = store.get_item(item_id)
     if item is None:
         flash(request, f"no queue item {item_id!r}", "error")
         return back_to()
+    now = utcnow()
+    correction = {
+        "item_id": item_id,
+        "task": "topic",
+        "was": item.topic,
+        "label": topic,
+        "text": item.text,
+        "language": item.language,
+        "by": user.name,
+        "at": now.isoformat(),
+    }
+    store.put_record(LABEL_CORRECTIONS, item_id, correction)
     store.record_audit(
-        [
-            AuditEntry(
-                at=utcnow(),
-                actor=user.name,
-                action="relabel",
-                item_id=item_id,
-                detail={"task": "topic", "was": item.topic, "now": topic, "text": item.text},
-            )
-        ]
+        [AuditEntry(at=now, actor=user.name, action="relabel", item_id=item_id, detail=correction)]
     )
     flash(request, f"topic of {item_id} corrected to {topic}: kept for retraining")
     return back_to(item_id)

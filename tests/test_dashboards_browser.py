@@ -235,6 +235,7 @@ def test_marketing_sees_the_spike_and_drills_down(browser: Browser, site: str) -
     assert sum(int(r["posts"]) for r in rows if r["spike"] == "1") >= 40
     mia.click("#lang-zh")
     expect(mia.locator("#spikes h2")).to_have_text("峰值")
+    mia.screenshot(path=str(ARTIFACTS / "marketing-zh.png"), full_page=True)
 
 
 def test_operator_reprocesses_a_dead_letter(
