@@ -19,7 +19,9 @@ from pydantic import ValidationError
 from dashboards.auth import User, get_store, require_roles
 from dashboards.pages import flash, fragment, render
 from dashboards.queue_api import services
+from pipeline.errors import TriageError
 from pipeline.escalation import EscalationRecord, EscalationRequest
+from pipeline.incidents import incidents, resolve_incident
 from pipeline.queue import AgentQueue, QueueError
 from pipeline.records import AuditEntry, QueueItem, utcnow
 from pipeline.sla import RESOLUTION, SlaPolicy
@@ -77,6 +79,7 @@ def agent_page(request: Request, user: Agent, store: StoreDep, item: str | None 
         "selected": item,
         "active": "agent",
         "due_at": deadlines(request),
+        "incidents": incidents(store, "open"),
     }
     if item is not None:
         found = store.get_item(item)
@@ -239,3 +242,24 @@ def deadlines(request: Request) -> Callable[[QueueItem], datetime]:
         return min(policy.due(item, kind) for kind in policy.pending(item) or [RESOLUTION])
 
     return due
+
+
+@router.post("/agent/incidents/{incident_id}/resolve")
+def resolve_incident_form(
+    request: Request,
+    incident_id: str,
+    user: Agent,
+    store: StoreDep,
+    reply: Annotated[str, Form()],
+) -> Response:
+    """One reply for every item of a spike's incident that nobody else holds."""
+    try:
+        done = resolve_incident(store, incident_id, user.name, reply, utcnow())
+    except TriageError as exc:
+        flash(request, str(exc), "error")
+        return back_to()
+    skipped = (
+        f", {len(done.skipped_items)} held by others left to them" if done.skipped_items else ""
+    )
+    flash(request, f"incident {incident_id}: {len(done.resolved_items)} items resolved{skipped}")
+    return back_to()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -27,6 +27,8 @@ from dashboards.i18n import translate
 from dashboards.pages import language, render
 from pipeline.records import AwareDatetime, utcnow
 from pipeline.store import Store
+from pipeline.trend_report import render as render_report
+from pipeline.trend_report import trend_report_data
 
 router = APIRouter(include_in_schema=False)
 Marketer = Annotated[User, Depends(require_roles("marketing"))]
@@ -242,4 +244,25 @@ def export_csv(
         out.getvalue(),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/marketing/report.{fmt}")
+def trend_report(
+    user: Marketer,
+    store: StoreDep,
+    fmt: Annotated[str, Path(pattern="^(html|pdf|png|csv)$")],
+    hours: Hours = 24,
+    until: datetime | None = None,
+) -> Response:
+    """The trend report (``triage report trends``) for the range on screen."""
+    since, end = time_range(hours, until)
+    body = render_report(trend_report_data(store, since, end), fmt)
+    media = {"html": "text/html", "pdf": "application/pdf", "png": "image/png", "csv": "text/csv"}
+    name = f"trend-report-{since:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.{fmt}"
+    disposition = "inline" if fmt in ("html", "png") else "attachment"
+    return Response(
+        body,
+        media_type=media[fmt],
+        headers={"Content-Disposition": f'{disposition}; filename="{name}"'},
     )

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
+from pipeline.incidents import Incident, save
 from pipeline.store import Store
 from tests.helpers import make_post
 
@@ -59,3 +60,34 @@ def test_release_relabel_and_refusals(store: Store, triager: Triager) -> None:
     assert f"{item_id} released" in released.text
     after = store.get_item(item_id)
     assert after is not None and after.status == "open" and after.agent is None
+
+
+def test_an_incident_is_resolved_with_one_reply(store: Store, triager: Triager) -> None:
+    store.write_batch(triager.triage([make_post(i) for i in range(12)], NOW))
+    store.save_user(make_account("ann", PASSWORD, ["agent"]))
+    members = [i.id for i in store.list_queue("open", 3)]
+    save(
+        store,
+        Incident(
+            id="inc-1",
+            trend_id="trend-1",
+            what="hashtag=#acmedown",
+            item_ids=members,
+            count=len(members),
+            suggested_reply="We know, we are fixing it.",
+            created_at=NOW,
+            updated_at=NOW,
+        ),
+    )
+    ann, token = agent(store, "ann")
+    page = ann.get("/agent")
+    assert 'data-incident="inc-1"' in page.text and "We know, we are fixing it." in page.text
+    done = ann.post(
+        "/agent/incidents/inc-1/resolve", data={"csrf_token": token, "reply": "Fixed now, sorry!"}
+    )
+    assert "incident inc-1: 3 items resolved" in done.text
+    for item_id in members:
+        item = store.get_item(item_id)
+        assert item is not None and item.status == "resolved"
+        assert item.resolution is not None and item.resolution.reply == "Fixed now, sorry!"
+    assert 'data-incident="inc-1"' not in ann.get("/agent").text

@@ -233,6 +233,8 @@ def test_marketing_sees_the_spike_and_drills_down(browser: Browser, site: str) -
     assert exported.ok and exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text())))
     assert sum(int(r["posts"]) for r in rows if r["spike"] == "1") >= 40
+    report = mia.request.get(f"{site}/marketing/report.png?hours=24")
+    assert report.ok and report.body()[:8] == b"\x89PNG\r\n\x1a\n"
     mia.click("#lang-zh")
     expect(mia.locator("#spikes h2")).to_have_text("峰值")
     mia.screenshot(path=str(ARTIFACTS / "marketing-zh.png"), full_page=True)
