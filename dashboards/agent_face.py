@@ -8,24 +8,32 @@ the other is told who holds it. The queue and the open item's ownership refresh 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
 from dashboards.auth import User, get_store, require_roles
-from dashboards.pages import flash, fragment, render, templates
+from dashboards.pages import flash, fragment, render
+from dashboards.queue_api import services
+from pipeline.errors import TriageError
+from pipeline.escalation import EscalationRecord, EscalationRequest
+from pipeline.incidents import incidents, resolve_incident
 from pipeline.queue import AgentQueue, QueueError
 from pipeline.records import AuditEntry, QueueItem, utcnow
+from pipeline.sla import RESOLUTION, SlaPolicy
 from pipeline.store import Store
 
 router = APIRouter(include_in_schema=False)
 Agent = Annotated[User, Depends(require_roles("agent"))]
 StoreDep = Annotated[Store, Depends(get_store)]
-TOPICS = (
-    "delivery", "billing", "product_defect", "safety", "account", "praise", "question", "other"
-)
+CHANNELS = ("email", "phone", "video")
+LABEL_CORRECTIONS = "label_corrections"
+# The topic labels of the shipped model, in the order the relabel menu lists them.
+TOPICS = ("account", "billing", "delivery", "general", "praise", "product_defect")
 
 
 def visible_queue(store: Store, limit: int = 50) -> list[QueueItem]:
@@ -34,14 +42,18 @@ def visible_queue(store: Store, limit: int = 50) -> list[QueueItem]:
     return sorted(items, key=lambda i: (-i.priority, i.enqueued_at))[:limit]
 
 
-def item_context(store: Store, item: QueueItem, user: User) -> dict[str, Any]:
-    post = store.get_post(item.id) or {}
+def item_context(request: Request, item: QueueItem, user: User) -> dict[str, Any]:
+    context = services(request).customers.context(item.author_id)
     return {
         "item": item,
-        "post": post,
-        "author": store.get_author(item.author_id),
+        "author": context.profile,
+        "tier": context.tier,
+        "history": [p for p in context.posts if p.id != item.id],
+        "replies": context.replies,
+        "escalations": context.open_escalations,
         "mine": is_mine(item, user),
         "topics": TOPICS,
+        "channels": CHANNELS,
     }
 
 
@@ -53,9 +65,7 @@ def is_mine(item: QueueItem, user: User) -> bool:
 
 
 def queue_for(request: Request) -> AgentQueue:
-    settings = request.app.state.settings
-    minutes = getattr(settings, "agent_lease_minutes", 10.0)
-    return AgentQueue(request.app.state.store, lease=timedelta(minutes=minutes))
+    return services(request).queue
 
 
 def back_to(item_id: str | None = None) -> RedirectResponse:
@@ -64,17 +74,30 @@ def back_to(item_id: str | None = None) -> RedirectResponse:
 
 @router.get("/agent")
 def agent_page(request: Request, user: Agent, store: StoreDep, item: str | None = None) -> Response:
-    context: dict[str, Any] = {"queue": visible_queue(store), "selected": item, "active": "agent"}
+    context: dict[str, Any] = {
+        "queue": visible_queue(store),
+        "selected": item,
+        "active": "agent",
+        "due_at": deadlines(request),
+        "incidents": incidents(store, "open"),
+    }
     if item is not None:
         found = store.get_item(item)
         if found is not None:
-            context.update(item_context(store, found, user))
+            context.update(item_context(request, found, user))
     return render(request, "agent.html", user, **context)
 
 
 @router.get("/agent/live/queue")
 def live_queue(request: Request, user: Agent, store: StoreDep, item: str | None = None) -> Response:
-    return fragment(request, "agent_queue.html", user, queue=visible_queue(store), selected=item)
+    return fragment(
+        request,
+        "agent_queue.html",
+        user,
+        queue=visible_queue(store),
+        selected=item,
+        due_at=deadlines(request),
+    )
 
 
 @router.get("/agent/live/owner/{item_id}")
@@ -87,7 +110,16 @@ def live_owner(request: Request, item_id: str, user: Agent, store: StoreDep) -> 
 
 @router.post("/agent/claim")
 def claim(request: Request, user: Agent) -> Response:
-    item = queue_for(request).claim_next(user.name)
+    """Route by the agent's profile (skills, capacity, affinity) where an admin set one."""
+    queue = queue_for(request)
+    try:
+        if queue.agents.get(user.name) is not None:
+            item = queue.next_for(user.name)
+        else:
+            item = queue.claim_next(user.name)
+    except QueueError as exc:
+        flash(request, str(exc), "error")
+        return back_to()
     if item is None:
         flash(request, "nothing to claim", "error")
         return back_to()
@@ -135,32 +167,99 @@ def relabel(
     item_id: str,
     user: Agent,
     store: StoreDep,
-    topic: Annotated[str, Form(pattern=r"^[a-z_]{1,40}$")],
+    topic: Annotated[str, Form(pattern="^(" + "|".join(TOPICS) + ")$")],
 ) -> Response:
-    """Keep the agent's correction, with the text, for the next training run."""
+    """Keep the agent's correction, with the text, for the next training run: one record per
+    item (the latest correction wins) in ``label_corrections``, and an audit entry."""
     item = store.get_item(item_id)
     if item is None:
         flash(request, f"no queue item {item_id!r}", "error")
         return back_to()
+    now = utcnow()
+    correction = {
+        "item_id": item_id,
+        "task": "topic",
+        "was": item.topic,
+        "label": topic,
+        "text": item.text,
+        "language": item.language,
+        "by": user.name,
+        "at": now.isoformat(),
+    }
+    store.put_record(LABEL_CORRECTIONS, item_id, correction)
     store.record_audit(
-        [
-            AuditEntry(
-                at=utcnow(),
-                actor=user.name,
-                action="relabel",
-                item_id=item_id,
-                detail={"task": "topic", "was": item.topic, "now": topic, "text": item.text},
-            )
-        ]
+        [AuditEntry(at=now, actor=user.name, action="relabel", item_id=item_id, detail=correction)]
     )
     flash(request, f"topic of {item_id} corrected to {topic}: kept for retraining")
     return back_to(item_id)
 
 
-def due_at(item: QueueItem) -> datetime:
-    """When the item's resolution target falls."""
-    minutes = {"P1": 240, "P2": 480, "P3": 1440, "P4": 4320}[item.band]
-    return item.post_created_at + timedelta(minutes=minutes)
+@router.post("/agent/items/{item_id}/escalate")
+def escalate(
+    request: Request,
+    item_id: str,
+    user: Agent,
+    channel: Annotated[str, Form()],
+    reason: Annotated[str, Form()],
+    email: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
+    credit: Annotated[float, Form(ge=0)] = 0.0,
+    window_hours: Annotated[float, Form(gt=0, le=72)] = 2.0,
+) -> Response:
+    """Move the conversation to e-mail, a phone callback or video, inside the policy."""
+    now = utcnow()
+    fields: dict[str, Any] = {"channel": channel, "reason": reason, "credit": credit}
+    if channel == "email":
+        fields |= {"email": email or None, "message": message or None}
+    elif channel == "phone":
+        fields |= {
+            "phone": phone or None,
+            "window_start": now,
+            "window_end": now + timedelta(hours=window_hours),
+        }
+    try:
+        request_ = EscalationRequest.model_validate(fields)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        flash(request, f"escalation: {where + ': ' if where else ''}{problem['msg']}", "error")
+        return back_to(item_id)
+    record: list[EscalationRecord] = []
+    return act(
+        request,
+        item_id,
+        lambda: record.append(services(request).escalations.escalate(item_id, user.name, request_)),
+        f"{item_id} escalated to {channel}",
+    )
 
 
-templates.env.globals["due_at"] = due_at
+def deadlines(request: Request) -> Callable[[QueueItem], datetime]:
+    """The next SLA deadline an item still has to meet (first response, then resolution)."""
+    policy = SlaPolicy.from_settings(request.app.state.settings)
+
+    def due(item: QueueItem) -> datetime:
+        return min(policy.due(item, kind) for kind in policy.pending(item) or [RESOLUTION])
+
+    return due
+
+
+@router.post("/agent/incidents/{incident_id}/resolve")
+def resolve_incident_form(
+    request: Request,
+    incident_id: str,
+    user: Agent,
+    store: StoreDep,
+    reply: Annotated[str, Form()],
+) -> Response:
+    """One reply for every item of a spike's incident that nobody else holds."""
+    try:
+        done = resolve_incident(store, incident_id, user.name, reply, utcnow())
+    except TriageError as exc:
+        flash(request, str(exc), "error")
+        return back_to()
+    skipped = (
+        f", {len(done.skipped_items)} held by others left to them" if done.skipped_items else ""
+    )
+    flash(request, f"incident {incident_id}: {len(done.resolved_items)} items resolved{skipped}")
+    return back_to()

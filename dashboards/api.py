@@ -18,8 +18,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from dashboards import agent_face, auth, pages, queue_api
+from dashboards import agent_face, auth, marketing_face, operator_face, pages, queue_api
 from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
+from pipeline.bus import Bus
 from pipeline.errors import TransientError
 from pipeline.queue import QueueError
 from pipeline.records import QueueItem
@@ -47,7 +48,9 @@ class Status(BaseModel):
     top_topics: list[TopicCount]
 
 
-def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
+def create_app(store: Store, settings: Settings | None = None, bus: Bus | None = None) -> FastAPI:
+    """The API and the dashboards over ``store``; ``bus`` (when given) feeds the operator face's
+    lag and dead-letter views."""
     settings = settings or Settings()
     app = FastAPI(
         title="social-triage",
@@ -57,6 +60,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     )
     app.state.store = store
     app.state.settings = settings
+    app.state.bus = bus
     secret = settings.session_secret
     app.add_middleware(
         SessionMiddleware,
@@ -98,6 +102,8 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(pages.router)
     app.include_router(agent_face.router)
+    app.include_router(marketing_face.router)
+    app.include_router(operator_face.router)
     app.include_router(queue_api.router)
 
     @app.get("/api/v1/health")

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +46,8 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(connect_app, name="connect")
 users_app = typer.Typer(help="Dashboard users and their roles.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+report_app = typer.Typer(help="Reports for marketing.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 console = Console()
 SAMPLE_POSTS = (
@@ -114,11 +116,16 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="where the embedded store is written")] = Path(
         ".triage/demo"
     ),
+    serve: Annotated[
+        bool, typer.Option(help="then serve the dashboards on the demo's data until Ctrl-C")
+    ] = False,
+    host: Annotated[str, typer.Option(help="dashboard address with --serve")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="dashboard port with --serve")] = 8000,
 ) -> None:
     """Run the whole pipeline on its embedded default: replay -> bus -> worker -> store/queue."""
     from pipeline.demo import run_demo
 
-    run_demo(posts, data_dir, console)
+    run_demo(posts, data_dir, console, (host, port) if serve else None)
 
 
 @app.command()
@@ -526,16 +533,20 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
 ) -> None:
-    """Serve the HTTP API (/api/v1, schema at /openapi.json) against the configured store."""
+    """Serve the dashboards and the HTTP API (/api/v1, schema at /openapi.json) on the store."""
     import uvicorn
 
     from dashboards.api import create_app
+    from pipeline.bus import open_bus
     from pipeline.store import open_store
 
     cfg = settings()
     store = open_store(cfg)
     store.ensure_schema()
-    uvicorn.run(create_app(store, cfg), host=host, port=port, log_level="warning")
+    # With Kafka, the operator face shows lag and the dead-letter queue; embedded, they live in
+    # the process that runs the pipeline (`triage demo --serve`).
+    bus = open_bus(cfg) if cfg.kafka_bootstrap else None
+    uvicorn.run(create_app(store, cfg, bus), host=host, port=port, log_level="warning")
 
 
 @users_app.command("add")
@@ -595,6 +606,34 @@ def status() -> None:
         "open by band: " + ", ".join(f"{b} {depth.get(b, 0)}" for b in ("P1", "P2", "P3", "P4"))
     )
     store.close()
+
+
+@report_app.command("trends")
+def report_trends(
+    since: Annotated[datetime | None, typer.Option(help="start (UTC); default: 24 h back")] = None,
+    until: Annotated[datetime | None, typer.Option(help="end (UTC); default: now")] = None,
+    format: Annotated[str, typer.Option("--format", help="html, pdf, png or csv")] = "html",
+    out: Annotated[Path | None, typer.Option(help="file to write; default trends.<format>")] = None,
+) -> None:
+    """What rose and when: volume with spikes, rising topics, sentiment, sources and languages."""
+    from pipeline.store import open_store
+    from pipeline.trend_report import FORMATS, render, trend_report_data
+
+    if format not in FORMATS:
+        raise ConfigError(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
+    end = (until or datetime.now(UTC)).replace(tzinfo=(until or datetime.now(UTC)).tzinfo or UTC)
+    start = since.replace(tzinfo=since.tzinfo or UTC) if since else end - timedelta(hours=24)
+    target = out or Path(f"trends.{format}")
+    if not target.parent.is_dir():
+        raise ConfigError(f"--out {target}: directory {target.parent} does not exist")
+    store = open_store(settings())
+    try:
+        store.ensure_schema()
+        body = render(trend_report_data(store, start, end), format)
+    finally:
+        store.close()
+    target.write_bytes(body)
+    console.print(f"report: wrote {target} ({len(body):,} bytes)")
 
 
 def main() -> None:

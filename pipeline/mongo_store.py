@@ -25,7 +25,7 @@ from pymongo.errors import (
 
 from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
-from pipeline.store import WriteResult, latest_authors, post_document
+from pipeline.store import TREND_KINDS, WriteResult, latest_authors, post_document
 
 DUPLICATE_KEY = 11000
 CLAIM_CANDIDATES = 8
@@ -54,6 +54,7 @@ class MongoStore:
         with _transient("creating indexes"):
             self.posts.create_index([("author_key", ASCENDING), ("created_at", DESCENDING)])
             self.posts.create_index([("topic_label", ASCENDING)])
+            self.posts.create_index([("created_at", ASCENDING)])
             self.queue.create_index([("status", ASCENDING), ("priority", DESCENDING)])
             self.queue.create_index([("author_id", ASCENDING)])
             self.claims.create_index([("item_id", ASCENDING)])
@@ -61,6 +62,8 @@ class MongoStore:
             self.records.create_index([("kind", ASCENDING), ("seq", ASCENDING)])
             for name in ("trends", "escalations"):
                 self._db[name].create_index([("created_at", DESCENDING)])
+            for kind in TREND_KINDS:
+                self._db[kind].create_index([("at", ASCENDING)])
 
     def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
         if not triaged:
@@ -313,6 +316,18 @@ class MongoStore:
             found = self.records.find(query).sort([("seq", ASCENDING)]).limit(limit)
             return [dict(d["doc"]) for d in found]
 
+    def posts_between(
+        self, since: datetime, until: datetime, limit: int = 100_000
+    ) -> list[dict[str, Any]]:
+        with _transient("reading posts by time"):
+            return list(
+                self.posts.find(
+                    {"created_at": {"$gte": since, "$lt": until}}, {"post.raw": 0}
+                )
+                .sort("created_at", ASCENDING)
+                .limit(limit)
+            )
+
     def save_user(self, user: UserAccount) -> None:
         # Users are added by hand, one at a time: this replace never contends with another writer.
         with _transient("saving a user"):
@@ -328,6 +343,36 @@ class MongoStore:
         with _transient("listing users"):
             docs = list(self._db["users"].find({}, {"_id": 0}).sort("name", ASCENDING))
         return [UserAccount.model_validate(d) for d in docs]
+    def put_trend_docs(self, kind: str, docs: Sequence[dict[str, Any]]) -> None:
+        """Each writer owns its documents' ids (a worker its buckets, a trend its record), so
+        these replaces never contend with another writer on FerretDB."""
+        if kind not in TREND_KINDS:
+            raise ValueError(f"unknown trend document kind {kind!r}")
+        # One replace per document: FerretDB v1 answers a bulk upsert without the "nModified"
+        # that pymongo's bulk_write requires. The detector writes a document or two a minute.
+        with _transient(f"writing {kind}"):
+            for d in docs:
+                self._db[kind].replace_one({"_id": d["_id"]}, d, upsert=True)
+
+    def find_trend_docs(
+        self,
+        kind: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        if kind not in TREND_KINDS:
+            raise ValueError(f"unknown trend document kind {kind!r}")
+        query: dict[str, Any] = {}
+        if since is not None or until is not None:
+            query["at"] = {
+                **({"$gte": since} if since is not None else {}),
+                **({"$lt": until} if until is not None else {}),
+            }
+        if status is not None:
+            query["status"] = status
+        with _transient(f"reading {kind}"):
+            return list(self._db[kind].find(query).sort([("at", ASCENDING), ("_id", ASCENDING)]))
 
     def close(self) -> None:
         self._client.close()

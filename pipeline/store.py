@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from pipeline.settings import Settings
 
 COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit")
+# Documents of the trend detector (pipeline/trends.py) and of incidents (pipeline/incidents.py).
+TREND_KINDS = ("trend_buckets", "trend_state", "trend_records", "incidents")
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,12 @@ class Store(Protocol):
         """Records of one kind whose top-level fields equal ``where`` (a list means any of),
         oldest first. Times come back as ISO text or datetimes: read them through a model."""
 
+    def posts_between(
+        self, since: datetime, until: datetime, limit: int = 100_000
+    ) -> list[dict[str, Any]]:
+        """Stored posts created in ``[since, until)``, oldest first, without their raw payload:
+        what the marketing dashboard charts. Times may come back as ISO text or datetimes."""
+
     def save_user(self, user: UserAccount) -> None:
         """Add a dashboard user, or replace the one of that name (a new password or roles)."""
 
@@ -112,6 +120,20 @@ class Store(Protocol):
 
     def list_users(self) -> list[UserAccount]:
         """Every dashboard user, by name."""
+
+    def put_trend_docs(self, kind: str, docs: Sequence[dict[str, Any]]) -> None:
+        """Upsert documents of one of ``TREND_KINDS`` by ``_id``; each has an aware ``at`` time
+        and may have a ``status``. One bulk call."""
+
+    def find_trend_docs(
+        self,
+        kind: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Documents of ``kind`` with ``since <= at < until`` (and ``status``), oldest first;
+        ``at`` comes back as an aware datetime."""
 
     def close(self) -> None: ...
 

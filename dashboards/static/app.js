@@ -10,8 +10,9 @@
     var now = Date.now();
     document.querySelectorAll("[data-due]").forEach(function (el) {
       var left = Math.round((Date.parse(el.dataset.due) - now) / 1000);
-      var abs = Math.abs(left), m = Math.floor(abs / 60), s = abs % 60;
-      var text = (left < 0 ? "-" : "") + m + ":" + String(s).padStart(2, "0");
+      var abs = Math.abs(left), h = Math.floor(abs / 3600), m = Math.floor(abs % 3600 / 60);
+      var s = abs % 60, pad = function (n) { return String(n).padStart(2, "0"); };
+      var text = (left < 0 ? "-" : "") + (h ? h + "h" + pad(m) + "m" : m + ":" + pad(s));
       el.textContent = text;
       el.classList.toggle("overdue", left < 0);
     });
