@@ -82,7 +82,8 @@ def crisislex_informativeness() -> float:
         with path.open(encoding="utf-8", errors="replace") as f:
             rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
         events[path.parent.name] = [(r["Tweet Text"], r["Informativeness"]) for r in rows]
-    truth, predicted = [], []
+    truth: list[str] = []
+    predicted: list[str] = []
     for held in events:
         train = [row for name, rows in events.items() if name != held for row in rows]
         model = train_task(
