@@ -122,7 +122,10 @@ def write(results: dict[str, dict[str, Any]], timings: dict[str, float]) -> None
     """docs/quality.json and docs/quality.md, rewritten after every set so that none is lost."""
     out = REPO / "docs"
     out.mkdir(exist_ok=True)
-    (out / "quality.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    path = out / "quality.json"
+    if path.exists() and timings.keys() != results.keys():  # another run may have written since
+        results = {**json.loads(path.read_text()), **{k: results[k] for k in timings}}
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     lines = [
         "# Classifier quality",
         "",
