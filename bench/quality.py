@@ -151,8 +151,10 @@ def write(results: dict[str, dict[str, Any]], timings: dict[str, float]) -> None
         if key in results:
             value = results[key]["value"]
             met = "yes" if value >= bar else "no"
-            took = f"{timings[key]:.0f} s" if key in timings else "(earlier run)"
+            took = f"{timings[key]:.0f} s" if key in timings else "(another run)"
             lines.append(f"| `{key}` | {metric} | {value:.4f} | {bar} | {met} | {took} |")
+        else:
+            lines.append(f"| `{key}` | {metric} | not measured | {bar} | no | |")
     (out / "quality.md").write_text("\n".join(lines) + "\n")
 
 

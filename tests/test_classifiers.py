@@ -156,6 +156,9 @@ def test_shipped_model_triages_both_languages(triager: Triager) -> None:
     assert spam.is_spam and not fire_en.is_spam
     assert fire_en.priority.score > thanks.priority.score
     assert fire_en.urgency.evidence  # the words that made it critical
+    # ... and the agent reads them with the priority's reasons
+    assert all(repr(w) in fire_en.priority.reasons[0] for w in fire_en.urgency.evidence)
+    assert any(r.startswith(f"topic {fire_en.topic.label} from") for r in fire_en.priority.reasons)
 
 
 def test_registry_refuses_unknown_versions_and_missing_models(tmp_path: Path) -> None:
