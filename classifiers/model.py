@@ -104,9 +104,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
     as much as a common one). ``predict`` follows the SVM; ``predict_proba`` maps its scores to
     probabilities with a multinomial logistic regression fitted on the out-of-fold scores
     (Platt scaling, generalised to many labels), so that the probabilities are calibrated on data
-    the SVM had not seen. The SVM was chosen over logistic regression by measurement: as accurate
-    or more on the public sets in ``make quality`` and several times faster to fit, which is what
-    makes the search affordable.
+    the SVM had not seen. The SVM was chosen over logistic regression by measurement (``make
+    quality``): better on SMS spam (MCC 0.958 vs 0.950), TweetEval emotion (0.681 vs 0.675) and
+    waimai (0.911 vs 0.898), 0.2 points worse on Banking77 (0.918 vs 0.920), and several times
+    faster to fit, which is what makes the search for C affordable.
     """
 
     def __init__(
