@@ -15,7 +15,7 @@ from pipeline.records import Entity
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 PHONE = re.compile(
-    r"(?<![\dA-Za-z#])(?:\+?\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?"
+    r"(?<![\dA-Za-z#])(?:\+?\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])?"
     r"\d{3,4}[ .-]?\d{3,4}(?:[ .-]?\d{2,4})?(?![\dA-Za-z])"
 )
 ORDER = re.compile(

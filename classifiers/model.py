@@ -8,6 +8,7 @@ in ``__init__``, learning in ``fit``, fitted attributes ending in ``_``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,13 +17,33 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import FeatureUnion
+from sklearn.svm import LinearSVC
+
+# Prepared Chinese text has a space between characters (one spaCy token each); the character
+# view reads the run of characters as written, so that its n-grams span words.
+_HAN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+_CJK_GAP = re.compile(rf"(?<={_HAN}) (?={_HAN})")
+
+
+def join_cjk(text: str) -> str:
+    return _CJK_GAP.sub("", text)
 
 
 def make_featurizer(
-    word_ngrams: tuple[int, int], char_ngrams: tuple[int, int], min_df: int
+    word_ngrams: tuple[int, int],
+    char_ngrams: tuple[int, int],
+    min_df: int,
+    join_chinese: bool = False,
 ) -> FeatureUnion:
-    """Word n-grams over spaCy tokens plus character n-grams, both TF-IDF with sublinear tf."""
+    """Word n-grams over spaCy tokens plus character n-grams, both TF-IDF with sublinear tf.
+
+    ``join_chinese`` lets the character view read Chinese as written (n-grams across words).
+    Measured: +1.3 points accuracy on waimai_10k for ``TextClassifier``; on the seed bundle's
+    held-out templates it lowered topic accuracy (0.714 to 0.657), so the bundle keeps it off.
+    """
     return FeatureUnion(
         [
             (
@@ -41,6 +62,7 @@ def make_featurizer(
                 "char",
                 TfidfVectorizer(
                     analyzer="char_wb",
+                    preprocessor=join_cjk if join_chinese else None,
                     lowercase=False,
                     ngram_range=char_ngrams,
                     min_df=min_df,
@@ -75,34 +97,86 @@ def top_evidence(
 
 
 class TextClassifier(ClassifierMixin, BaseEstimator):
-    """One label set, learned from prepared text (see classifiers.text.TextPreparer)."""
+    """One label set, learned from prepared text (see classifiers.text.TextPreparer).
+
+    A linear SVM over word and character n-grams. Its C is chosen by stratified
+    cross-validation on the training data alone, scored by macro-F1 (so that a rare label counts
+    as much as a common one). ``predict`` follows the SVM; ``predict_proba`` maps its scores to
+    probabilities with a multinomial logistic regression fitted on the out-of-fold scores
+    (Platt scaling, generalised to many labels), so that the probabilities are calibrated on data
+    the SVM had not seen. The SVM was chosen over logistic regression by measurement (``make
+    quality``): better on SMS spam (MCC 0.958 vs 0.950), TweetEval emotion (0.681 vs 0.675) and
+    waimai (0.911 vs 0.898), 0.2 points worse on Banking77 (0.918 vs 0.920), and several times
+    faster to fit, which is what makes the search for C affordable.
+    """
 
     def __init__(
         self,
-        word_ngrams: tuple[int, int] = (1, 2),
-        char_ngrams: tuple[int, int] = (2, 5),
+        word_ngrams: tuple[int, int] = (1, 3),
+        char_ngrams: tuple[int, int] = (2, 6),
         min_df: int = 1,
-        C: float = 10.0,
+        C: float | None = None,
+        Cs: tuple[float, ...] = (0.1, 0.3, 1.0),
+        cv: int = 3,
         class_weight: str | None = "balanced",
+        random_state: int = 0,
     ) -> None:
         self.word_ngrams = word_ngrams
         self.char_ngrams = char_ngrams
         self.min_df = min_df
         self.C = C
+        self.Cs = Cs
+        self.cv = cv
         self.class_weight = class_weight
+        self.random_state = random_state
+
+    def _svm(self, C: float) -> LinearSVC:
+        return LinearSVC(C=C, class_weight=self.class_weight, random_state=self.random_state)
+
+    def _decide(self, scores: np.ndarray) -> np.ndarray:
+        if scores.shape[1] == 1:
+            return np.asarray(self.classes_[(scores[:, 0] > 0).astype(int)])
+        return np.asarray(self.classes_[scores.argmax(axis=1)])
 
     def fit(self, X: Sequence[str], y: Sequence[Any]) -> TextClassifier:
-        self.featurizer_ = make_featurizer(self.word_ngrams, self.char_ngrams, self.min_df)
+        labels = np.asarray(y)
+        self.classes_ = np.unique(labels)
+        self.featurizer_ = make_featurizer(
+            self.word_ngrams, self.char_ngrams, self.min_df, join_chinese=True
+        )
         Z = self.featurizer_.fit_transform(X)
-        self.estimator_ = _head(self.C, self.class_weight).fit(Z, np.asarray(y))
-        self.classes_ = self.estimator_.classes_
+        folds = min(self.cv, int(np.unique(labels, return_counts=True)[1].min()))
+        if folds < 2:  # a label with one example: nothing to cross-validate, nothing to calibrate
+            raise ValueError("every label needs at least two examples")
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        splits = list(splitter.split(np.zeros(len(labels)), labels))
+        candidates = (self.C,) if self.C is not None else tuple(sorted(self.Cs))
+        self.cv_scores_: dict[float, float] = {}
+        oof: dict[float, np.ndarray] = {}
+        for C in candidates:
+            scores = cross_val_predict(
+                self._svm(C), Z, labels, cv=splits, method="decision_function"
+            ).reshape(len(labels), -1)
+            picked = self._decide(scores)
+            per_fold = [
+                f1_score(labels[test], picked[test], average="macro") for _, test in splits
+            ]
+            self.cv_scores_[C] = float(np.mean(per_fold))
+            oof[C] = scores
+        self.C_ = max(self.cv_scores_, key=lambda C: self.cv_scores_[C])
+        self.svm_ = self._svm(self.C_).fit(Z, labels)
+        self.calibrator_ = LogisticRegression(max_iter=1000).fit(oof[self.C_], labels)
         return self
 
+    def _scores(self, X: Sequence[str]) -> np.ndarray:
+        Z = self.featurizer_.transform(X)
+        return np.asarray(self.svm_.decision_function(Z)).reshape(Z.shape[0], -1)
+
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.estimator_.predict_proba(self.featurizer_.transform(X)))
+        return np.asarray(self.calibrator_.predict_proba(self._scores(X)))
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
+        return self._decide(self._scores(X))
 
 
 class TriageModel(BaseEstimator):

@@ -8,6 +8,7 @@ trained on, so that evaluation can refuse a mismatched task or labels the model 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,11 @@ def train_task(task: str, data: Labelled, **params: Any) -> TaskModel:
     classes = sorted(set(data.labels))
     if len(classes) < 2:
         raise ConfigError(f"training needs at least two labels; the file has only {classes}")
+    counts = Counter(data.labels)
+    rare = sorted(label for label, n in counts.items() if n < 2)
+    if rare:
+        shown = ", ".join(map(repr, rare[:5]))
+        raise ConfigError(f"every label needs at least two examples; these have one: {shown}")
     model = TextClassifier(**params).fit(TextPreparer().prepare(data.texts), data.labels)
     return TaskModel(
         task=task,

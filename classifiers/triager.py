@@ -18,7 +18,7 @@ from classifiers.model import TriageModel
 from classifiers.registry import Registry
 from classifiers.text import TextPreparer
 from pipeline import priority
-from pipeline.records import Post, Prediction, TriagedPost
+from pipeline.records import Post, Prediction, Priority, TriagedPost
 
 MODEL_NAME = "triage"
 TASKS = ("spam", "topic", "urgency", "sentiment")
@@ -34,6 +34,16 @@ DEFAULT_PRODUCTS = (
     "智能水壶2代",
     "Acme路由器",
 )
+
+
+def explained(pr: Priority, urgency: Prediction, topic: Prediction) -> Priority:
+    """The priority's reasons with the words that drove the urgency and topic models."""
+    reasons = list(pr.reasons)
+    if urgency.evidence and reasons:
+        reasons[0] += f" from {', '.join(map(repr, urgency.evidence))}"
+    if topic.evidence:
+        reasons.append(f"topic {topic.label} from {', '.join(map(repr, topic.evidence))}")
+    return pr.model_copy(update={"reasons": reasons})
 
 
 class Triager:
@@ -107,12 +117,17 @@ class Triager:
             urgency = prediction("urgency", i)
             sentiment = prediction("sentiment", i)
             spam = prediction("spam", i)
-            pr = priority.score(
-                urgency.probabilities,
-                sentiment.probabilities.get("negative", 0.0),
-                post.author,
-                post.created_at,
-                now,
+            topic = prediction("topic", i)
+            pr = explained(
+                priority.score(
+                    urgency.probabilities,
+                    sentiment.probabilities.get("negative", 0.0),
+                    post.author,
+                    post.created_at,
+                    now,
+                ),
+                urgency,
+                topic,
             )
             out.append(
                 TriagedPost(
@@ -120,7 +135,7 @@ class Triager:
                     language=languages[i],
                     spam=spam,
                     is_spam=bool(probs["spam"][1][i, spam_col] >= self.spam_threshold),
-                    topic=prediction("topic", i),
+                    topic=topic,
                     urgency=urgency,
                     sentiment=sentiment,
                     entities=entities[i],

@@ -39,6 +39,14 @@ def test_chinese_is_tokenised_without_a_segmentation_model() -> None:
         ("Il mio ordine non è ancora arrivato", "it"),
         ("订单已经晚了六天，物流一直没更新", "zh"),
         ("注文した商品がまだ届きません", "ja"),
+        ("A minha encomenda ainda não chegou, já passaram duas semanas", "pt"),
+        ("Mijn bestelling is nog steeds niet aangekomen", "nl"),
+        ("Min beställning har fortfarande inte kommit fram", "sv"),
+        ("Moje zamówienie wciąż nie dotarło", "pl"),
+        ("Мой заказ до сих пор не пришёл", "ru"),
+        ("我的訂單還沒到，客服也不回覆", "zh"),  # traditional characters
+        ("我的AcmePhone X充电时着火了!!!", "zh"),  # Chinese around a Latin brand name
+        ("@AcmeCare my parcel is late again https://t.co/x7", "en"),  # handles and links ignored
     ],
 )
 def test_language_detection(text: str, language: str) -> None:
@@ -60,6 +68,26 @@ def test_entities_and_redaction_in_chinese() -> None:
     found = EntityExtractor().extract(text)
     assert {e.kind for e in found} >= {"order_number", "phone", "email"}
     assert redact(text, found) == "订单号12345678还没到，电话[PHONE]，邮箱[EMAIL]"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "call me at (415) 555-0134, card 4111-1111-1111-1111, order #4839201",
+            "call me at [PHONE], card [CARD], order #4839201",
+        ),
+        (
+            "请联系我 138 1234 5678 或者 +86 10 8888 6666，卡号 4111 1111 1111 1111",
+            "请联系我 [PHONE] 或者 [PHONE]，卡号 [CARD]",
+        ),
+        ("我的邮箱是 li.ming@qq.com 订单号 20261123001", "我的邮箱是 [EMAIL] 订单号 20261123001"),
+    ],
+)
+def test_redaction_hides_contact_and_card_details_but_keeps_order_numbers(
+    text: str, shown: str
+) -> None:
+    assert redact(text, EntityExtractor().extract(text)) == shown
 
 
 def test_only_card_numbers_that_pass_luhn_are_cards() -> None:
@@ -87,6 +115,32 @@ def test_text_classifier_follows_scikit_learn_conventions() -> None:
     assert model.predict(["lost parcel"])[0] == "delivery"
 
 
+def test_text_classifier_chooses_c_by_cross_validation_and_calibrates() -> None:
+    rng = np.random.default_rng(0)
+    words = {"billing": ["refund", "charged", "invoice"], "delivery": ["parcel", "courier", "late"]}
+    noise = ["my", "the", "again", "today", "please", "订单", "还是"]
+    X, y = [], []
+    for i in range(120):
+        label = "billing" if i % 3 else "delivery"
+        X.append(" ".join([*rng.choice(words[label], 2), *rng.choice(noise, 4)]))
+        y.append(label)
+    model = TextClassifier(Cs=(0.01, 1.0)).fit(X, y)
+    assert set(model.cv_scores_) == {0.01, 1.0} and model.C_ in (0.01, 1.0)
+    assert model.cv_scores_[model.C_] == max(model.cv_scores_.values())
+    proba = model.predict_proba(X)
+    assert np.allclose(proba.sum(axis=1), 1) and ((proba > 0) & (proba < 1)).all()
+    # calibrated on out-of-fold scores: sure where the words are clear, not blindly certain
+    assert 0.6 < proba.max(axis=1).mean() < 1.0
+    assert (model.predict(X) == np.asarray(y)).mean() > 0.9
+
+
+def test_chinese_character_view_spans_words() -> None:
+    [prepared] = TextPreparer().prepare(["退款没到账"], ["zh"])
+    names = TextClassifier(C=1.0).fit([prepared, "a b"] * 3, ["x", "y"] * 3)
+    vocabulary = names.featurizer_.transformer_list[1][1].vocabulary_
+    assert "退款没到" in vocabulary  # four characters across two words
+
+
 def test_shipped_model_triages_both_languages(triager: Triager) -> None:
     now = datetime(2026, 11, 2, tzinfo=UTC)
     posts = [
@@ -102,6 +156,9 @@ def test_shipped_model_triages_both_languages(triager: Triager) -> None:
     assert spam.is_spam and not fire_en.is_spam
     assert fire_en.priority.score > thanks.priority.score
     assert fire_en.urgency.evidence  # the words that made it critical
+    # ... and the agent reads them with the priority's reasons
+    assert all(repr(w) in fire_en.priority.reasons[0] for w in fire_en.urgency.evidence)
+    assert any(r.startswith(f"topic {fire_en.topic.label} from") for r in fire_en.priority.reasons)
 
 
 def test_registry_refuses_unknown_versions_and_missing_models(tmp_path: Path) -> None:

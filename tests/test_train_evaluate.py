@@ -9,7 +9,13 @@ import orjson
 import pytest
 from openpyxl import Workbook
 
-from tests.test_cli import one_line_error, triage
+from tests.test_cli import one_line_error
+from tests.test_cli import triage as run_cli
+
+
+def triage(*args: str) -> tuple[int, str, str]:
+    """The CLI, with room for training's cross-validation on a machine shared with other work."""
+    return run_cli(*args, timeout=600)
 
 ROWS = [
     ("where is my parcel, tracking stuck", "Delivery"),
@@ -144,3 +150,44 @@ def test_bad_files_get_one_line(tmp_path: Path) -> None:
         code, _, err = triage(*args)
         assert code == 2, (args, err)
         assert expected in one_line_error(err), (args, err)
+
+
+def test_emotion_task_keeps_labels_as_spelled(tmp_path: Path) -> None:
+    rows = [
+        ("so angry, they ignored me again", "Anger"),
+        ("this is outrageous, furious with support", "Anger"),
+        ("love it, best day ever", "Joy"),
+        ("so happy with my new phone", "Joy"),
+        ("things will get better tomorrow", "Optimism"),
+        ("hopeful the fix arrives soon", "Optimism"),
+        ("feeling down, my parcel is lost", "Sadness"),
+        ("so sad the gift never came", "Sadness"),
+    ] * 3
+    data = write(tmp_path / "emotion.tsv", rows)
+    model, report = tmp_path / "m.joblib", tmp_path / "r.json"
+    assert triage("train", "--task", "emotion", "--data", str(data), "--out", str(model))[0] == 0
+    args = ["--model", str(model), "--data", str(data), "--report", str(report)]
+    code, _, err = triage("evaluate", "--task", "emotion", *args)
+    assert code == 0, err
+    result = orjson.loads(report.read_bytes())
+    assert list(result["per_class"]) == ["Anger", "Joy", "Optimism", "Sadness"]
+    assert result["macro_f1"] > 0.9
+
+
+def test_numeric_labels_stay_strings_as_spelled(tmp_path: Path) -> None:
+    rows = [(t, "01" if y == "Billing" else "00") for t, y in ROWS]
+    data = write(tmp_path / "n.jsonl", rows)
+    model, report = tmp_path / "m.joblib", tmp_path / "r.json"
+    assert triage("train", "--task", "flag", "--data", str(data), "--out", str(model))[0] == 0
+    args = ["--model", str(model), "--data", str(data), "--report", str(report)]
+    assert triage("evaluate", "--task", "flag", *args)[0] == 0
+    assert set(orjson.loads(report.read_bytes())["per_class"]) == {"00", "01"}
+
+
+def test_a_label_with_a_single_example_gets_one_line(tmp_path: Path) -> None:
+    data = write(tmp_path / "x.csv", [*ROWS, ("my password reset never arrives", "Account")])
+    code, _, err = triage(
+        "train", "--task", "topic", "--data", str(data), "--out", str(tmp_path / "m.joblib")
+    )
+    assert code == 2
+    assert "at least two examples; these have one: 'Account'" in one_line_error(err)

@@ -1,0 +1,70 @@
+"""The model registry: versions with their provenance, promote and roll back, and the worker's
+record of which version judged each post."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from classifiers.model import TriageModel
+from classifiers.registry import Registry
+from classifiers.text import TextPreparer
+from classifiers.training import SEED_CORPUS, read_seed
+from classifiers.triager import MODEL_NAME, TASKS, Triager
+from tests.helpers import make_post
+from tests.test_cli import one_line_error, triage
+
+
+def small_bundle(rows: int) -> tuple[TriageModel, str]:
+    seed = read_seed(SEED_CORPUS)[::7][:rows]
+    prepared = TextPreparer().prepare([r["text"] for r in seed], [r["language"] for r in seed])
+    model = TriageModel(C=1.0).fit(prepared, {t: [r[t] for r in seed] for t in TASKS})
+    return model, f"{rows:064x}"
+
+
+def test_versions_carry_data_hash_metrics_settings_and_time(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    model, digest = small_bundle(400)
+    version = registry.register(
+        MODEL_NAME, model, data_sha256=digest, metrics={"topic": 0.9}, params=model.get_params()
+    )
+    meta = registry.versions(MODEL_NAME)[version]
+    assert meta["data_sha256"] == digest and version.endswith(digest[:8])
+    assert meta["metrics"] == {"topic": 0.9}
+    assert meta["params"]["C"] == "1.0"
+    assert datetime.fromisoformat(meta["created_at"]).tzinfo is not None
+    assert (tmp_path / f"{MODEL_NAME}-{version}.joblib").is_file()
+
+
+def test_worker_records_the_active_version_and_follows_promote_and_rollback(
+    tmp_path: Path,
+) -> None:
+    registry = Registry(tmp_path)
+    (first_model, first_hash), (second_model, second_hash) = small_bundle(300), small_bundle(350)
+    first = registry.register(
+        MODEL_NAME, first_model, data_sha256=first_hash, metrics={}, params={}
+    )
+    second = registry.register(
+        MODEL_NAME, second_model, data_sha256=second_hash, metrics={}, params={}
+    )
+    posts = [make_post(i) for i in range(8)]
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+
+    def judged_by() -> set[str]:
+        triaged = Triager.from_registry(Registry(tmp_path)).triage(posts, now)
+        return {v for t in triaged for v in t.model_versions.values()}
+
+    assert judged_by() == {f"{MODEL_NAME}:{second}"}
+    env = {"TRIAGE_MODELS_DIR": str(tmp_path)}
+    code, out, _ = triage("models", "rollback", env=env)
+    assert code == 0 and first in out
+    assert judged_by() == {f"{MODEL_NAME}:{first}"}
+    code, out, _ = triage("models", "promote", second, env=env)
+    assert code == 0 and second in out
+    assert judged_by() == {f"{MODEL_NAME}:{second}"}
+    history = orjson.loads((tmp_path / "registry.json").read_bytes())["models"][MODEL_NAME]
+    assert history["history"] == [first, second]  # rollback popped second, promote pushed it
+    code, _, err = triage("models", "promote", "19990101000000-deadbeef", env=env)
+    assert code == 2 and "has no version" in one_line_error(err)
