@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from connectors.base import Connector
+from pipeline import log_redaction
 from pipeline.bus import Producer
 from pipeline.errors import ConfigError, TriageError
 from pipeline.queue import AgentQueue
@@ -52,7 +53,9 @@ SAMPLE_POSTS = (
 
 
 def settings() -> Settings:
-    return Settings.from_environment()
+    cfg = Settings.from_environment()
+    log_redaction.install(log_redaction.secret_values(cfg))
+    return cfg
 
 
 def run_connector(connector: Connector) -> None:
@@ -525,6 +528,7 @@ def status() -> None:
 
 
 def main() -> None:
+    log_redaction.install()
     try:
         result = app(standalone_mode=False)
     except typer.Abort:
