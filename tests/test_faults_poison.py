@@ -4,6 +4,7 @@ worker goes on with the posts around it."""
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -19,7 +20,9 @@ from tests.test_faults_services import assert_each_post_once, stored
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.faults]
 
-TEN_MB_TEXT = post_bytes(10_001, text="x" * (10 * 1024 * 1024))
+TEN_MB_TEXT = json.dumps(
+    {**json.loads(post_bytes(10_001)), "text": "x" * (10 * 1024 * 1024)}
+).encode()
 
 
 class ExplodingTriager(Triager):
