@@ -95,7 +95,12 @@ def test_kafka_outage_of_30s_loses_nothing(deployment: Deployment, tmp_path: Pat
     assert_each_post_once(deployment, n)
 
 
-def test_store_outage_pauses_without_committing_and_resumes(deployment: Deployment) -> None:
+def test_store_outage_pauses_without_committing_and_resumes(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two retries (about 11 s against a dead server) are fewer than the outage lasts, so the
+    # worker must also give the batch back, pause and replay it.
+    monkeypatch.setenv("TRIAGE_WRITE_RETRIES", "2")
     n = 3000
     deployment.produce([post_bytes(i) for i in range(n)])
     worker = deployment.start_worker()
