@@ -45,6 +45,8 @@ connect_app = typer.Typer(help="Run a connector that feeds posts.raw.", no_args_
 app.add_typer(models_app, name="models")
 app.add_typer(queue_app, name="queue")
 app.add_typer(connect_app, name="connect")
+users_app = typer.Typer(help="Dashboard users and their roles.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 console = Console()
 SAMPLE_POSTS = (
@@ -115,11 +117,16 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="where the embedded store is written")] = Path(
         ".triage/demo"
     ),
+    serve: Annotated[
+        bool, typer.Option(help="then serve the dashboards on the demo's data until Ctrl-C")
+    ] = False,
+    host: Annotated[str, typer.Option(help="dashboard address with --serve")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="dashboard port with --serve")] = 8000,
 ) -> None:
     """Run the whole pipeline on its embedded default: replay -> bus -> worker -> store/queue."""
     from pipeline.demo import run_demo
 
-    run_demo(posts, data_dir, console)
+    run_demo(posts, data_dir, console, (host, port) if serve else None)
 
 
 @app.command()
@@ -502,15 +509,65 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
 ) -> None:
-    """Serve the HTTP API (/api/v1, schema at /openapi.json) against the configured store."""
+    """Serve the dashboards and the HTTP API (/api/v1, schema at /openapi.json) on the store."""
     import uvicorn
 
     from dashboards.api import create_app
+    from pipeline.bus import open_bus
+    from pipeline.store import open_store
+
+    cfg = settings()
+    store = open_store(cfg)
+    store.ensure_schema()
+    # With Kafka, the operator face shows lag and the dead-letter queue; embedded, they live in
+    # the process that runs the pipeline (`triage demo --serve`).
+    bus = open_bus(cfg) if cfg.kafka_bootstrap else None
+    uvicorn.run(create_app(store, cfg, bus), host=host, port=port, log_level="warning")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="the login name")],
+    role: Annotated[
+        list[str], typer.Option(help="agent, marketing, operator or admin (repeatable)")
+    ],
+    password_stdin: Annotated[
+        bool, typer.Option(help="read the password from the first line of standard input")
+    ] = False,
+) -> None:
+    """Add a dashboard user (or set a new password and roles for an existing one)."""
+    from dashboards.auth import make_account
+    from pipeline.store import open_store
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    account = make_account(name, password, role)
+    store = open_store(settings())
+    try:
+        store.ensure_schema()
+        existed = store.get_user(name) is not None
+        store.save_user(account)
+    finally:
+        store.close()
+    console.print(f"{'updated' if existed else 'added'} {name} ({', '.join(account.roles)})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every dashboard user and their roles."""
     from pipeline.store import open_store
 
     store = open_store(settings())
-    store.ensure_schema()
-    uvicorn.run(create_app(store), host=host, port=port, log_level="warning")
+    try:
+        store.ensure_schema()
+        table = Table("name", "roles", "created")
+        for user in store.list_users():
+            table.add_row(user.name, ", ".join(user.roles), user.created_at.isoformat()[:19])
+    finally:
+        store.close()
+    console.print(table)
 
 
 @app.command()

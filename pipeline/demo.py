@@ -7,6 +7,7 @@ and a marketer would see first.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import threading
 import time
@@ -23,12 +24,16 @@ from connectors.replay import ReplayConnector
 from pipeline.bus import InProcessBus
 from pipeline.embedded_store import EmbeddedStore
 from pipeline.errors import ConfigError
-from pipeline.records import utcnow
+from pipeline.records import ROLES, utcnow
 from pipeline.settings import Settings
 from pipeline.worker import BatchStats, Worker
 
 
-def run_demo(posts: Path, data_dir: Path, console: Console) -> BatchStats:
+def run_demo(
+    posts: Path, data_dir: Path, console: Console, serve: tuple[str, int] | None = None
+) -> BatchStats:
+    """Replay, triage and summarise; with ``serve`` (host, port), then serve the dashboards on
+    the same store and bus until Ctrl-C."""
     if not posts.is_file():
         raise ConfigError(f"sample file {posts} does not exist")
     total = sum(1 for line in posts.open("rb") if line.strip())
@@ -76,8 +81,37 @@ def run_demo(posts: Path, data_dir: Path, console: Console) -> BatchStats:
     worker.close()
     elapsed = time.perf_counter() - started
     show_summary(console, store, totals, connector.rejected, elapsed, settings)
-    store.close()
+    try:
+        if serve is not None:
+            serve_dashboards(console, store, bus, settings, *serve)
+    finally:
+        store.close()
     return totals
+
+
+def serve_dashboards(
+    console: Console,
+    store: EmbeddedStore,
+    bus: InProcessBus,
+    settings: Settings,
+    host: str,
+    port: int,
+) -> None:
+    """The dashboards on the demo's data, with one user per role and a fresh password."""
+    import uvicorn
+
+    from dashboards.api import create_app
+    from dashboards.auth import make_account
+
+    password = secrets.token_urlsafe(9)
+    for role in ROLES:
+        store.save_user(make_account(role, password, [role]))
+    url = f"http://{host}:{port}/"
+    console.print(f"\n[bold]Dashboards:[/] {url}")
+    console.print("  users: [bold]agent[/], [bold]marketing[/], [bold]operator[/], [bold]admin[/]")
+    console.print(f"  password: [bold]{password}[/]")
+    console.print("  (Ctrl-C stops)")
+    uvicorn.run(create_app(store, settings, bus), host=host, port=port, log_level="warning")
 
 
 def show_summary(

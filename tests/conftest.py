@@ -15,6 +15,7 @@ from classifiers.triager import Triager
 from pipeline.embedded_store import EmbeddedStore
 from pipeline.mongo_store import MongoStore
 from pipeline.store import Store
+from tests.servers import inbox, provider, tls_files  # noqa: F401  (fixtures)
 
 
 def required_env(name: str) -> str:

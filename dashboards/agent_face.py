@@ -1,0 +1,241 @@
+"""The agent console: the queue by priority with its reasons, claim, and work on one item.
+
+Every action goes through the queue's rules (``pipeline.queue.AgentQueue``): a claim is exclusive
+and every change is a compare-and-set, so when two agents act on one item only one succeeds and
+the other is told who holds it. The queue and the open item's ownership refresh every two seconds
+(``data-refresh`` in the page), so nobody works from a stale view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from dashboards.auth import User, get_store, require_roles
+from dashboards.pages import flash, fragment, render
+from dashboards.queue_api import services
+from pipeline.escalation import EscalationRecord, EscalationRequest
+from pipeline.queue import AgentQueue, QueueError
+from pipeline.records import AuditEntry, QueueItem, utcnow
+from pipeline.sla import RESOLUTION, SlaPolicy
+from pipeline.store import Store
+
+router = APIRouter(include_in_schema=False)
+Agent = Annotated[User, Depends(require_roles("agent"))]
+StoreDep = Annotated[Store, Depends(get_store)]
+CHANNELS = ("email", "phone", "video")
+LABEL_CORRECTIONS = "label_corrections"
+# The topic labels of the shipped model, in the order the relabel menu lists them.
+TOPICS = ("account", "billing", "delivery", "general", "praise", "product_defect")
+
+
+def visible_queue(store: Store, limit: int = 50) -> list[QueueItem]:
+    """Open and claimed items together, most urgent first, so ownership is always in view."""
+    items = store.list_queue("open", limit) + store.list_queue("claimed", limit)
+    return sorted(items, key=lambda i: (-i.priority, i.enqueued_at))[:limit]
+
+
+def item_context(request: Request, item: QueueItem, user: User) -> dict[str, Any]:
+    context = services(request).customers.context(item.author_id)
+    return {
+        "item": item,
+        "author": context.profile,
+        "tier": context.tier,
+        "history": [p for p in context.posts if p.id != item.id],
+        "replies": context.replies,
+        "escalations": context.open_escalations,
+        "mine": is_mine(item, user),
+        "topics": TOPICS,
+        "channels": CHANNELS,
+    }
+
+
+def is_mine(item: QueueItem, user: User) -> bool:
+    lease = item.lease_until
+    return item.status == "claimed" and item.agent == user.name and lease is not None and (
+        lease > utcnow()
+    )
+
+
+def queue_for(request: Request) -> AgentQueue:
+    return services(request).queue
+
+
+def back_to(item_id: str | None = None) -> RedirectResponse:
+    return RedirectResponse(f"/agent?item={item_id}" if item_id else "/agent", status_code=303)
+
+
+@router.get("/agent")
+def agent_page(request: Request, user: Agent, store: StoreDep, item: str | None = None) -> Response:
+    context: dict[str, Any] = {
+        "queue": visible_queue(store),
+        "selected": item,
+        "active": "agent",
+        "due_at": deadlines(request),
+    }
+    if item is not None:
+        found = store.get_item(item)
+        if found is not None:
+            context.update(item_context(request, found, user))
+    return render(request, "agent.html", user, **context)
+
+
+@router.get("/agent/live/queue")
+def live_queue(request: Request, user: Agent, store: StoreDep, item: str | None = None) -> Response:
+    return fragment(
+        request,
+        "agent_queue.html",
+        user,
+        queue=visible_queue(store),
+        selected=item,
+        due_at=deadlines(request),
+    )
+
+
+@router.get("/agent/live/owner/{item_id}")
+def live_owner(request: Request, item_id: str, user: Agent, store: StoreDep) -> HTMLResponse:
+    found = store.get_item(item_id)
+    if found is None:
+        return HTMLResponse("", status_code=404)
+    return fragment(request, "agent_owner.html", user, item=found, mine=is_mine(found, user))
+
+
+@router.post("/agent/claim")
+def claim(request: Request, user: Agent) -> Response:
+    """Route by the agent's profile (skills, capacity, affinity) where an admin set one."""
+    queue = queue_for(request)
+    try:
+        if queue.agents.get(user.name) is not None:
+            item = queue.next_for(user.name)
+        else:
+            item = queue.claim_next(user.name)
+    except QueueError as exc:
+        flash(request, str(exc), "error")
+        return back_to()
+    if item is None:
+        flash(request, "nothing to claim", "error")
+        return back_to()
+    return back_to(item.id)
+
+
+def act(request: Request, item_id: str, do: Any, done: str) -> Response:
+    """Run one queue action; a refusal (not the holder, lease gone) is shown, never a crash."""
+    try:
+        do()
+    except QueueError as exc:
+        flash(request, str(exc), "error")
+        return back_to(item_id)
+    flash(request, done)
+    return back_to(item_id)
+
+
+@router.post("/agent/items/{item_id}/resolve")
+def resolve(
+    request: Request, item_id: str, user: Agent, reply: Annotated[str, Form()]
+) -> Response:
+    return act(
+        request,
+        item_id,
+        lambda: queue_for(request).resolve(item_id, user.name, reply),
+        f"{item_id} resolved",
+    )
+
+
+@router.post("/agent/items/{item_id}/release")
+def release(
+    request: Request, item_id: str, user: Agent, reason: Annotated[str, Form()] = ""
+) -> Response:
+    return act(
+        request,
+        item_id,
+        lambda: queue_for(request).release(item_id, user.name, reason),
+        f"{item_id} released",
+    )
+
+
+@router.post("/agent/items/{item_id}/relabel")
+def relabel(
+    request: Request,
+    item_id: str,
+    user: Agent,
+    store: StoreDep,
+    topic: Annotated[str, Form(pattern="^(" + "|".join(TOPICS) + ")$")],
+) -> Response:
+    """Keep the agent's correction, with the text, for the next training run: one record per
+    item (the latest correction wins) in ``label_corrections``, and an audit entry."""
+    item = store.get_item(item_id)
+    if item is None:
+        flash(request, f"no queue item {item_id!r}", "error")
+        return back_to()
+    now = utcnow()
+    correction = {
+        "item_id": item_id,
+        "task": "topic",
+        "was": item.topic,
+        "label": topic,
+        "text": item.text,
+        "language": item.language,
+        "by": user.name,
+        "at": now.isoformat(),
+    }
+    store.put_record(LABEL_CORRECTIONS, item_id, correction)
+    store.record_audit(
+        [AuditEntry(at=now, actor=user.name, action="relabel", item_id=item_id, detail=correction)]
+    )
+    flash(request, f"topic of {item_id} corrected to {topic}: kept for retraining")
+    return back_to(item_id)
+
+
+@router.post("/agent/items/{item_id}/escalate")
+def escalate(
+    request: Request,
+    item_id: str,
+    user: Agent,
+    channel: Annotated[str, Form()],
+    reason: Annotated[str, Form()],
+    email: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
+    credit: Annotated[float, Form(ge=0)] = 0.0,
+    window_hours: Annotated[float, Form(gt=0, le=72)] = 2.0,
+) -> Response:
+    """Move the conversation to e-mail, a phone callback or video, inside the policy."""
+    now = utcnow()
+    fields: dict[str, Any] = {"channel": channel, "reason": reason, "credit": credit}
+    if channel == "email":
+        fields |= {"email": email or None, "message": message or None}
+    elif channel == "phone":
+        fields |= {
+            "phone": phone or None,
+            "window_start": now,
+            "window_end": now + timedelta(hours=window_hours),
+        }
+    try:
+        request_ = EscalationRequest.model_validate(fields)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        flash(request, f"escalation: {where + ': ' if where else ''}{problem['msg']}", "error")
+        return back_to(item_id)
+    record: list[EscalationRecord] = []
+    return act(
+        request,
+        item_id,
+        lambda: record.append(services(request).escalations.escalate(item_id, user.name, request_)),
+        f"{item_id} escalated to {channel}",
+    )
+
+
+def deadlines(request: Request) -> Callable[[QueueItem], datetime]:
+    """The next SLA deadline an item still has to meet (first response, then resolution)."""
+    policy = SlaPolicy.from_settings(request.app.state.settings)
+
+    def due(item: QueueItem) -> datetime:
+        return min(policy.due(item, kind) for kind in policy.pending(item) or [RESOLUTION])
+
+    return due
