@@ -230,6 +230,9 @@ def connect_replay(
 def connect_webhook(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8080,
+    rate_limit: Annotated[
+        str, typer.Option(help="requests per client address, e.g. 20/second or 600/minute")
+    ] = "20/second",
 ) -> None:
     """Accept HMAC-signed posts at POST /webhook/posts and put them on posts.raw."""
     from connectors.webhook import WebhookConnector
@@ -239,7 +242,13 @@ def connect_webhook(
     run_on_kafka(
         cfg,
         lambda producer, store: WebhookConnector(
-            producer, key, host=host, port=port, topic=cfg.topic_raw, dlq_topic=cfg.topic_dlq
+            producer,
+            key,
+            host=host,
+            port=port,
+            rate_limit=rate_limit,
+            topic=cfg.topic_raw,
+            dlq_topic=cfg.topic_dlq,
         ),
     )
 
