@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := $(BIN)/python scripts/services
 PYTEST_ARGS ?=
 
-.PHONY: install demo test quality lint typecheck compose-check browser services-up services-down faults clean
+.PHONY: install demo test quality lint typecheck compose-check browser services-up services-down faults clean lock audit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ browser:
 
 # Starts the real Kafka broker and FerretDB on loopback, runs every suite against them, and
 # stops them whatever the outcome.
-test: lint typecheck compose-check browser
+test: lint typecheck compose-check browser audit
 	$(SERVICES) build
 	$(SERVICES) up || { $(SERVICES) down; exit 1; }
 	. .services/env && $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; $(SERVICES) down; exit $$rc
@@ -51,6 +51,14 @@ quality: $(STAMP)
 faults: $(STAMP)
 	$(SERVICES) up || { $(SERVICES) down; exit 1; }
 	. .services/env && $(BIN)/pytest -m faults $(PYTEST_ARGS); rc=$$?; $(SERVICES) down; exit $$rc
+
+# The locked dependencies: exactly what `make install` resolved, for audits and reproducible builds.
+lock: $(STAMP)
+	$(BIN)/pip freeze --exclude-editable > requirements.lock
+
+# pip-audit on requirements.lock; fails on known vulnerabilities that have a fixed release.
+audit: $(STAMP)
+	$(BIN)/python scripts/audit_deps.py requirements.lock
 
 services-up: $(STAMP)
 	$(SERVICES) up

@@ -32,7 +32,11 @@ KINDS = ("submissions", "comments")
 
 
 def base36(fullname: str) -> int:
-    return int(fullname.split("_", 1)[-1], 36)
+    """The id's number, for ordering; -1 for a name that is not ``<kind>_<base 36>``."""
+    try:
+        return int(fullname.split("_", 1)[-1], 36)
+    except ValueError:
+        return -1
 
 
 def thing_post(thing: Any) -> Post:
@@ -151,7 +155,7 @@ class RedditConnector(Connector):
         except ValidationError as exc:
             self.reject(self._original(thing), validation_reason(exc), where=f"reddit:{kind}")
             return
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError, OverflowError, OSError) as exc:
             reason = f"malformed {kind[:-1]}: {type(exc).__name__} {exc}"
             self.reject(self._original(thing), reason, where=f"reddit:{kind}")
             return

@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from connectors.base import Connector
+from pipeline import log_redaction
 from pipeline.bus import Producer
 from pipeline.errors import ConfigError, TriageError
 from pipeline.queue import AgentQueue
@@ -56,7 +57,9 @@ SAMPLE_POSTS = (
 
 
 def settings() -> Settings:
-    return Settings.from_environment()
+    cfg = Settings.from_environment()
+    log_redaction.install(log_redaction.secret_values(cfg))
+    return cfg
 
 
 def run_connector(connector: Connector) -> None:
@@ -229,6 +232,9 @@ def connect_replay(
 def connect_webhook(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8080,
+    rate_limit: Annotated[
+        str, typer.Option(help="requests per client address, e.g. 20/second or 600/minute")
+    ] = "20/second",
 ) -> None:
     """Accept HMAC-signed posts at POST /webhook/posts and put them on posts.raw."""
     from connectors.webhook import WebhookConnector
@@ -238,7 +244,13 @@ def connect_webhook(
     run_on_kafka(
         cfg,
         lambda producer, store: WebhookConnector(
-            producer, key, host=host, port=port, topic=cfg.topic_raw, dlq_topic=cfg.topic_dlq
+            producer,
+            key,
+            host=host,
+            port=port,
+            rate_limit=rate_limit,
+            topic=cfg.topic_raw,
+            dlq_topic=cfg.topic_dlq,
         ),
     )
 
@@ -637,6 +649,7 @@ def report_trends(
 
 
 def main() -> None:
+    log_redaction.install()
     try:
         result = app(standalone_mode=False)
     except typer.Abort:

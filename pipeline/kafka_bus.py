@@ -2,13 +2,21 @@
 
 Producers wait for all in-sync replicas (``acks=all``) and retry; consumers never auto-commit:
 the worker commits explicit offsets only after its writes are durable.
+
+A broker outage loses nothing on the producing side: every record stays in the producer's
+hands until the broker acknowledged it. The client retries on its own until
+``delivery_timeout_ms``; records it gave up on (or refused at ``send``) are sent again at the
+next ``flush``, a bounded number of times with backoff, and a flush that still fails raises
+``TransientError`` with the records kept for the flush after it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -21,6 +29,10 @@ from pipeline.errors import TransientError
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 BOOTSTRAP_TIMEOUT_MS = 10_000
+FLUSH_ATTEMPTS = 3
+FLUSH_BACKOFF_S = 1.0
+
+log = logging.getLogger(__name__)
 
 
 def _unreachable(bootstrap: str, exc: Exception) -> TransientError:
@@ -70,13 +82,13 @@ class KafkaBus:
                     bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
                     client_id=self.client_id,
                     acks="all",
-                    retries=10,
                     linger_ms=5,
                     batch_size=256 * 1024,
                     compression_type="lz4",
                     max_request_size=MAX_MESSAGE_BYTES,
                     delivery_timeout_ms=120_000,
                     retry_backoff_ms=200,
+                    max_block_ms=10_000,
                 )
             )
         except (KafkaError, OSError, ValueError) as exc:
@@ -164,26 +176,68 @@ def _message(record: Any) -> Message:
     )
 
 
+@dataclass
+class _Unacked:
+    """A record the broker has not acknowledged yet, kept so that it can be sent again."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    future: Any = None  # None: the client refused it; send it again at the next flush
+
+    @property
+    def failed(self) -> bool:
+        return self.future is None or (self.future.is_done and self.future.failed())
+
+
 class KafkaBusProducer:
-    def __init__(self, producer: KafkaProducer) -> None:
+    def __init__(
+        self,
+        producer: KafkaProducer,
+        attempts: int = FLUSH_ATTEMPTS,
+        backoff_s: float = FLUSH_BACKOFF_S,
+    ) -> None:
         self._producer = producer
-        self._pending: list[Any] = []
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._unacked: list[_Unacked] = []
 
     def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        record = _Unacked(topic, value, key)
+        self._unacked.append(record)
+        self._submit(record)
+
+    def _submit(self, record: _Unacked) -> None:
         try:
-            self._pending.append(self._producer.send(topic, value=value, key=key))
-        except KafkaError as exc:
-            raise TransientError(f"send to {topic} failed: {exc}") from exc
+            record.future = self._producer.send(record.topic, value=record.value, key=record.key)
+        except KafkaError as exc:  # no metadata or a full buffer while the broker is away
+            record.future = None
+            log.debug("send to %s refused for now (%s); kept for the next flush", record.topic, exc)
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        try:
-            self._producer.flush()
-        except KafkaError as exc:
-            raise TransientError(f"producer flush failed: {exc}") from exc
-        failed = [f.exception for f in pending if f.failed()]
-        if failed:
-            raise TransientError(f"{len(failed)} sends failed, first: {failed[0]}")
+        delay = self._backoff_s
+        for attempt in range(1, self._attempts + 1):
+            with contextlib.suppress(KafkaError):
+                self._producer.flush()
+            self._unacked = [r for r in self._unacked if not r.future or not r.future.succeeded()]
+            failed = [r for r in self._unacked if r.failed]
+            if not self._unacked:
+                return
+            if attempt == self._attempts:
+                break
+            first = failed[0].future.exception if failed and failed[0].future else "refused"
+            log.warning(
+                "%d records not acknowledged (%s); sending them again in %.1fs",
+                len(failed), first, delay,
+            )
+            time.sleep(delay)
+            delay *= 2
+            for record in failed:
+                self._submit(record)
+        raise TransientError(
+            f"{len(self._unacked)} records not acknowledged by Kafka at {self._attempts} tries; "
+            "kept for the next flush"
+        )
 
     def close(self) -> None:
         self._producer.close(timeout=10)

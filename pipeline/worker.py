@@ -34,6 +34,10 @@ from pipeline.trends import Trend, TrendDetector
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# A dead letter carries its original base64-encoded (4/3 larger) and must still fit in one Kafka
+# message (16 MiB): beyond this the original is cut, and the reason says so. The whole record
+# stays on the raw topic.
+MAX_DEAD_ORIGINAL_BYTES = 11 * 1024 * 1024
 
 
 @dataclass
@@ -65,10 +69,17 @@ class BatchStats:
 
 
 def dead_letter(message: Message, stage: str, reason: str, now: datetime) -> DeadLetter:
+    original = message.value
+    if len(original) > MAX_DEAD_ORIGINAL_BYTES:
+        reason = (
+            f"{reason[:1800]} (original cut to its first {MAX_DEAD_ORIGINAL_BYTES:,} "
+            f"of {len(original):,} bytes)"
+        )
+        original = original[:MAX_DEAD_ORIGINAL_BYTES]
     return DeadLetter(
         reason=reason[:2000],
         stage=stage,
-        original=base64.b64encode(message.value).decode(),
+        original=base64.b64encode(original).decode(),
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,

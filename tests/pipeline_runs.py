@@ -6,9 +6,10 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from pipeline.kafka_bus import KafkaBus
 from pipeline.mongo_store import MongoStore
@@ -109,3 +110,39 @@ class Deployment:
 
 def ids_where(store: MongoStore, collection: str, query: dict[str, Any]) -> list[str]:
     return [d["_id"] for d in store._db[collection].find(query, {"_id": 1})]
+
+
+SERVICES = Path(__file__).resolve().parent.parent / "scripts" / "services"
+
+
+def service(action: str, name: str) -> None:
+    """Stop one real service, or start it again on its port with its data (scripts/services)."""
+    done = subprocess.run(
+        [sys.executable, str(SERVICES), action, name], capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, f"services {action} {name}: {done.stderr.strip()}"
+
+
+def committed(deployment: Deployment) -> dict[int, int]:
+    """The worker group's committed offset per partition of the raw topic."""
+    admin = KafkaAdminClient(bootstrap_servers=deployment.kafka, request_timeout_ms=10_000)
+    try:
+        group = f"workers.{deployment.name}"
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return {
+        tp.partition: meta.offset
+        for tp, meta in offsets.items()
+        if tp.topic == f"raw.{deployment.name}" and meta.offset >= 0
+    }
+
+
+def group_members(deployment: Deployment) -> int:
+    """How many workers the broker counts in the deployment's consumer group now."""
+    admin = KafkaAdminClient(bootstrap_servers=deployment.kafka, request_timeout_ms=10_000)
+    try:
+        group = f"workers.{deployment.name}"
+        return len(admin.describe_groups([group])[group]["members"])
+    finally:
+        admin.close()

@@ -52,7 +52,9 @@ def test_any_tweet_is_a_post_or_a_dead_letter(
     assert x.sent + x.rejected == 1
 
 
-hook = WebhookConnector(InProcessBus().producer(), "s3cret-s3cret-s3cret")
+hook = WebhookConnector(
+    InProcessBus().producer(), "s3cret-s3cret-s3cret", rate_limit="1000000/second"
+)
 web = TestClient(hook.app())
 
 

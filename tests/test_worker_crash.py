@@ -1,4 +1,5 @@
-"""A worker killed with SIGKILL mid-batch loses nothing and queues nothing twice."""
+"""A worker killed with SIGKILL mid-batch, again and again through a 20,000-post run, loses
+nothing and queues nothing twice."""
 
 from __future__ import annotations
 
@@ -15,16 +16,16 @@ pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.faults, pytest.m
 
 @pytest.fixture
 def deployment(kafka_bootstrap: str, mongo_uri: str, unique: str) -> Iterator[Deployment]:
-    d = Deployment(kafka_bootstrap, mongo_uri, unique, batch_size=200)
+    d = Deployment(kafka_bootstrap, mongo_uri, unique, batch_size=500)
     yield d
     d.stop_all()
     d.drop()
 
 
 def test_sigkill_mid_run_then_restart_stores_every_post_once(deployment: Deployment) -> None:
-    n = 4000
+    n = 20_000
     deployment.produce([post_bytes(i) for i in range(n)])
-    for threshold in (400, 1800):
+    for threshold in (1_000, 6_000, 11_000):
         worker = deployment.start_worker()
         wait_for(lambda t=threshold: deployment.triaged_count() >= t, 300, f"{threshold} triaged")
         worker.send_signal(signal.SIGKILL)

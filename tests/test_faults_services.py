@@ -1,0 +1,178 @@
+"""Real outages during a run: the broker or the store stops and comes back on the same port with
+the same data, and a worker joins and leaves the group. Nothing is lost, nothing queued twice, and
+nobody has to restart anything by hand."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import TransientError
+from tests.helpers import post_bytes, wait_for
+from tests.pipeline_runs import Deployment, committed, group_members, ids_where, service
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.faults, pytest.mark.slow]
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, mongo_uri: str, unique: str) -> Iterator[Deployment]:
+    d = Deployment(kafka_bootstrap, mongo_uri, unique, batch_size=200)
+    yield d
+    d.stop_all()
+    d.drop()
+
+
+def assert_each_post_once(deployment: Deployment, n: int) -> None:
+    store = deployment.store()
+    try:
+        post_ids = store.post_ids()
+        assert len(post_ids) == n and set(post_ids) == {f"test:{i}" for i in range(n)}
+        queue_ids = store.queue_ids()
+        assert len(queue_ids) == len(set(queue_ids))
+        assert set(queue_ids) == set(ids_where(store, "posts", {"is_spam": False}))
+    finally:
+        store.close()
+
+
+def stored(deployment: Deployment) -> int:
+    """Posts in the store now; -1 while the store is away or too busy to answer (an observer's
+    read, not what is under test)."""
+    store = deployment.store()
+    try:
+        return store.count("posts")
+    except TransientError:
+        return -1
+    finally:
+        store.close()
+
+
+def stop_gracefully(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out[-2000:]
+    return out
+
+
+def test_kafka_outage_of_30s_loses_nothing(deployment: Deployment, tmp_path: Path) -> None:
+    """A replay connector and a worker run through a 30 s broker outage and resume by
+    themselves; every post lands once."""
+    n = 2400
+    feed = tmp_path / "posts.jsonl"
+    feed.write_bytes(b"\n".join(post_bytes(i) for i in range(n)) + b"\n")
+    worker = deployment.start_worker()
+    # 40 posts a second (the posts are a second apart): the replay spans the whole outage.
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "connect", "replay", str(feed), "--speed", "40"],
+        env=deployment.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: stored(deployment) >= 200, 180, "the first posts stored")
+        service("stop", "kafka")
+        time.sleep(30)
+        assert replay.poll() is None, "the connector gave up during the outage"
+        assert worker.poll() is None, "the worker gave up during the outage"
+        service("start", "kafka")
+        out, _ = replay.communicate(timeout=240)
+        assert replay.returncode == 0, out[-2000:]
+        wait_for(lambda: stored(deployment) >= n, 240, f"{n} posts stored after the outage")
+    finally:
+        if replay.poll() is None:
+            replay.kill()
+            replay.wait()
+    deployment.workers.clear()
+    stop_gracefully(worker)
+    assert_each_post_once(deployment, n)
+
+
+def test_store_outage_pauses_without_committing_and_resumes(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two retries (about 11 s against a dead server) are fewer than the outage lasts, so the
+    # worker must also give the batch back, pause and replay it.
+    monkeypatch.setenv("TRIAGE_WRITE_RETRIES", "2")
+    n = 3000
+    deployment.produce([post_bytes(i) for i in range(n)])
+    worker = deployment.start_worker()
+    wait_for(lambda: stored(deployment) >= 400, 180, "the first posts stored")
+    service("stop", "ferretdb")
+    try:
+        time.sleep(8)  # a batch in flight when the store went may still commit
+        before = committed(deployment)
+        time.sleep(20)
+        assert committed(deployment) == before, "offsets moved while the store was down"
+        assert worker.poll() is None, "the worker gave up during the outage"
+        assert sum(before.values()) < n
+    finally:
+        service("start", "ferretdb")
+    wait_for(lambda: stored(deployment) >= n, 240, f"{n} posts stored after the outage")
+    deployment.workers.clear()
+    out = stop_gracefully(worker)
+    assert "store write failed" in out and "pausing" in out, out[-2000:]
+    assert sum(committed(deployment).values()) == n
+    assert_each_post_once(deployment, n)
+
+
+class Feeder(threading.Thread):
+    """Keeps posts coming, so a run lasts as long as the test needs whatever the machine's load."""
+
+    def __init__(self, deployment: Deployment, chunk: int = 100, every_s: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.deployment, self.chunk, self.every_s = deployment, chunk, every_s
+        self.sent = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        bus = self.deployment.bus()
+        producer = bus.producer()
+        while not self.done.is_set():
+            for i in range(self.sent, self.sent + self.chunk):
+                producer.send(f"raw.{self.deployment.name}", post_bytes(i))
+            producer.flush()
+            self.sent += self.chunk
+            self.done.wait(self.every_s)
+        producer.close()
+
+    def finish(self) -> int:
+        self.done.set()
+        self.join(120)
+        return self.sent
+
+
+@pytest.mark.xfail(
+    reason="open: with posts arriving continuously, no post was stored for 180 s after a second "
+    "worker joined (seen twice on a loaded machine; cause not yet found, see docs/reliability.md)",
+    strict=False,
+)
+def test_a_worker_joining_and_leaving_loses_and_doubles_nothing(deployment: Deployment) -> None:
+    deployment.produce([])
+    first = deployment.start_worker()
+    feeder = Feeder(deployment)
+    feeder.start()
+    wait_for(lambda: stored(deployment) >= 300, 180, "the first posts stored")
+    second = deployment.start_worker()
+    wait_for(lambda: group_members(deployment) == 2, 180, "the second worker in the group")
+    at_join = stored(deployment)
+    wait_for(lambda: stored(deployment) >= at_join + 600, 180, "progress with two workers")
+    out = stop_gracefully(second)
+    triaged = re.search(r"worker: (\d+) posts triaged", out)
+    assert triaged and int(triaged.group(1)) > 0, "the newcomer never worked a partition"
+    wait_for(lambda: group_members(deployment) == 1, 60, "the second worker gone")
+    at_leave = stored(deployment)
+    wait_for(lambda: stored(deployment) >= at_leave + 300, 180, "progress after it left")
+    n = feeder.finish()
+    wait_for(lambda: stored(deployment) >= n, 240, f"{n} posts stored")
+    deployment.workers.clear()
+    stop_gracefully(first)
+    assert sum(committed(deployment).values()) == n
+    assert_each_post_once(deployment, n)
