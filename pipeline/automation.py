@@ -24,7 +24,6 @@ from pydantic import BaseModel
 
 from pipeline.assist import Assistant, fill, post_fields
 from pipeline.assist_records import AutomationRule, AutomationSettings, OutboundReply
-from pipeline.errors import TriageError
 from pipeline.queue import AgentQueue, QueueError, UnknownItem
 from pipeline.records import AuditEntry, QueueItem, utcnow
 from pipeline.store import Store
@@ -41,8 +40,10 @@ class Replier(Protocol):
     def reply(self, in_reply_to: str, text: str) -> str: ...
 
 
-class AutomationError(TriageError):
-    status = 409
+class AutomationError(QueueError):
+    """A rule that cannot work (its template is for another topic or language)."""
+
+    status = 422
 
 
 @dataclass(frozen=True)
