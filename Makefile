@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := $(BIN)/python scripts/services
 PYTEST_ARGS ?=
 
-.PHONY: install demo test quality lint typecheck compose-check services-up services-down faults clean
+.PHONY: install demo test quality lint typecheck compose-check browser services-up services-down faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,15 @@ compose-check:
 	command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
 	docker-compose -f compose.yaml config -q
 
+# Browser tests drive Debian's Chromium through Playwright; never a browser Playwright downloads.
+# The CJK fonts let the Chinese interface render in screenshots.
+browser:
+	{ command -v chromium && fc-list :lang=zh | grep -q .; } >/dev/null 2>&1 || { apt-get update -qq \
+		&& apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+
 # Starts the real Kafka broker and FerretDB on loopback, runs every suite against them, and
 # stops them whatever the outcome.
-test: lint typecheck compose-check
+test: lint typecheck compose-check browser
 	$(SERVICES) build
 	$(SERVICES) up || { $(SERVICES) down; exit 1; }
 	. .services/env && $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; $(SERVICES) down; exit $$rc

@@ -3,8 +3,9 @@ operators keep (reply templates, knowledge articles, automation rules, the off s
 
 Agents (and operators) read; only operators (and admins) change templates, knowledge and
 automation, or run it. The similar-cases index lives with the app (``app.state.assist``) and takes
-in newly resolved items on every read. Connectors' reply paths are ``app.state.repliers``
-(source -> object with ``reply``); a source without one is never answered automatically.
+in newly resolved items on every read. Replies go out through ``app.state.repliers`` (a
+``pipeline.replies.Repliers``), by default the X and Reddit connectors configured in the settings;
+a source without a way back to the customer is never answered automatically.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pipeline.assist_records import (
 from pipeline.automation import Automation, ReopenedReply
 from pipeline.queue import QueueError
 from pipeline.records import QueueItem, utcnow
+from pipeline.replies import repliers_from_settings
 
 T = TypeVar("T", bound=BaseModel)
 router = APIRouter(prefix="/api/v1/assist", tags=["assist"])
@@ -81,9 +83,10 @@ class Services:
     def __init__(self, request: Request) -> None:
         store = request.app.state.store
         self.assistant = Assistant(store)
-        self.automation = Automation(
-            store, self.assistant, getattr(request.app.state, "repliers", {})
-        )
+        repliers = getattr(request.app.state, "repliers", None)
+        if repliers is None:
+            repliers = repliers_from_settings(request.app.state.settings, store)
+        self.automation = Automation(store, self.assistant, repliers)
 
 
 def services(request: Request) -> Services:

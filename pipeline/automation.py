@@ -7,18 +7,18 @@ has no other item waiting; the template fills completely from the post; and its 
 path. Everything else stays with the agents, untouched.
 
 The item is claimed by ``automation`` (a compare-and-set, so an agent who got there first keeps
-it), the reply goes out through the source connector's ``reply``, is stored as an outbound reply,
+it), the reply goes out through the source's replier (``pipeline.replies``: the connector's
+``reply``; record-only sources are never automated), is stored as an outbound reply,
 and the item is resolved through the queue rules, so every automated reply is in the audit log.
 ``reopen`` reverses it: the item goes back to the queue, and the reopened report lists it.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -26,18 +26,13 @@ from pipeline.assist import Assistant, fill, post_fields
 from pipeline.assist_records import AutomationRule, AutomationSettings, OutboundReply
 from pipeline.queue import AgentQueue, QueueError, UnknownItem
 from pipeline.records import AuditEntry, QueueItem, utcnow
+from pipeline.replies import REPLY, RecordOnly, Repliers, ReplyRecord
 from pipeline.store import Store
 
 AGENT = "automation"
 SETTINGS_ID = "settings"
 URGENT = ("high", "critical")
 SCAN_LIMIT = 1000
-
-
-class Replier(Protocol):
-    """A connector's reply path (``XConnector.reply``, ``RedditConnector.reply``)."""
-
-    def reply(self, in_reply_to: str, text: str) -> str: ...
 
 
 class AutomationError(QueueError):
@@ -68,14 +63,14 @@ class Automation:
         self,
         store: Store,
         assistant: Assistant,
-        repliers: Mapping[str, Replier],
+        repliers: Repliers,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.assistant = assistant
-        self.repliers = dict(repliers)
+        self.repliers = repliers
         self.clock = clock
-        self.queue = AgentQueue(store, lease=timedelta(minutes=2), clock=clock)
+        self.queue = AgentQueue(store, lease=timedelta(minutes=2), clock=clock, repliers=repliers)
 
     # ---- what operators set
 
@@ -159,8 +154,9 @@ class Automation:
         others = [i for i in self.store.open_items_of_author(item.author_id) if i != item.id]
         if others:
             return no(f"author has {len(others)} other open item(s)")
-        if item.source not in self.repliers:
-            return no(f"no reply path for source {item.source}")
+        replier = self.repliers.by_source.get(item.source)
+        if replier is None or isinstance(replier, RecordOnly):
+            return no(f"no reply path to {item.source}: it stays with the agents")
         template = self.assistant.template(rule.template_id)
         if template is None:
             return no(f"template {rule.template_id} is gone")
@@ -184,15 +180,19 @@ class Automation:
         if claimed is None:
             return Decision(item.id, False, "an agent took it first")
         self._audit(AGENT, "claim", claimed, {"status": claimed.status, "version": claimed.version})
-        native_id = item.id.split(":", 1)[1]
-        try:
-            external = self.repliers[item.source].reply(native_id, text)
+        try:  # the queue's resolve sends the reply through the source's replier, then closes
+            resolved = self.queue.resolve(item.id, AGENT, text)
         except Exception as exc:  # any failure of the network hands the item to an agent
             self.queue.release(item.id, AGENT, f"automated reply failed: {exc}")
             return Decision(item.id, False, f"reply failed: {type(exc).__name__}")
+        sent = [
+            ReplyRecord.model_validate(d)
+            for d in self.store.find_records(REPLY, {"item_id": item.id, "by": AGENT})
+        ][-1]
+        external = sent.external_id
         self.store.record_outbound(
             OutboundReply(
-                id=uuid.uuid4().hex,
+                id=sent.id,
                 item_id=item.id,
                 source=item.source,
                 text=text,
@@ -203,7 +203,6 @@ class Automation:
                 external_id=external,
             )
         )
-        resolved = self.queue.resolve(item.id, AGENT, text)
         self._audit(
             AGENT,
             "auto_reply",

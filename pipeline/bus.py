@@ -58,6 +58,10 @@ class Bus(Protocol):
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
 
+    def lag(self, group: str, topic: str) -> dict[int, int]:
+        """Messages per partition that ``group`` has not committed yet: what the operator
+        dashboard shows as consumer lag."""
+
     def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Message]:
         """Every message now on a topic, for operators' tools and tests (not the hot path)."""
 
@@ -129,6 +133,12 @@ class InProcessBus:
     def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Message]:
         with self._cond:
             return [m for part in self._topics.get(topic, []) for m in part]
+
+    def lag(self, group: str, topic: str) -> dict[int, int]:
+        with self._cond:
+            committed = self._groups[group].committed if group in self._groups else {}
+            parts = self._topics.get(topic, [])
+            return {p: len(part) - committed.get((topic, p), 0) for p, part in enumerate(parts)}
 
     def close(self) -> None:
         with self._cond:

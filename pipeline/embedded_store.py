@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import orjson
 
 from pipeline.assist_records import OutboundReply
 from pipeline.errors import TransientError
-from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
 from pipeline.store import (
     COLLECTIONS,
     WriteResult,
@@ -45,11 +45,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (id TEXT PRIMARY KEY, value TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_item ON audit (item_id);
-CREATE INDEX IF NOT EXISTS queue_author ON queue (author_id, status);
 CREATE TABLE IF NOT EXISTS assist (
     kind TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, id));
 CREATE TABLE IF NOT EXISTS outbound (id TEXT PRIMARY KEY, at TEXT NOT NULL, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS outbound_at ON outbound (at);
+CREATE INDEX IF NOT EXISTS queue_author ON queue (author_id);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS posts_created ON posts (created_at);
 """
 
 
@@ -186,6 +190,8 @@ class EmbeddedStore:
         now: datetime,
         topics: Sequence[str] | None = None,
         languages: Sequence[str] | None = None,
+        authors: Sequence[str] | None = None,
+        exclude_authors: Sequence[str] | None = None,
     ) -> QueueItem | None:
         where = [
             "(status = 'open' OR (status = 'claimed' AND lease_until < ?)"
@@ -196,6 +202,12 @@ class EmbeddedStore:
             if allowed:
                 where.append(f"{column} IN ({','.join('?' * len(allowed))})")
                 params.extend(allowed)
+        if authors is not None:
+            where.append(f"author_id IN ({','.join('?' * len(authors))})")
+            params.extend(authors)
+        if exclude_authors:
+            where.append(f"author_id NOT IN ({','.join('?' * len(exclude_authors))})")
+            params.extend(exclude_authors)
         sql = (
             "UPDATE queue SET status = 'claimed', agent = ?, lease_until = ?, snooze_until = NULL,"
             " version = version + 1,"
@@ -233,7 +245,8 @@ class EmbeddedStore:
                     )
                     self._db.execute(
                         "UPDATE queue SET status = ?, agent = ?, lease_until = ?,"
-                        " snooze_until = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
+                        " snooze_until = ?, version = ?, doc = ?, priority = ?, band = ?"
+                        " WHERE id = ? AND version = ?",
                         (
                             item.status,
                             item.agent,
@@ -241,6 +254,8 @@ class EmbeddedStore:
                             _iso(item.snooze_until) if item.snooze_until else None,
                             item.version,
                             _dumps(item.model_dump(mode="json")),
+                            item.priority,
+                            item.band,
                             item_id,
                             version,
                         ),
@@ -325,6 +340,96 @@ class EmbeddedStore:
             "SELECT doc FROM outbound WHERE at >= ? ORDER BY at, id", (_iso(since),)
         )
         return [OutboundReply.model_validate_json(r[0]) for r in rows]
+
+    def author_posts(self, author_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
+        if not author_ids:
+            return []
+        rows = self._run(
+            f"SELECT doc FROM posts WHERE author_key IN ({','.join('?' * len(author_ids))})"
+            " ORDER BY created_at DESC LIMIT ?",
+            (*author_ids, limit),
+        )
+        return [orjson.loads(r[0]) for r in rows]
+
+    def author_items(self, author_ids: Sequence[str]) -> list[QueueItem]:
+        if not author_ids:
+            return []
+        rows = self._run(
+            f"SELECT doc FROM queue WHERE author_id IN ({','.join('?' * len(author_ids))})"
+            " ORDER BY enqueued_at",
+            tuple(author_ids),
+        )
+        return [QueueItem.model_validate_json(r[0]) for r in rows]
+
+    def put_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO records VALUES (?, ?, ?) ON CONFLICT(kind, key) DO UPDATE SET"
+                " doc = excluded.doc",
+                (kind, key, _dumps(doc)),
+            )
+
+    def add_record(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO records VALUES (?, ?, ?)", (kind, key, _dumps(doc))
+            )
+            return cursor.rowcount == 1
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        rows = self._run("SELECT doc FROM records WHERE kind = ? AND key = ?", (kind, key))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    def find_records(
+        self, kind: str, where: Mapping[str, Any] | None = None, limit: int = 10_000
+    ) -> list[dict[str, Any]]:
+        clauses, params = ["kind = ?"], [kind]
+        for field, value in (where or {}).items():
+            if not field.isidentifier():
+                raise ValueError(f"bad record field {field!r}")
+            column = f"json_extract(doc, '$.{field}')"
+            if value is None:
+                clauses.append(f"{column} IS NULL")
+            elif isinstance(value, list | tuple | set):
+                values = list(value)
+                if not values:
+                    return []
+                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+                params.extend(values)
+            else:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        rows = self._run(
+            f"SELECT doc FROM records WHERE {' AND '.join(clauses)} ORDER BY rowid LIMIT ?",
+            (*params, limit),
+        )
+        return [orjson.loads(r[0]) for r in rows]
+
+    def posts_between(
+        self, since: datetime, until: datetime, limit: int = 100_000
+    ) -> list[dict[str, Any]]:
+        rows = self._run(
+            "SELECT json_remove(doc, '$.post.raw') FROM posts"
+            " WHERE created_at >= ? AND created_at < ? ORDER BY created_at LIMIT ?",
+            (_iso(since), _iso(until), limit),
+        )
+        return [orjson.loads(r[0]) for r in rows]
+
+    def save_user(self, user: UserAccount) -> None:
+        doc = _dumps(user.model_dump(mode="json"))
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO users VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                (user.name, doc),
+            )
+
+    def get_user(self, name: str) -> UserAccount | None:
+        rows = self._run("SELECT doc FROM users WHERE id = ?", (name,))
+        return UserAccount.model_validate_json(rows[0][0]) if rows else None
+
+    def list_users(self) -> list[UserAccount]:
+        rows = self._run("SELECT doc FROM users ORDER BY id")
+        return [UserAccount.model_validate_json(r[0]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -132,6 +132,28 @@ class KafkaBus:
         finally:
             consumer.close()
 
+    def lag(self, group: str, topic: str) -> dict[int, int]:
+        # committed() reads the group's offsets without joining the group, so workers never
+        # see a rebalance because an operator looked at the dashboard.
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                group_id=group,
+                enable_auto_commit=False,
+            )
+        except (KafkaError, OSError, ValueError) as exc:
+            raise _unreachable(self.bootstrap, exc) from exc
+        try:
+            parts = sorted(consumer.partitions_for_topic(topic) or ())
+            tps = [TopicPartition(topic, p) for p in parts]
+            end = consumer.end_offsets(tps) if tps else {}
+            return {tp.partition: end[tp] - (consumer.committed(tp) or 0) for tp in tps}
+        except KafkaError as exc:
+            raise _unreachable(self.bootstrap, exc) from exc
+        finally:
+            consumer.close()
+
     def close(self) -> None:
         """Clients are owned by the producers and consumers handed out."""
 

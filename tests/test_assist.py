@@ -21,7 +21,8 @@ from pipeline.assist_records import (
 from pipeline.automation import AGENT, Automation
 from pipeline.bus import InProcessBus
 from pipeline.queue import AgentQueue, QueueError
-from pipeline.records import Author, Post
+from pipeline.records import Author, Post, QueueItem
+from pipeline.replies import ConnectorReplier, Repliers
 from pipeline.store import Store
 from tests import cassettes
 from tests.test_connector_x import client
@@ -142,7 +143,8 @@ def test_similar_cases_follow_the_resolved_history(store: Store, triager: Triage
     assert found[0].reply == replies[found[0].topic]
     assert {c.outcome for c in found} == {"resolved_first_reply"}
     # a case reopened later shows as such; items resolved after the index was built join it
-    Automation(store, Assistant(store, cases), {}, clock).reopen(found[0].item_id, "lee", "wrong")
+    automation = Automation(store, Assistant(store, cases), Repliers(store), clock)
+    automation.reopen(found[0].item_id, "lee", "wrong")
     assert cases.similar(new, k=3)[0].outcome == "reopened"
     store.write_batch(triager.triage([post(501, DELIVERY[1].format(n=4839777, d=9))], START))
     clock.now += timedelta(hours=1)
@@ -229,10 +231,10 @@ class Outbox:
         self.sent: list[tuple[str, str]] = []
         self.fail = fail
 
-    def reply(self, in_reply_to: str, text: str) -> str:
+    def reply(self, item: QueueItem, text: str) -> str:
         if self.fail:
             raise ConnectionError("network down")
-        self.sent.append((in_reply_to, text))
+        self.sent.append((item.id.split(":", 1)[1], text))
         return f"r{len(self.sent)}"
 
 
@@ -244,7 +246,7 @@ def automation_setup(store: Store, triager: Triager) -> tuple[Automation, Outbox
     probe = triager.triage([post(0, DELIVERY[0].format(n=4839200, d=4))], START)[0]
     topic = probe.topic.label
     templates(assistant, topic)
-    automation = Automation(store, assistant, {"test": outbox}, clock)
+    automation = Automation(store, assistant, Repliers(store, {"test": outbox}), clock)
     automation.save_settings(AutomationSettings(enabled=True, daily_cap=100), by="olga")
     automation.save_rule(
         AutomationRule(topic=topic, language="en", template_id="late", threshold=0.5,
@@ -303,7 +305,21 @@ def test_automation_never_fires_below_threshold_or_for_an_author_with_an_open_it
     decision = {d.item_id: d for d in automation.run()}["test:3"]
     assert not decision.automated and "below" in decision.reason
     assert outbox.sent == [] and store.outbound_since(START) == []
-    assert {i.status for i in (store.get_item("test:1"), store.get_item("test:3")) if i} == {"open"}
+    assert {i.status for i in map(store.get_item, ("test:1", "test:3")) if i} == {"open"}
+    # a source with no way back to the customer (a replay) is never answered automatically
+    store.write_batch(triager.triage(
+        [post(4, DELIVERY[0].format(n=4839204, d=4), source="replay")], START))
+    automation.save_rule(
+        AutomationRule(topic=topic, language="en", template_id="late", threshold=0.5,
+                       max_negative=1.0),
+        by="olga",
+    )
+    decisions = {d.item_id: d for d in automation.run()}
+    assert not decisions["replay:4"].automated and "no reply path" in decisions["replay:4"].reason
+    assert decisions["test:3"].automated  # at the lower threshold, the quiet author's post goes
+    assert [i for i, _ in outbox.sent] == ["3"]
+    replay = store.get_item("replay:4")
+    assert replay is not None and replay.status == "open"
 
 
 def test_automation_honours_the_off_switch_the_cap_and_a_failed_send(
@@ -319,7 +335,7 @@ def test_automation_honours_the_off_switch_the_cap_and_a_failed_send(
     assert [d.automated for d in decisions] == [True, True, False, False]
     assert "daily cap of 2" in decisions[-1].reason and len(outbox.sent) == 2
     clock.now += timedelta(days=1)  # a new day: the cap counts again, but the network fails
-    automation.repliers["test"] = Outbox(fail=True)
+    automation.repliers.by_source["test"] = Outbox(fail=True)
     failed = automation.run()
     assert [d.automated for d in failed] == [False, False]
     assert all("reply failed" in d.reason for d in failed)
@@ -333,7 +349,7 @@ def test_automation_replies_through_the_x_connector(
 ) -> None:
     automation, _, _, _ = automation_setup
     x = XConnector(InProcessBus().producer(), client(), "@acme", store)
-    automation.repliers["x"] = x
+    automation.repliers.by_source["x"] = ConnectorReplier(x.reply)
     store.write_batch(triager.triage(
         [post(1456012973835788200, DELIVERY[0].format(n=4839201, d=4), source="x")], START))
     with cassettes.player.use_cassette(

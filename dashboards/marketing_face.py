@@ -1,0 +1,245 @@
+"""The marketing face: volume over a chosen range with spikes marked, rising topics, sentiment by
+topic, sources and languages, sample posts for any topic or time bucket, and a CSV export.
+
+Spikes here are buckets far above the range's typical level (its median, plus three Poisson
+standard deviations and at least double): a view of the stored posts, independent of the
+streaming trend detector, so the chart shows what happened even where no alert was raised.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from dashboards import charts
+from dashboards.auth import User, get_store, require_roles
+from dashboards.i18n import translate
+from dashboards.pages import language, render
+from pipeline.records import AwareDatetime, utcnow
+from pipeline.store import Store
+
+router = APIRouter(include_in_schema=False)
+Marketer = Annotated[User, Depends(require_roles("marketing"))]
+StoreDep = Annotated[Store, Depends(get_store)]
+BUCKET_MINUTES = (5, 10, 15, 30, 60, 120, 360, 720, 1440)
+MAX_BUCKETS = 72
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+class PostFact(BaseModel):
+    """The few fields of a stored post that the charts count."""
+
+    id: str
+    created_at: AwareDatetime
+    topic: str
+    sentiment: str
+    language: str
+    source: str
+    text: str
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> PostFact:
+        return cls(
+            id=doc["_id"],
+            created_at=doc["created_at"],
+            topic=doc["topic_label"],
+            sentiment=doc["sentiment"]["label"],
+            language=doc["language"],
+            source=doc["post"]["source"],
+            text=doc["redacted_text"],
+        )
+
+
+@dataclass
+class Report:
+    since: datetime
+    until: datetime
+    bucket: timedelta
+    starts: list[datetime]
+    counts: list[int]
+    spikes: list[int]
+    posts: list[PostFact]
+    rising: list[tuple[str, int, float]] = field(default_factory=list)
+    sentiment_by_topic: dict[str, Counter[str]] = field(default_factory=dict)
+    sources: Counter[str] = field(default_factory=Counter)
+    languages: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def episodes(self) -> list[tuple[int, int, int]]:
+        """Runs of adjacent spike buckets as (first, last, posts): one burst, one entry."""
+        runs: list[tuple[int, int, int]] = []
+        for i in self.spikes:
+            if runs and runs[-1][1] == i - 1:
+                first, _, total = runs[-1]
+                runs[-1] = (first, i, total + self.counts[i])
+            else:
+                runs.append((i, i, self.counts[i]))
+        return runs
+
+    def bucket_of(self, when: datetime) -> int:
+        return int((when - self.since) / self.bucket)
+
+
+def bucket_size(span: timedelta) -> timedelta:
+    for minutes in BUCKET_MINUTES:
+        if span / timedelta(minutes=minutes) <= MAX_BUCKETS:
+            return timedelta(minutes=minutes)
+    return timedelta(minutes=BUCKET_MINUTES[-1])
+
+
+def find_spikes(counts: list[int]) -> list[int]:
+    """Buckets above median + 3 sqrt(median) (Poisson noise) and at least twice the median."""
+    if not counts:
+        return []
+    typical = statistics.median(counts)
+    limit = max(typical + 3 * math.sqrt(max(typical, 1.0)), 2 * typical)
+    return [i for i, n in enumerate(counts) if n > limit and n >= 3]
+
+
+def rising_topics(report: Report, top: int = 6) -> list[tuple[str, int, float]]:
+    """Topics by growth of their rate in the last third of the range over the two before."""
+    cut = report.since + (report.until - report.since) * 2 / 3
+    recent = Counter(p.topic for p in report.posts if p.created_at >= cut)
+    earlier = Counter(p.topic for p in report.posts if p.created_at < cut)
+    growth = {t: (recent[t] * 2 + 1) / (earlier[t] + 1) for t in recent}
+    ranked = sorted(growth.items(), key=lambda kv: (-kv[1], -recent[kv[0]], kv[0]))
+    return [(t, recent[t], g) for t, g in ranked[:top]]
+
+
+def build_report(store: Store, since: datetime, until: datetime) -> Report:
+    docs = store.posts_between(since, until)
+    posts = [PostFact.from_doc(d) for d in docs if not d.get("is_spam")]
+    size = bucket_size(until - since)
+    n = max(1, math.ceil((until - since) / size))
+    starts = [since + size * i for i in range(n)]
+    counts = [0] * n
+    report = Report(since, until, size, starts, counts, [], posts)
+    for p in posts:
+        counts[min(report.bucket_of(p.created_at), n - 1)] += 1
+    report.spikes = find_spikes(counts)
+    report.rising = rising_topics(report)
+    for p in posts:
+        report.sentiment_by_topic.setdefault(p.topic, Counter())[p.sentiment] += 1
+    report.sources = Counter(p.source for p in posts)
+    report.languages = Counter(p.language for p in posts)
+    return report
+
+
+def time_range(hours: float, until: datetime | None) -> tuple[datetime, datetime]:
+    end = (until or utcnow()).astimezone(UTC)
+    # Align to the minute so that a page and its export count the same buckets.
+    end = end.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return end - timedelta(hours=hours), end
+
+
+Hours = Annotated[float, Query(gt=0, le=24 * 90, description="how far back, in hours")]
+
+
+@router.get("/marketing")
+def marketing_page(
+    request: Request,
+    user: Marketer,
+    store: StoreDep,
+    hours: Hours = 24,
+    until: datetime | None = None,
+    topic: str | None = None,
+    bucket: int | None = None,
+    last: int | None = None,
+) -> Response:
+    since, end = time_range(hours, until)
+    report = build_report(store, since, end)
+    n = len(report.starts)
+    last = bucket if last is None else last
+    if bucket is not None and not 0 <= bucket <= (last or 0) < n:
+        raise HTTPException(422, f"bucket and last must be 0 to {n - 1} for this range")
+    lang = language(request)
+    mix = report.sentiment_by_topic
+    topics = sorted(mix, key=lambda t: -sum(mix[t].values()))
+    samples = [
+        p
+        for p in report.posts
+        if (topic is None or p.topic == topic)
+        and (bucket is None or bucket <= report.bucket_of(p.created_at) <= (last or bucket))
+    ]
+    return render(
+        request,
+        "marketing.html",
+        user,
+        active="marketing",
+        report=report,
+        hours=hours,
+        until=until,
+        topic=topic,
+        bucket=bucket,
+        last=last,
+        samples=samples[-20:][::-1] if (topic or bucket is not None) else [],
+        volume_svg=charts.volume_chart(
+            report.starts, report.counts, report.spikes, translate(lang, "volume")
+        ),
+        sentiment_svg=charts.stacked_bars(
+            topics,
+            {s: [report.sentiment_by_topic[t][s] for t in topics] for s in SENTIMENTS},
+            translate(lang, "sentiment_by_topic"),
+            "sentiment",
+        )
+        if topics
+        else "",
+        sources_svg=charts.bars(
+            list(report.sources),
+            list(report.sources.values()),
+            translate(lang, "source"),
+            "sources",
+        )
+        if report.sources
+        else "",
+        languages_svg=charts.bars(
+            list(report.languages),
+            list(report.languages.values()),
+            translate(lang, "language"),
+            "languages",
+        )
+        if report.languages
+        else "",
+    )
+
+
+@router.get("/marketing/export.csv")
+def export_csv(
+    user: Marketer, store: StoreDep, hours: Hours = 24, until: datetime | None = None
+) -> Response:
+    """Posts per bucket and topic, with sentiment counts and whether the bucket is a spike."""
+    since, end = time_range(hours, until)
+    report = build_report(store, since, end)
+    rows: dict[tuple[int, str], Counter[str]] = {}
+    for p in report.posts:
+        rows.setdefault((report.bucket_of(p.created_at), p.topic), Counter())[p.sentiment] += 1
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["bucket_start", "topic", "posts", *SENTIMENTS, "spike"])
+    for (i, topic), mix in sorted(rows.items()):
+        i = min(i, len(report.starts) - 1)
+        writer.writerow(
+            [
+                report.starts[i].isoformat(),
+                topic,
+                sum(mix.values()),
+                *(mix[s] for s in SENTIMENTS),
+                int(i in report.spikes),
+            ]
+        )
+    name = f"trends-{since:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,173 @@
+"""The dashboards in Debian's Chromium, driven by Playwright, against the real app and store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from classifiers.triager import Triager
+from dashboards.api import create_app
+from dashboards.auth import make_account
+from pipeline.embedded_store import EmbeddedStore
+from pipeline.records import Author, Post, utcnow
+from tests.dashboard_server import ARTIFACTS, CHROMIUM_ARGS, require_chromium, served
+from tests.helpers import make_post
+
+pytestmark = pytest.mark.browser
+PASSWORD = "a long demo password"
+USERS = {
+    "ann": ["agent"],
+    "bob": ["agent"],
+    "mia": ["marketing"],
+    "oli": ["operator"],
+    "root": ["admin"],
+}
+BURST_TEXT = "Acme app is down again, cannot log in at all #acmedown"
+VIP = Author(id="vip1", handle="sam_w", name="Sam", followers=250_000, verified=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = require_chromium()
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def seed(store: EmbeddedStore, triager: Triager) -> None:
+    """A day of steady posts, a burst five hours ago, and one loud customer with a history."""
+    now = utcnow()
+    posts: list[Post] = []
+    for i in range(48):
+        when = now - timedelta(minutes=30 * i + 7)
+        posts.append(make_post(i).model_copy(update={"created_at": when}))
+    burst_start = now - timedelta(hours=5)
+    for j in range(40):
+        posts.append(
+            make_post(1000 + j, text=BURST_TEXT).model_copy(
+                update={"created_at": burst_start + timedelta(seconds=60 * j)}
+            )
+        )
+    history = ("Where is my order #4839201?", "Still no reply about my order", "Hello?")
+    for k, text in enumerate(history):
+        posts.append(
+            make_post(2000 + k, text=text).model_copy(
+                update={"author": VIP, "created_at": now - timedelta(days=3 - k)}
+            )
+        )
+    fire = make_post(2100, text="My AcmePhone X caught FIRE while charging. Smoke everywhere!!")
+    posts.append(fire.model_copy(update={"author": VIP, "created_at": now - timedelta(minutes=3)}))
+    store.write_batch(triager.triage(posts, now))
+    for name, roles in USERS.items():
+        store.save_user(make_account(name, PASSWORD, roles))
+
+
+@pytest.fixture
+def site(tmp_path: Path, triager: Triager) -> Iterator[str]:
+    store = EmbeddedStore(tmp_path / "dashboard.sqlite3")
+    store.ensure_schema()
+    seed(store, triager)
+    with served(create_app(store)) as url:
+        yield url
+    store.close()
+
+
+def sign_in(browser: Browser, url: str, name: str, path: str) -> Page:
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(url + path)
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    page.click("#sign-in")
+    expect(page).to_have_url(re.compile(re.escape(path) + "$"))
+    return page
+
+
+def test_agents_claim_work_and_never_share_an_item(browser: Browser, site: str) -> None:
+    ann = sign_in(browser, site, "ann", "/agent")
+    top = ann.locator("#queue-table tbody tr").first.get_attribute("data-item")
+    ann.click("#claim-next")
+    expect(ann).to_have_url(re.compile(r"/agent\?item="))
+    item = ann.locator("#item").get_attribute("data-item")
+    assert item == top == "test:2100"
+    expect(ann.locator("#owner-state")).to_have_attribute("data-state", "mine")
+    expect(ann.locator("#reasons li").first).to_be_visible()
+    assert ann.locator("#reasons li").count() >= 2
+    expect(ann.locator("#history")).to_contain_text("Still no reply about my order")
+    ann.screenshot(path=str(ARTIFACTS / "agent-console.png"), full_page=True)
+
+    bob = sign_in(browser, site, "bob", "/agent")
+    expect(bob.locator(f'#queue-table tr[data-item="{item}"] .holder')).to_have_text("ann")
+    bob.goto(f"{site}/agent?item={item}")
+    expect(bob.locator("#owner-state")).to_have_attribute("data-state", "other")
+    expect(bob.locator("#owner-state")).to_contain_text("ann")
+    expect(bob.locator("#actions")).to_have_count(0)
+    bob.click("#claim-next")
+    expect(bob).to_have_url(re.compile(r"/agent\?item="))
+    assert bob.locator("#item").get_attribute("data-item") != item
+
+    watcher = bob.context.new_page()
+    watcher.goto(f"{site}/agent?item={item}")
+    ann.fill("#reply", "So sorry! Please unplug it; we are calling you now.")
+    ann.click("#resolve")
+    expect(ann.locator("#flash")).to_contain_text("resolved")
+    expect(ann.locator("#owner-state")).to_have_attribute("data-state", "resolved")
+    # Bob's open view of the item learns of the change without a reload.
+    expect(watcher.locator("#owner-state")).to_have_attribute(
+        "data-state", "resolved", timeout=10_000
+    )
+    expect(watcher.locator(f'#queue-table tr[data-item="{item}"]')).to_have_count(0)
+
+
+def test_marketing_sees_the_spike_and_drills_down(browser: Browser, site: str) -> None:
+    mia = sign_in(browser, site, "mia", "/marketing")
+    expect(mia.locator("#volume-chart svg #spike-markers")).to_have_count(1)
+    spikes = mia.locator("#spikes li.spike")
+    expect(spikes).to_have_count(1)
+    # The burst's 40 posts, plus any background post that fell in the same buckets.
+    expect(spikes.first).to_contain_text(re.compile(r": 4[0-3] posts"))
+    mia.screenshot(path=str(ARTIFACTS / "marketing.png"), full_page=True)
+    spikes.first.locator("a").click()
+    expect(mia.locator("#samples li")).to_have_count(20)  # the newest 20 of the spike's posts
+    assert mia.locator("#samples li", has_text="#acmedown").count() >= 17
+    exported = mia.request.get(f"{site}/marketing/export.csv?hours=24")
+    assert exported.ok and exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text())))
+    assert sum(int(r["posts"]) for r in rows if r["spike"] == "1") >= 40
+    mia.click("#lang-zh")
+    expect(mia.locator("#spikes h2")).to_have_text("峰值")
+
+
+FACES = ("/agent", "/marketing", "/operator")
+ALLOWED = {
+    "ann": {"/agent"},
+    "mia": {"/marketing"},
+    "oli": {"/operator"},
+    "root": set(FACES),
+}
+
+
+def test_every_role_is_refused_where_it_does_not_belong(browser: Browser, site: str) -> None:
+    anonymous = browser.new_context().new_page()
+    for face in FACES:
+        anonymous.goto(site + face)
+        expect(anonymous).to_have_url(re.compile(r"/login\?next=" + re.escape(face)))
+    assert anonymous.request.get(f"{site}/api/v1/queue").status == 401
+    for name, allowed in ALLOWED.items():
+        page = sign_in(browser, site, name, sorted(allowed)[0])
+        for face in FACES:
+            response = page.goto(site + face)
+            assert response is not None
+            assert response.status == (200 if face in allowed else 403), (name, face)
+            if face not in allowed:
+                expect(page.locator("#error-status")).to_have_text("403")
+        api = page.request.get(f"{site}/api/v1/queue")
+        assert api.status == (200 if name in ("ann", "oli", "root") else 403), name
