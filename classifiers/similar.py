@@ -4,8 +4,9 @@ Two similarities, added: cosine over word 1-3-gram and character 1-4-gram TF-IDF
 say), and cosine in a space learned from the history's own topic labels (latent semantic analysis,
 then linear discriminant analysis), which pulls together cases that were filed under one topic even
 when they share few words. Only labels of resolved items are used, so it works at query time.
-Within the top ``k`` no topic takes more than ``per_topic`` places, so an ambiguous post shows the
-agent alternatives instead of five copies of one guess.
+Within the top ``k`` no topic takes more than ``per_topic`` places while other topics are among
+the candidates, so an ambiguous post shows the agent alternatives instead of five copies of one
+guess.
 
 Items resolved after the fit are appended with the fitted vectorizers (no refit), so the index
 follows the history as it grows; ``SimilarIndex.fit`` again when it has grown a lot.
@@ -139,17 +140,19 @@ class SimilarIndex(BaseEstimator):
         top = top[np.argsort(-row_scores[top], kind="stable")]
         taken: dict[str, int] = {}
         chosen: list[Neighbour] = []
+        skipped: list[Neighbour] = []
         for row in top:
             score = float(row_scores[row])
-            if not np.isfinite(score):
+            if not np.isfinite(score) or len(chosen) == k:
                 break
             topic = self.topics_[row]
             if taken.get(topic, 0) >= self.per_topic:
+                skipped.append(Neighbour(int(row), score))
                 continue
             taken[topic] = taken.get(topic, 0) + 1
             chosen.append(Neighbour(int(row), score))
-            if len(chosen) == k:
-                break
+        # fewer topics than places: the cap gives way rather than show less than there is
+        chosen = sorted(chosen + skipped[: k - len(chosen)], key=lambda nb: -nb.score)
         if first_topic is not None:
             chosen.sort(key=lambda nb: self.topics_[nb.row] != first_topic)
         return chosen

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from dashboards import agent_face, auth, marketing_face, pages
+from dashboards.assist_api import router as assist_router
 from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
 from pipeline.errors import TransientError
 from pipeline.records import QueueItem
@@ -92,6 +93,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(agent_face.router)
     app.include_router(marketing_face.router)
+    app.include_router(assist_router)
 
     @app.get("/api/v1/health")
     def health() -> Health:
