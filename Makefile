@@ -47,6 +47,7 @@ test: lint typecheck compose-check browser audit
 quality: $(STAMP)
 	$(BIN)/python bench/quality.py ../shared/data
 	$(BIN)/python bench/trends_quality.py ../shared/data
+	$(BIN)/python bench/similar_quality.py ../shared/data
 
 faults: $(STAMP)
 	$(SERVICES) up || { $(SERVICES) down; exit 1; }

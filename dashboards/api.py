@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from dashboards import agent_face, auth, marketing_face, operator_face, pages, queue_api
+from dashboards.assist_api import router as assist_router
 from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
 from pipeline.bus import Bus
 from pipeline.errors import TransientError
@@ -105,6 +106,7 @@ def create_app(store: Store, settings: Settings | None = None, bus: Bus | None =
     app.include_router(marketing_face.router)
     app.include_router(operator_face.router)
     app.include_router(queue_api.router)
+    app.include_router(assist_router)
 
     @app.get("/api/v1/health")
     def health() -> Health:

@@ -16,12 +16,14 @@ from typing import Any
 
 import orjson
 
+from pipeline.assist_records import OutboundReply
 from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
 from pipeline.store import (
     COLLECTIONS,
     TREND_KINDS,
     WriteResult,
+    check_assist_kind,
     latest_authors,
     post_document,
 )
@@ -47,6 +49,11 @@ CREATE TABLE IF NOT EXISTS trend_docs (
 CREATE INDEX IF NOT EXISTS trend_docs_at ON trend_docs (kind, at);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_item ON audit (item_id);
+CREATE TABLE IF NOT EXISTS assist (
+    kind TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, id));
+CREATE TABLE IF NOT EXISTS outbound (id TEXT PRIMARY KEY, at TEXT NOT NULL, doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS outbound_at ON outbound (at);
 CREATE INDEX IF NOT EXISTS queue_author ON queue (author_id);
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, key));
@@ -277,6 +284,67 @@ class EmbeddedStore:
                 "INSERT INTO checkpoints VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET value = ?",
                 (key, value, value),
             )
+
+    def resolved_since(self, since: datetime | None) -> list[QueueItem]:
+        at = "julianday(json_extract(doc, '$.resolution.at'))"
+        rows = self._run(
+            f"SELECT doc FROM queue WHERE status = 'resolved' AND {at} >= julianday(?)"
+            f" ORDER BY {at}, id",
+            (_iso(since) if since else "0000-01-01T00:00:00Z",),
+        )
+        return [QueueItem.model_validate_json(r[0]) for r in rows]
+
+    def audit_of_items(self, item_ids: Sequence[str]) -> list[AuditEntry]:
+        if not item_ids:
+            return []
+        rows = self._run(
+            f"SELECT doc FROM audit WHERE item_id IN ({','.join('?' * len(item_ids))})"
+            " ORDER BY seq",
+            list(item_ids),
+        )
+        return [AuditEntry.model_validate_json(r[0]) for r in rows]
+
+    def open_items_of_author(self, author_id: str) -> list[str]:
+        rows = self._run(
+            "SELECT id FROM queue WHERE author_id = ? AND status != 'resolved'", (author_id,)
+        )
+        return [r[0] for r in rows]
+
+    def save_assist_doc(self, kind: str, doc_id: str, doc: dict[str, Any]) -> None:
+        check_assist_kind(kind)
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO assist VALUES (?, ?, ?) ON CONFLICT(kind, id) DO UPDATE SET"
+                " doc = excluded.doc",
+                (kind, doc_id, _dumps(doc)),
+            )
+
+    def assist_docs(self, kind: str) -> list[dict[str, Any]]:
+        check_assist_kind(kind)
+        rows = self._run("SELECT doc FROM assist WHERE kind = ? ORDER BY id", (kind,))
+        return [orjson.loads(r[0]) for r in rows]
+
+    def delete_assist_doc(self, kind: str, doc_id: str) -> bool:
+        check_assist_kind(kind)
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "DELETE FROM assist WHERE kind = ? AND id = ?", (kind, doc_id)
+            )
+            return cursor.rowcount > 0
+
+    def record_outbound(self, reply: OutboundReply) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO outbound VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " at = excluded.at, doc = excluded.doc",
+                (reply.id, _iso(reply.at), reply.model_dump_json()),
+            )
+
+    def outbound_since(self, since: datetime) -> list[OutboundReply]:
+        rows = self._run(
+            "SELECT doc FROM outbound WHERE at >= ? ORDER BY at, id", (_iso(since),)
+        )
+        return [OutboundReply.model_validate_json(r[0]) for r in rows]
 
     def author_posts(self, author_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
         if not author_ids:

@@ -23,9 +23,16 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
+from pipeline.assist_records import OutboundReply
 from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
-from pipeline.store import TREND_KINDS, WriteResult, latest_authors, post_document
+from pipeline.store import (
+    TREND_KINDS,
+    WriteResult,
+    check_assist_kind,
+    latest_authors,
+    post_document,
+)
 
 DUPLICATE_KEY = 11000
 CLAIM_CANDIDATES = 8
@@ -64,6 +71,7 @@ class MongoStore:
                 self._db[name].create_index([("created_at", DESCENDING)])
             for kind in TREND_KINDS:
                 self._db[kind].create_index([("at", ASCENDING)])
+            self._db["outbound"].create_index([("at", ASCENDING)])
 
     def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
         if not triaged:
@@ -258,6 +266,59 @@ class MongoStore:
             self._db["checkpoints"].update_one(
                 {"_id": key}, {"$set": {"value": value, "at": datetime.now(UTC)}}, upsert=True
             )
+
+    def resolved_since(self, since: datetime | None) -> list[QueueItem]:
+        query: dict[str, Any] = {"status": "resolved"}
+        if since is not None:
+            query["resolution.at"] = {"$gte": since}
+        with _transient("reading resolved items"):
+            docs = list(self.queue.find(query).sort([("resolution.at", ASCENDING), ("_id", 1)]))
+        return [_queue_item(d) for d in docs]
+
+    def audit_of_items(self, item_ids: Sequence[str]) -> list[AuditEntry]:
+        if not item_ids:
+            return []
+        with _transient("reading audit"):
+            docs = list(
+                self.audit.find({"item_id": {"$in": list(item_ids)}}, {"_id": 0}).sort(
+                    [("at", ASCENDING), ("_id", ASCENDING)]
+                )
+            )
+        return [AuditEntry.model_validate(d) for d in docs]
+
+    def open_items_of_author(self, author_id: str) -> list[str]:
+        with _transient("reading an author's items"):
+            docs = self.queue.find(
+                {"author_id": author_id, "status": {"$ne": "resolved"}}, {"_id": 1}
+            )
+            return [d["_id"] for d in docs]
+
+    def save_assist_doc(self, kind: str, doc_id: str, doc: dict[str, Any]) -> None:
+        check_assist_kind(kind)
+        with _transient(f"saving {kind}"):
+            self._db[f"assist_{kind}"].replace_one({"_id": doc_id}, {**doc, "_id": doc_id}, True)
+
+    def assist_docs(self, kind: str) -> list[dict[str, Any]]:
+        check_assist_kind(kind)
+        with _transient(f"reading {kind}"):
+            docs = self._db[f"assist_{kind}"].find().sort("_id", ASCENDING)
+            return [{k: v for k, v in d.items() if k != "_id"} for d in docs]
+
+    def delete_assist_doc(self, kind: str, doc_id: str) -> bool:
+        check_assist_kind(kind)
+        with _transient(f"deleting {kind}"):
+            return self._db[f"assist_{kind}"].delete_one({"_id": doc_id}).deleted_count > 0
+
+    def record_outbound(self, reply: OutboundReply) -> None:
+        doc = reply.model_dump(mode="python")
+        with _transient("recording a reply"):
+            self._db["outbound"].replace_one({"_id": reply.id}, {**doc, "_id": reply.id}, True)
+
+    def outbound_since(self, since: datetime) -> list[OutboundReply]:
+        with _transient("reading replies"):
+            docs = self._db["outbound"].find({"at": {"$gte": since}}, {"_id": 0})
+            docs = docs.sort([("at", ASCENDING), ("id", ASCENDING)])
+            return [OutboundReply.model_validate(d) for d in docs]
 
     def author_posts(self, author_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
         if not author_ids:

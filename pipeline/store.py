@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from pipeline.assist_records import OutboundReply
 from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit")
 # Documents of the trend detector (pipeline/trends.py) and of incidents (pipeline/incidents.py).
 TREND_KINDS = ("trend_buckets", "trend_state", "trend_records", "incidents")
+ASSIST_KINDS = ("templates", "knowledge", "automation")
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,32 @@ class Store(Protocol):
 
     def set_checkpoint(self, key: str, value: str) -> None:
         """Record progress; connectors call it only after their producer flushed."""
+
+    # ---- agent assist (pipeline/assist.py, pipeline/automation.py)
+
+    def resolved_since(self, since: datetime | None) -> list[QueueItem]:
+        """Resolved items whose resolution is at or after ``since`` (all if None), oldest
+        resolution first: the history the similar-cases index follows."""
+
+    def audit_of_items(self, item_ids: Sequence[str]) -> list[AuditEntry]:
+        """The audit entries of these items, oldest first."""
+
+    def open_items_of_author(self, author_id: str) -> list[str]:
+        """Ids of the author's queue items not resolved yet (open, claimed or snoozed)."""
+
+    def save_assist_doc(self, kind: str, doc_id: str, doc: dict[str, Any]) -> None:
+        """Create or replace an operator-kept document (``kind`` in ``ASSIST_KINDS``)."""
+
+    def assist_docs(self, kind: str) -> list[dict[str, Any]]: ...
+
+    def delete_assist_doc(self, kind: str, doc_id: str) -> bool:
+        """True if there was such a document."""
+
+    def record_outbound(self, reply: OutboundReply) -> None:
+        """Store (or update, by id) a reply sent for a queue item."""
+
+    def outbound_since(self, since: datetime) -> list[OutboundReply]:
+        """Replies sent at or after ``since``, oldest first."""
 
     def author_posts(self, author_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
         """The authors' stored posts with their triage, newest first."""
@@ -177,6 +205,11 @@ def latest_authors(items: Sequence[TriagedPost]) -> list[dict[str, Any]]:
         if key not in latest or item.post.created_at >= latest[key].post.created_at:
             latest[key] = item
     return [author_document(i) for i in latest.values()]
+
+
+def check_assist_kind(kind: str) -> None:
+    if kind not in ASSIST_KINDS:
+        raise ValueError(f"unknown assist document kind {kind!r}")
 
 
 def open_store(settings: Settings) -> Store:

@@ -1,0 +1,283 @@
+"""Automation of simple repeats: operators' templated replies sent without an agent, safely.
+
+A post is answered automatically only when all of these hold: automation is switched on and under
+its daily cap; a rule covers the post's topic and language; the topic model is at least the rule's
+threshold sure; the post is at most the rule's ``max_negative`` negative and not urgent; its author
+has no other item waiting; the template fills completely from the post; and its source has a reply
+path. Everything else stays with the agents, untouched.
+
+The item is claimed by ``automation`` (a compare-and-set, so an agent who got there first keeps
+it), the reply goes out through the source's replier (``pipeline.replies``: the connector's
+``reply``; record-only sources are never automated), is stored as an outbound reply,
+and the item is resolved through the queue rules, so every automated reply is in the audit log.
+``reopen`` reverses it: the item goes back to the queue, and the reopened report lists it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from pipeline.assist import Assistant, fill, post_fields
+from pipeline.assist_records import AutomationRule, AutomationSettings, OutboundReply
+from pipeline.queue import AgentQueue, QueueError, UnknownItem
+from pipeline.records import AuditEntry, QueueItem, utcnow
+from pipeline.replies import REPLY, RecordOnly, Repliers, ReplyRecord
+from pipeline.store import Store
+
+AGENT = "automation"
+SETTINGS_ID = "settings"
+URGENT = ("high", "critical")
+SCAN_LIMIT = 1000
+
+
+class AutomationError(QueueError):
+    """A rule that cannot work (its template is for another topic or language)."""
+
+    status = 422
+
+
+@dataclass(frozen=True)
+class Decision:
+    item_id: str
+    automated: bool
+    reason: str
+
+
+class ReopenedReply(BaseModel):
+    item_id: str
+    reply: str
+    sent_at: datetime
+    template_id: str | None
+    reopened_at: datetime
+    reopened_by: str
+    reason: str
+
+
+class Automation:
+    def __init__(
+        self,
+        store: Store,
+        assistant: Assistant,
+        repliers: Repliers,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.assistant = assistant
+        self.repliers = repliers
+        self.clock = clock
+        self.queue = AgentQueue(store, lease=timedelta(minutes=2), clock=clock, repliers=repliers)
+
+    # ---- what operators set
+
+    def settings(self) -> AutomationSettings:
+        for doc in self.store.assist_docs("automation"):
+            if doc.get("kind") == SETTINGS_ID:
+                return AutomationSettings.model_validate(doc["value"])
+        return AutomationSettings()
+
+    def save_settings(self, settings: AutomationSettings, by: str) -> AutomationSettings:
+        saved = settings.model_copy(update={"updated_by": by, "updated_at": self.clock()})
+        value = saved.model_dump(mode="json")
+        self.store.save_assist_doc("automation", SETTINGS_ID, {"kind": SETTINGS_ID, "value": value})
+        self._audit(by, "automation_settings", None, value)
+        return saved
+
+    def rules(self) -> list[AutomationRule]:
+        return [
+            AutomationRule.model_validate(d["value"])
+            for d in self.store.assist_docs("automation")
+            if d.get("kind") == "rule"
+        ]
+
+    def save_rule(self, rule: AutomationRule, by: str) -> AutomationRule:
+        template = self.assistant.template(rule.template_id)
+        if template is None:
+            raise UnknownItem(f"no reply template {rule.template_id!r}")
+        if (template.topic, template.language) != (rule.topic, rule.language):
+            raise AutomationError(
+                f"template {template.id} is for {template.topic}/{template.language},"
+                f" not {rule.topic}/{rule.language}"
+            )
+        saved = rule.model_copy(update={"updated_by": by, "updated_at": self.clock()})
+        value = saved.model_dump(mode="json")
+        doc = {"kind": "rule", "value": value}
+        self.store.save_assist_doc("automation", f"rule.{saved.id}", doc)
+        self._audit(by, "automation_rule", None, value)
+        return saved
+
+    def delete_rule(self, topic: str, language: str, by: str) -> bool:
+        deleted = self.store.delete_assist_doc("automation", f"rule.{topic}.{language}")
+        if deleted:
+            self._audit(by, "automation_rule_deleted", None, {"topic": topic, "language": language})
+        return deleted
+
+    # ---- deciding and sending
+
+    def sent_today(self) -> int:
+        now = self.clock()
+        midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+        return sum(r.automated for r in self.store.outbound_since(midnight))
+
+    def decide(self, item: QueueItem) -> tuple[Decision, AutomationRule | None, str]:
+        """Whether this item may be answered automatically, why, and with what text."""
+
+        def no(reason: str) -> tuple[Decision, AutomationRule | None, str]:
+            return Decision(item.id, False, reason), None, ""
+
+        settings = self.settings()
+        if not settings.enabled:
+            return no("automation is switched off")
+        if item.status != "open":
+            return no(f"item is {item.status}")
+        rule = next(
+            (r for r in self.rules() if (r.topic, r.language) == (item.topic, item.language)),
+            None,
+        )
+        if rule is None or not rule.enabled:
+            return no(f"no automation for {item.topic}/{item.language}")
+        post = self.store.get_post(item.id)
+        if post is None:
+            return no("post not found")
+        confidence = float(post["topic"]["confidence"])
+        if confidence < rule.threshold:
+            return no(f"topic confidence {confidence:.2f} below {rule.threshold:.2f}")
+        negative = float(post["sentiment"].get("probabilities", {}).get("negative", 0.0))
+        if negative > rule.max_negative:
+            return no(f"negative {negative:.2f} above {rule.max_negative:.2f}")
+        if item.urgency in URGENT:
+            return no(f"urgency {item.urgency}")
+        others = [i for i in self.store.open_items_of_author(item.author_id) if i != item.id]
+        if others:
+            return no(f"author has {len(others)} other open item(s)")
+        replier = self.repliers.by_source.get(item.source)
+        if replier is None or isinstance(replier, RecordOnly):
+            return no(f"no reply path to {item.source}: it stays with the agents")
+        template = self.assistant.template(rule.template_id)
+        if template is None:
+            return no(f"template {rule.template_id} is gone")
+        text, missing = fill(template, post_fields(post))
+        if missing:
+            return no(f"post lacks {', '.join(missing)} for the template")
+        if self.sent_today() >= settings.daily_cap:
+            return no(f"daily cap of {settings.daily_cap} reached")
+        return Decision(item.id, True, f"rule {rule.id} at {confidence:.2f}"), rule, text
+
+    def handle(self, item: QueueItem) -> Decision:
+        decision, rule, text = self.decide(item)
+        if not decision.automated or rule is None:
+            return decision
+        now = self.clock()
+        claimed = self.store.update_item(
+            item.id,
+            item.version,
+            {"status": "claimed", "agent": AGENT, "lease_until": now + self.queue.lease},
+        )
+        if claimed is None:
+            return Decision(item.id, False, "an agent took it first")
+        self._audit(AGENT, "claim", claimed, {"status": claimed.status, "version": claimed.version})
+        try:  # the queue's resolve sends the reply through the source's replier, then closes
+            resolved = self.queue.resolve(item.id, AGENT, text)
+        except Exception as exc:  # any failure of the network hands the item to an agent
+            self.queue.release(item.id, AGENT, f"automated reply failed: {exc}")
+            return Decision(item.id, False, f"reply failed: {type(exc).__name__}")
+        sent = [
+            ReplyRecord.model_validate(d)
+            for d in self.store.find_records(REPLY, {"item_id": item.id, "by": AGENT})
+        ][-1]
+        external = sent.external_id
+        self.store.record_outbound(
+            OutboundReply(
+                id=sent.id,
+                item_id=item.id,
+                source=item.source,
+                text=text,
+                by=AGENT,
+                automated=True,
+                at=now,
+                template_id=rule.template_id,
+                external_id=external,
+            )
+        )
+        self._audit(
+            AGENT,
+            "auto_reply",
+            resolved,
+            {"rule": rule.id, "template": rule.template_id, "reason": decision.reason,
+             "external_id": external},
+        )
+        return decision
+
+    def run(self, limit: int = SCAN_LIMIT) -> list[Decision]:
+        """Answer the open items automation may answer; the rest stay for agents."""
+        if not self.settings().enabled:
+            return []
+        covered = {(r.topic, r.language) for r in self.rules() if r.enabled}
+        return [
+            self.handle(item)
+            for item in self.store.list_queue("open", limit)
+            if (item.topic, item.language) in covered
+        ]
+
+    # ---- reversing
+
+    def reopen(self, item_id: str, by: str, reason: str) -> QueueItem:
+        """Send a resolved item back to the queue (an automated reply was wrong)."""
+        item = self.store.get_item(item_id)
+        if item is None:
+            raise UnknownItem(f"no queue item {item_id!r}")
+        if item.status != "resolved":
+            raise QueueError(f"{item_id} is {item.status}, not resolved")
+        reopened = self.store.update_item(
+            item.id,
+            item.version,
+            {"status": "open", "agent": None, "lease_until": None, "resolution": None},
+        )
+        if reopened is None:
+            raise QueueError(f"{item_id} changed while {by} was reopening it; reload it")
+        automated = item.resolution is not None and item.resolution.by == AGENT
+        self._audit(by, "reopen", reopened, {"reason": reason, "automated": automated})
+        return reopened
+
+    def reopened_report(self, since: datetime) -> list[ReopenedReply]:
+        """Automated replies since ``since`` that a human later reopened."""
+        sent = [r for r in self.store.outbound_since(since) if r.automated]
+        reopens: dict[str, list[AuditEntry]] = {}
+        for entry in self.store.audit_of_items([r.item_id for r in sent]):
+            if entry.action == "reopen":
+                reopens.setdefault(entry.item_id or "", []).append(entry)
+        report = []
+        for reply in sent:
+            later = [e for e in reopens.get(reply.item_id, []) if e.at >= reply.at]
+            if later:
+                report.append(
+                    ReopenedReply(
+                        item_id=reply.item_id,
+                        reply=reply.text,
+                        sent_at=reply.at,
+                        template_id=reply.template_id,
+                        reopened_at=later[0].at,
+                        reopened_by=later[0].actor,
+                        reason=str(later[0].detail.get("reason", "")),
+                    )
+                )
+        return report
+
+    def _audit(
+        self, actor: str, action: str, item: QueueItem | None, detail: dict[str, Any]
+    ) -> None:
+        self.store.record_audit(
+            [
+                AuditEntry(
+                    at=self.clock(),
+                    actor=actor,
+                    action=action,
+                    item_id=item.id if item else None,
+                    detail=detail,
+                )
+            ]
+        )
