@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := $(BIN)/python scripts/services
 PYTEST_ARGS ?=
 
-.PHONY: install demo test quality lint typecheck compose-check services-up services-down faults clean
+.PHONY: install demo test quality lint typecheck compose-check services-up services-down faults clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,18 @@ test: lint typecheck compose-check
 # Classifier quality on the public labelled sets in ../shared/data; writes docs/quality.*
 quality: $(STAMP)
 	$(BIN)/python bench/quality.py ../shared/data
+
+# Throughput, latency and peer comparison on the real services (bench/throughput.py); not part
+# of `make test`. Writes docs/performance.*; QUICK=1 runs 20,000 posts and only prints.
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	rm -f $(VENV)/.bench-* && touch $@
+
+bench: $(BENCH_STAMP)
+	$(SERVICES) build
+	$(SERVICES) up || { $(SERVICES) down; exit 1; }
+	. .services/env && $(BIN)/python -m bench.throughput $(if $(QUICK),--quick); rc=$$?; $(SERVICES) down; exit $$rc
 
 faults: $(STAMP)
 	$(SERVICES) up || { $(SERVICES) down; exit 1; }
