@@ -484,7 +484,16 @@ def main() -> None:
         from bench.report import write_report
 
         write_report(results, PERF_JSON, PERF_MD)
-        print(f"bench: wrote {PERF_JSON.relative_to(REPO)} and {PERF_MD.relative_to(REPO)}")
+        # where a worker's time goes, next to the figures it explains
+        subprocess.run(
+            [
+                sys.executable, "-m", "bench.profile_worker", "--posts", "5000",
+                "--out", str(DOCS / "performance-profile.txt"),
+            ],
+            cwd=REPO,
+            check=True,
+        )
+        print("bench: wrote docs/performance.json, .md and docs/performance-profile.txt")
 
 
 if __name__ == "__main__":
