@@ -30,7 +30,7 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:,.3f}" if value < 10 else f"{value:,.1f}"
+        return f"{value:.3f}".rstrip("0").rstrip(".") if value < 10 else f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -93,7 +93,7 @@ def section(r: dict[str, Any]) -> str:
             ">= 20",
             "",
         ),
-        ("ours / Quix Streams (1 process each)", _fmt(r.get("ratio_vs_quixstreams")), ">= 3", ""),
+        ("ours / Quix Streams, 1 process each", _fmt(r.get("ratio_vs_quixstreams")), ">= 3", ""),
         (
             "claim p99 (ms), from bench/claims.py",
             _fmt(claim) if claim is not None else "n/a: no claims.json found",
@@ -102,14 +102,31 @@ def section(r: dict[str, Any]) -> str:
         ),
     ]
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    met = ", ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in verdicts(r))
     return (
         f"{SECTION}\n\n"
         f"Command: `{r['command']}` (bench/throughput.py). Date: {r['date']}. "
         f"Machine: {r['machine']}.\n\n"
         "| figure | measured | target | load average (1/5/15 min) after the phase |\n"
         "|---|---|---|---|\n"
-        f"{table}\n"
+        f"{table}\n\n"
+        f"Targets: {met}.\n"
     )
+
+
+def verdicts(r: dict[str, Any]) -> list[tuple[str, bool]]:
+    def at_least(key: str, floor: float) -> bool:
+        return r.get(key) is not None and r[key] >= floor
+
+    p99 = r.get("p99_latency_s")
+    offered = r.get("offered_load_posts_per_s") or 0
+    return [
+        ("10,000 posts/s with 2 workers", at_least("e2e_posts_per_s_2_workers", 10_000)),
+        ("p99 <= 1 s at 2,000 posts/s", p99 is not None and p99 <= 1.0 and offered >= 1900),
+        ("20x the per-message loop", at_least("ratio_vs_per_message", 20)),
+        ("3x Quix Streams", at_least("ratio_vs_quixstreams", 3)),
+        ("RSS <= 400 MB", r.get("worker_rss_mb") is not None and r["worker_rss_mb"] <= 400),
+    ]
 
 
 def write_report(results: dict[str, Any], json_path: Path, md_path: Path, notes: str = "") -> None:
@@ -130,6 +147,6 @@ def write_report(results: dict[str, Any], json_path: Path, md_path: Path, notes:
         # keep our hand-written notes (### subsections) that follow the generated table
         end = len(text) if nxt < 0 else nxt + 1
         old = text[start:end]
-        keep = old[old.find("\n### ") :] if "\n### " in old else ""
+        keep = old[old.find("\n### ") :].rstrip("\n") + "\n" if "\n### " in old else ""
         text = text[:start] + body + keep + ("\n" if nxt >= 0 else "") + text[end:]
     md_path.write_text(text)
