@@ -92,15 +92,14 @@ class Triager:
         lap("entities")
 
         # Whole-batch conversions: one rounding and one ``tolist`` per task instead of a numpy
-        # scalar per probability. The values come straight from the model (probabilities in
-        # [0, 1], labels from its classes), so the records are built without re-validation.
+        # scalar per probability.
         names = {task: [str(c) for c in probs[task][0]] for task in TASKS}
         rounded = {task: np.round(probs[task][1], 4).tolist() for task in TASKS}
         picked = {task: picks[task].tolist() for task in TASKS}
 
         def prediction(task: str, i: int) -> Prediction:
             labels, row, j = names[task], rounded[task][i], picked[task][i]
-            return Prediction.model_construct(
+            return Prediction(
                 label=labels[j],
                 confidence=row[j],
                 probabilities=dict(zip(labels, row, strict=True)),
