@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := $(BIN)/python scripts/services
 PYTEST_ARGS ?=
 
-.PHONY: install demo test quality lint typecheck compose-check browser services-up services-down faults clean lock audit
+.PHONY: install demo test quality lint typecheck compose-check browser services-up services-down faults clean lock audit bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,18 @@ quality: $(STAMP)
 	$(BIN)/python bench/quality.py ../shared/data
 	$(BIN)/python bench/trends_quality.py ../shared/data
 	$(BIN)/python bench/similar_quality.py ../shared/data
+
+# Throughput, latency and peer comparison on the real services (bench/throughput.py); not part
+# of `make test`. Writes docs/performance.*; QUICK=1 runs 20,000 posts and only prints.
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	rm -f $(VENV)/.bench-* && touch $@
+
+bench: $(BENCH_STAMP)
+	$(SERVICES) build
+	$(SERVICES) up || { $(SERVICES) down; exit 1; }
+	. .services/env && $(BIN)/python -m bench.throughput $(if $(QUICK),--quick); rc=$$?; $(SERVICES) down; exit $$rc
 
 faults: $(STAMP)
 	$(SERVICES) up || { $(SERVICES) down; exit 1; }

@@ -83,8 +83,10 @@ class Triager:
             clock = now_
 
         texts = [p.text for p in posts]
-        detected = self.languages.detect(texts)
-        languages = [p.language or d for p, d in zip(posts, detected, strict=True)]
+        # Detect only where the source did not say (X gives ``lang``; replays and Reddit do not).
+        unknown = [i for i, p in enumerate(posts) if not p.language]
+        detected = iter(self.languages.detect([texts[i] for i in unknown]))
+        languages = [p.language or next(detected) for p in posts]
         lap("language")
         prepared = self.preparer.prepare(texts, languages)
         lap("prepare")
@@ -99,19 +101,23 @@ class Triager:
         entities = self.entities.extract_batch(texts)
         lap("entities")
 
+        # Whole-batch conversions: one rounding and one ``tolist`` per task instead of a numpy
+        # scalar per probability.
+        names = {task: [str(c) for c in probs[task][0]] for task in TASKS}
+        rounded = {task: np.round(probs[task][1], 4).tolist() for task in TASKS}
+        picked = {task: picks[task].tolist() for task in TASKS}
+
         def prediction(task: str, i: int) -> Prediction:
-            classes, p = probs[task]
-            j = int(picks[task][i])
+            labels, row, j = names[task], rounded[task][i], picked[task][i]
             return Prediction(
-                label=str(classes[j]),
-                confidence=round(float(p[i, j]), 4),
-                probabilities={
-                    str(c): round(float(v), 4) for c, v in zip(classes, p[i], strict=True)
-                },
+                label=labels[j],
+                confidence=row[j],
+                probabilities=dict(zip(labels, row, strict=True)),
                 evidence=evidence[task][i] if task in evidence else [],
             )
 
         spam_col = int(np.flatnonzero(probs["spam"][0] == "spam")[0])
+        spam_flags = (probs["spam"][1][:, spam_col] >= self.spam_threshold).tolist()
         out = []
         for i, post in enumerate(posts):
             urgency = prediction("urgency", i)
@@ -134,7 +140,7 @@ class Triager:
                     post=post,
                     language=languages[i],
                     spam=spam,
-                    is_spam=bool(probs["spam"][1][i, spam_col] >= self.spam_threshold),
+                    is_spam=spam_flags[i],
                     topic=topic,
                     urgency=urgency,
                     sentiment=sentiment,

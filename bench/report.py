@@ -1,0 +1,152 @@
+"""Write the throughput benchmark's figures into docs/performance.json and docs/performance.md.
+
+Other benchmarks keep their own sections of performance.md ("Claim latency", "Classifier speed",
+"Similar cases") and their own keys in performance.json: this replaces only its own section and
+its own keys.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SECTION = "## Throughput and latency"
+HEADER = "# Performance\n\nFigures measured by the benchmarks in `bench/`, each with its command.\n"
+KEYS = (
+    "e2e_posts_per_s_1_worker",
+    "e2e_posts_per_s_2_workers",
+    "p50_latency_s",
+    "p99_latency_s",
+    "offered_load_posts_per_s",
+    "ratio_vs_per_message",
+    "ratio_vs_quixstreams",
+    "worker_rss_mb",
+    "claim_p99_ms",
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".") if value < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def section(r: dict[str, Any]) -> str:
+    loads = r.get("load_average", {})
+    claim = r.get("claim_p99_ms")
+    rows = [
+        ("posts replayed", _fmt(r.get("posts")), "", ""),
+        (
+            "end to end, 1 worker (posts/s)",
+            _fmt(r.get("e2e_posts_per_s_1_worker")),
+            "",
+            loads.get("e2e_1", ""),
+        ),
+        (
+            "end to end, 2 workers (posts/s)",
+            _fmt(r.get("e2e_posts_per_s_2_workers")),
+            ">= 10,000",
+            loads.get("e2e_2", ""),
+        ),
+        (
+            "CPU ms per post, 2 workers (workers / Kafka / FerretDB)",
+            " / ".join(
+                _fmt(r.get("e2e_cpu_ms_per_post_2_workers", {}).get(k))
+                for k in ("workers", "kafka", "ferretdb")
+            ),
+            "",
+            "",
+        ),
+        ("worker peak RSS (MB)", _fmt(r.get("worker_rss_mb")), "<= 400", ""),
+        (
+            "offered load (posts/s)",
+            _fmt(r.get("offered_load_posts_per_s")),
+            "2,000",
+            loads.get("latency", ""),
+        ),
+        (
+            "produce -> claimable p50 / p95 / p99 (s)",
+            " / ".join(_fmt(r.get(k)) for k in ("p50_latency_s", "p95_latency_s", "p99_latency_s")),
+            "p99 <= 1",
+            "",
+        ),
+        (
+            "one-message-at-a-time loop, 1 process (posts/s)",
+            _fmt(r.get("peer_posts_per_s_per_message")),
+            "",
+            loads.get("per-message", ""),
+        ),
+        (
+            "Quix Streams, 1 process (posts/s)",
+            _fmt(r.get("peer_posts_per_s_quixstreams")),
+            "",
+            loads.get("quix", ""),
+        ),
+        (
+            "ours / per-message loop, 1 process each",
+            _fmt(r.get("ratio_vs_per_message")),
+            ">= 20",
+            "",
+        ),
+        ("ours / Quix Streams, 1 process each", _fmt(r.get("ratio_vs_quixstreams")), ">= 3", ""),
+        (
+            "claim p99 (ms), from bench/claims.py",
+            _fmt(claim) if claim is not None else "n/a: no claims.json found",
+            "",
+            "",
+        ),
+    ]
+    table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    met = ", ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in verdicts(r))
+    return (
+        f"{SECTION}\n\n"
+        f"Command: `{r['command']}` (bench/throughput.py). Date: {r['date']}. "
+        f"Machine: {r['machine']}.\n\n"
+        "| figure | measured | target | load average (1/5/15 min) after the phase |\n"
+        "|---|---|---|---|\n"
+        f"{table}\n\n"
+        f"Targets: {met}.\n"
+    )
+
+
+def verdicts(r: dict[str, Any]) -> list[tuple[str, bool]]:
+    def at_least(key: str, floor: float) -> bool:
+        return r.get(key) is not None and r[key] >= floor
+
+    p99 = r.get("p99_latency_s")
+    offered = r.get("offered_load_posts_per_s") or 0
+    return [
+        ("10,000 posts/s with 2 workers", at_least("e2e_posts_per_s_2_workers", 10_000)),
+        ("p99 <= 1 s at 2,000 posts/s", p99 is not None and p99 <= 1.0 and offered >= 1900),
+        ("20x the per-message loop", at_least("ratio_vs_per_message", 20)),
+        ("3x Quix Streams", at_least("ratio_vs_quixstreams", 3)),
+        ("RSS <= 400 MB", r.get("worker_rss_mb") is not None and r["worker_rss_mb"] <= 400),
+    ]
+
+
+def write_report(results: dict[str, Any], json_path: Path, md_path: Path, notes: str = "") -> None:
+    current: dict[str, Any] = {}
+    if json_path.exists():
+        current = json.loads(json_path.read_text())
+    current.update({k: results.get(k) for k in KEYS})
+    current["throughput_details"] = {k: v for k, v in results.items() if k not in KEYS}
+    json_path.write_text(json.dumps(current, indent=2) + "\n")
+
+    text = md_path.read_text() if md_path.exists() else HEADER
+    body = section(results) + (f"\n{notes.strip()}\n" if notes else "")
+    start = text.find(SECTION)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + body
+    else:
+        nxt = text.find("\n## ", start + len(SECTION))
+        # keep our hand-written notes (### subsections) that follow the generated table
+        end = len(text) if nxt < 0 else nxt + 1
+        old = text[start:end]
+        keep = old[old.find("\n### ") :].rstrip("\n") + "\n" if "\n### " in old else ""
+        text = text[:start] + body + keep + ("\n" if nxt >= 0 else "") + text[end:]
+    md_path.write_text(text)
