@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from pipeline.errors import TransientError
-from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost
 from pipeline.store import COLLECTIONS, WriteResult, latest_authors, post_document
 
 SCHEMA = """
@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS escalations (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (id TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS corrections (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT NOT NULL,
+    doc BLOB NOT NULL);
 """
 
 
@@ -251,6 +254,17 @@ class EmbeddedStore:
                 "INSERT INTO checkpoints VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET value = ?",
                 (key, value, value),
             )
+
+    def add_correction(self, correction: Correction) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO corrections (at, item_id, doc) VALUES (?,?,?)",
+                (_iso(correction.at), correction.item_id, correction.model_dump_json()),
+            )
+
+    def list_corrections(self) -> list[Correction]:
+        rows = self._run("SELECT doc FROM corrections ORDER BY at, seq")
+        return [Correction.model_validate_json(r[0]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

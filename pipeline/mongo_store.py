@@ -23,7 +23,7 @@ from pymongo.errors import (
 )
 
 from pipeline.errors import TransientError
-from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost
 from pipeline.store import WriteResult, latest_authors, post_document
 
 DUPLICATE_KEY = 11000
@@ -58,6 +58,7 @@ class MongoStore:
             self.audit.create_index([("item_id", ASCENDING), ("at", ASCENDING)])
             for name in ("trends", "escalations"):
                 self._db[name].create_index([("created_at", DESCENDING)])
+            self._db["corrections"].create_index([("at", ASCENDING)])
 
     def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
         if not triaged:
@@ -243,6 +244,17 @@ class MongoStore:
             self._db["checkpoints"].update_one(
                 {"_id": key}, {"$set": {"value": value, "at": datetime.now(UTC)}}, upsert=True
             )
+
+    def add_correction(self, correction: Correction) -> None:
+        with _transient("writing a correction"):
+            self._db["corrections"].insert_one(correction.model_dump(mode="python"))
+
+    def list_corrections(self) -> list[Correction]:
+        with _transient("reading corrections"):
+            docs = self._db["corrections"].find({}).sort([("at", ASCENDING), ("_id", ASCENDING)])
+            return [
+                Correction.model_validate({k: v for k, v in d.items() if k != "_id"}) for d in docs
+            ]
 
     def close(self) -> None:
         self._client.close()

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from pipeline.records import AuditEntry, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
 
-COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit")
+COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit", "corrections")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,12 @@ class Store(Protocol):
 
     def set_checkpoint(self, key: str, value: str) -> None:
         """Record progress; connectors call it only after their producer flushed."""
+
+    def add_correction(self, correction: Correction) -> None:
+        """Keep an agent's relabel; insert-only, so corrections are a history, never edited."""
+
+    def list_corrections(self) -> list[Correction]:
+        """Every correction, oldest first: what retraining learns from."""
 
     def close(self) -> None: ...
 
