@@ -1,20 +1,28 @@
 """The HTTP API under ``/api/v1`` (schema at ``/openapi.json``), served by ``triage serve``.
 
-What is here so far is read-only and shows only redacted text: health for orchestrators, the
-status operators watch, and the queue as agents see it. Claims, replies and escalations, behind
-login and roles, are the agent queue's and dashboards' work.
+``create_app`` installs the signed session cookie and CSRF check (``dashboards/auth.py``) and
+includes every router: health stays public, everything else needs a role. Routers take the store
+with ``Depends(get_store)`` and the user with ``Depends(require_roles(...))``.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
 
+from dashboards import agent_face, auth, pages
+from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
 from pipeline.errors import TransientError
 from pipeline.records import QueueItem
+from pipeline.settings import Settings
 from pipeline.store import Store
 
 BANDS = ("P1", "P2", "P3", "P4")
@@ -37,19 +45,59 @@ class Status(BaseModel):
     top_topics: list[TopicCount]
 
 
-def create_app(store: Store) -> FastAPI:
-    app = FastAPI(title="social-triage", version="0.1.0", docs_url="/api/v1/docs")
+def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="social-triage",
+        version="0.1.0",
+        docs_url="/api/v1/docs",
+        dependencies=[Depends(check_csrf)],
+    )
+    app.state.store = store
+    app.state.settings = settings
+    secret = settings.session_secret
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret.get_secret_value() if secret else secrets.token_urlsafe(32),
+        session_cookie="triage_session",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.session_https_only,
+    )
 
     @app.exception_handler(TransientError)
     def unavailable(request: Request, exc: TransientError) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    @app.exception_handler(LoginRequired)
+    def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(exc.location, status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> Response:
+        """JSON for the API, a page for people."""
+        if request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        return pages.render(
+            request,
+            "error.html",
+            current_user(request),
+            exc.status_code,
+            status=exc.status_code,
+            detail=exc.detail,
+        )
+
+    app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
+    app.include_router(auth.router)
+    app.include_router(pages.router)
+    app.include_router(agent_face.router)
 
     @app.get("/api/v1/health")
     def health() -> Health:
         store.count("posts")
         return Health(status="ok", store=type(store).__name__)
 
-    @app.get("/api/v1/status")
+    @app.get("/api/v1/status", dependencies=[Depends(require_roles("operator", "agent"))])
     def status() -> Status:
         depth = store.queue_depth()
         return Status(
@@ -59,7 +107,7 @@ def create_app(store: Store) -> FastAPI:
             top_topics=[TopicCount(topic=t, posts=n) for t, n in store.top_topics(10)],
         )
 
-    @app.get("/api/v1/queue")
+    @app.get("/api/v1/queue", dependencies=[Depends(require_roles("agent", "operator"))])
     def queue(
         limit: Annotated[int, Query(ge=1, le=500, description="how many items")] = 50,
         status: Annotated[

@@ -44,6 +44,8 @@ connect_app = typer.Typer(help="Run a connector that feeds posts.raw.", no_args_
 app.add_typer(models_app, name="models")
 app.add_typer(queue_app, name="queue")
 app.add_typer(connect_app, name="connect")
+users_app = typer.Typer(help="Dashboard users and their roles.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 console = Console()
 SAMPLE_POSTS = (
@@ -505,9 +507,55 @@ def serve(
     from dashboards.api import create_app
     from pipeline.store import open_store
 
-    store = open_store(settings())
+    cfg = settings()
+    store = open_store(cfg)
     store.ensure_schema()
-    uvicorn.run(create_app(store), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(store, cfg), host=host, port=port, log_level="warning")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="the login name")],
+    role: Annotated[
+        list[str], typer.Option(help="agent, marketing, operator or admin (repeatable)")
+    ],
+    password_stdin: Annotated[
+        bool, typer.Option(help="read the password from the first line of standard input")
+    ] = False,
+) -> None:
+    """Add a dashboard user (or set a new password and roles for an existing one)."""
+    from dashboards.auth import make_account
+    from pipeline.store import open_store
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    account = make_account(name, password, role)
+    store = open_store(settings())
+    try:
+        store.ensure_schema()
+        existed = store.get_user(name) is not None
+        store.save_user(account)
+    finally:
+        store.close()
+    console.print(f"{'updated' if existed else 'added'} {name} ({', '.join(account.roles)})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every dashboard user and their roles."""
+    from pipeline.store import open_store
+
+    store = open_store(settings())
+    try:
+        store.ensure_schema()
+        table = Table("name", "roles", "created")
+        for user in store.list_users():
+            table.add_row(user.name, ", ".join(user.roles), user.created_at.isoformat()[:19])
+    finally:
+        store.close()
+    console.print(table)
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from pipeline.errors import TransientError
-from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store import COLLECTIONS, WriteResult, latest_authors, post_document
 
 SCHEMA = """
@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS corrections (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT NOT NULL,
     doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS queue_author ON queue (author_id);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 """
 
 
@@ -176,6 +180,8 @@ class EmbeddedStore:
         now: datetime,
         topics: Sequence[str] | None = None,
         languages: Sequence[str] | None = None,
+        authors: Sequence[str] | None = None,
+        exclude_authors: Sequence[str] | None = None,
     ) -> QueueItem | None:
         where = [
             "(status = 'open' OR (status = 'claimed' AND lease_until < ?)"
@@ -186,6 +192,12 @@ class EmbeddedStore:
             if allowed:
                 where.append(f"{column} IN ({','.join('?' * len(allowed))})")
                 params.extend(allowed)
+        if authors is not None:
+            where.append(f"author_id IN ({','.join('?' * len(authors))})")
+            params.extend(authors)
+        if exclude_authors:
+            where.append(f"author_id NOT IN ({','.join('?' * len(exclude_authors))})")
+            params.extend(exclude_authors)
         sql = (
             "UPDATE queue SET status = 'claimed', agent = ?, lease_until = ?, snooze_until = NULL,"
             " version = version + 1,"
@@ -223,7 +235,8 @@ class EmbeddedStore:
                     )
                     self._db.execute(
                         "UPDATE queue SET status = ?, agent = ?, lease_until = ?,"
-                        " snooze_until = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
+                        " snooze_until = ?, version = ?, doc = ?, priority = ?, band = ?"
+                        " WHERE id = ? AND version = ?",
                         (
                             item.status,
                             item.agent,
@@ -231,6 +244,8 @@ class EmbeddedStore:
                             _iso(item.snooze_until) if item.snooze_until else None,
                             item.version,
                             _dumps(item.model_dump(mode="json")),
+                            item.priority,
+                            item.band,
                             item_id,
                             version,
                         ),
@@ -265,6 +280,86 @@ class EmbeddedStore:
     def list_corrections(self) -> list[Correction]:
         rows = self._run("SELECT doc FROM corrections ORDER BY at, seq")
         return [Correction.model_validate_json(r[0]) for r in rows]
+
+    def author_posts(self, author_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
+        if not author_ids:
+            return []
+        rows = self._run(
+            f"SELECT doc FROM posts WHERE author_key IN ({','.join('?' * len(author_ids))})"
+            " ORDER BY created_at DESC LIMIT ?",
+            (*author_ids, limit),
+        )
+        return [orjson.loads(r[0]) for r in rows]
+
+    def author_items(self, author_ids: Sequence[str]) -> list[QueueItem]:
+        if not author_ids:
+            return []
+        rows = self._run(
+            f"SELECT doc FROM queue WHERE author_id IN ({','.join('?' * len(author_ids))})"
+            " ORDER BY enqueued_at",
+            tuple(author_ids),
+        )
+        return [QueueItem.model_validate_json(r[0]) for r in rows]
+
+    def put_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO records VALUES (?, ?, ?) ON CONFLICT(kind, key) DO UPDATE SET"
+                " doc = excluded.doc",
+                (kind, key, _dumps(doc)),
+            )
+
+    def add_record(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO records VALUES (?, ?, ?)", (kind, key, _dumps(doc))
+            )
+            return cursor.rowcount == 1
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        rows = self._run("SELECT doc FROM records WHERE kind = ? AND key = ?", (kind, key))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    def find_records(
+        self, kind: str, where: Mapping[str, Any] | None = None, limit: int = 10_000
+    ) -> list[dict[str, Any]]:
+        clauses, params = ["kind = ?"], [kind]
+        for field, value in (where or {}).items():
+            if not field.isidentifier():
+                raise ValueError(f"bad record field {field!r}")
+            column = f"json_extract(doc, '$.{field}')"
+            if value is None:
+                clauses.append(f"{column} IS NULL")
+            elif isinstance(value, list | tuple | set):
+                values = list(value)
+                if not values:
+                    return []
+                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+                params.extend(values)
+            else:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        rows = self._run(
+            f"SELECT doc FROM records WHERE {' AND '.join(clauses)} ORDER BY rowid LIMIT ?",
+            (*params, limit),
+        )
+        return [orjson.loads(r[0]) for r in rows]
+
+    def save_user(self, user: UserAccount) -> None:
+        doc = _dumps(user.model_dump(mode="json"))
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO users VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                (user.name, doc),
+            )
+
+    def get_user(self, name: str) -> UserAccount | None:
+        rows = self._run("SELECT doc FROM users WHERE id = ?", (name,))
+        return UserAccount.model_validate_json(rows[0][0]) if rows else None
+
+    def list_users(self) -> list[UserAccount]:
+        rows = self._run("SELECT doc FROM users ORDER BY id")
+        return [UserAccount.model_validate_json(r[0]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -7,7 +7,8 @@ worker needs, and which every MongoDB-wire server executes as one fast bulk call
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,7 @@ from pymongo.errors import (
 )
 
 from pipeline.errors import TransientError
-from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store import WriteResult, latest_authors, post_document
 
 DUPLICATE_KEY = 11000
@@ -47,6 +48,7 @@ class MongoStore:
         self.authors: Collection[dict[str, Any]] = self._db["authors"]
         self.audit: Collection[dict[str, Any]] = self._db["audit"]
         self.claims: Collection[dict[str, Any]] = self._db["claims"]
+        self.records: Collection[dict[str, Any]] = self._db["records"]
 
     def ensure_schema(self) -> None:
         with _transient("creating indexes"):
@@ -56,6 +58,7 @@ class MongoStore:
             self.queue.create_index([("author_id", ASCENDING)])
             self.claims.create_index([("item_id", ASCENDING)])
             self.audit.create_index([("item_id", ASCENDING), ("at", ASCENDING)])
+            self.records.create_index([("kind", ASCENDING), ("seq", ASCENDING)])
             for name in ("trends", "escalations"):
                 self._db[name].create_index([("created_at", DESCENDING)])
             self._db["corrections"].create_index([("at", ASCENDING)])
@@ -140,6 +143,8 @@ class MongoStore:
         now: datetime,
         topics: Sequence[str] | None = None,
         languages: Sequence[str] | None = None,
+        authors: Sequence[str] | None = None,
+        exclude_authors: Sequence[str] | None = None,
     ) -> QueueItem | None:
         """Claim through a ledger of version tokens, ``<item id>#<version>``.
 
@@ -160,6 +165,13 @@ class MongoStore:
             query["topic"] = {"$in": list(topics)}
         if languages:
             query["language"] = {"$in": list(languages)}
+        by_author: dict[str, Any] = {}
+        if authors is not None:
+            by_author["$in"] = list(authors)
+        if exclude_authors:
+            by_author["$nin"] = list(exclude_authors)
+        if by_author:
+            query["author_id"] = by_author
         order = [("priority", DESCENDING), ("enqueued_at", ASCENDING)]
         with _transient("claiming"):
             for _ in range(CLAIM_ROUNDS):
@@ -256,8 +268,86 @@ class MongoStore:
                 Correction.model_validate({k: v for k, v in d.items() if k != "_id"}) for d in docs
             ]
 
+    def author_posts(self, author_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
+        if not author_ids:
+            return []
+        with _transient("reading an author's posts"):
+            return list(
+                self.posts.find({"author_key": {"$in": list(author_ids)}})
+                .sort([("created_at", DESCENDING)])
+                .limit(limit)
+            )
+
+    def author_items(self, author_ids: Sequence[str]) -> list[QueueItem]:
+        if not author_ids:
+            return []
+        with _transient("reading an author's queue items"):
+            docs = list(
+                self.queue.find({"author_id": {"$in": list(author_ids)}}).sort(
+                    [("enqueued_at", ASCENDING)]
+                )
+            )
+        return [_queue_item(d) for d in docs]
+
+    def put_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        with _transient(f"writing a {kind} record"):
+            self.records.update_one(
+                {"_id": f"{kind}/{key}"},
+                {"$set": {"kind": kind, "doc": doc}, "$setOnInsert": {"seq": _seq()}},
+                upsert=True,
+            )
+
+    def add_record(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
+        with _transient(f"adding a {kind} record"):
+            try:
+                self.records.insert_one(
+                    {"_id": f"{kind}/{key}", "kind": kind, "doc": doc, "seq": _seq()}
+                )
+            except DuplicateKeyError:
+                return False
+        return True
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        with _transient(f"reading a {kind} record"):
+            found = self.records.find_one({"_id": f"{kind}/{key}"})
+        return None if found is None else dict(found["doc"])
+
+    def find_records(
+        self, kind: str, where: Mapping[str, Any] | None = None, limit: int = 10_000
+    ) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"kind": kind}
+        for field, value in (where or {}).items():
+            if not field.isidentifier():
+                raise ValueError(f"bad record field {field!r}")
+            is_many = isinstance(value, list | tuple | set)
+            query[f"doc.{field}"] = {"$in": list(value)} if is_many else value
+        with _transient(f"reading {kind} records"):
+            found = self.records.find(query).sort([("seq", ASCENDING)]).limit(limit)
+            return [dict(d["doc"]) for d in found]
+
+    def save_user(self, user: UserAccount) -> None:
+        # Users are added by hand, one at a time: this replace never contends with another writer.
+        with _transient("saving a user"):
+            doc = {**user.model_dump(mode="python"), "_id": user.name}
+            self._db["users"].replace_one({"_id": user.name}, doc, upsert=True)
+
+    def get_user(self, name: str) -> UserAccount | None:
+        with _transient("reading a user"):
+            doc = self._db["users"].find_one({"_id": name}, {"_id": 0})
+        return None if doc is None else UserAccount.model_validate(doc)
+
+    def list_users(self) -> list[UserAccount]:
+        with _transient("listing users"):
+            docs = list(self._db["users"].find({}, {"_id": 0}).sort("name", ASCENDING))
+        return [UserAccount.model_validate(d) for d in docs]
+
     def close(self) -> None:
         self._client.close()
+
+
+def _seq() -> int:
+    """Insertion order for side records (nanoseconds; FerretDB has no natural order)."""
+    return time.time_ns()
 
 
 def _queue_item(doc: dict[str, Any]) -> QueueItem:

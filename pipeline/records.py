@@ -136,6 +136,15 @@ class QueueItem(Record):
     version: int = Field(default=0, ge=0, description="bumped by every change of state")
     post_created_at: AwareDatetime
     enqueued_at: AwareDatetime
+    factors: dict[str, float] = Field(
+        default_factory=dict, description="the triage inputs the priority is re-scored from"
+    )
+    sla_band: Literal["P1", "P2", "P3", "P4"] | None = Field(
+        default=None, description="the band whose SLA targets run; re-scoring does not move them"
+    )
+    first_response_at: AwareDatetime | None = None
+    sla_warnings: list[str] = Field(default_factory=list)
+    sla_breaches: list[str] = Field(default_factory=list)
 
     @classmethod
     def from_triaged(cls, item: TriagedPost) -> QueueItem:
@@ -154,7 +163,22 @@ class QueueItem(Record):
             model_versions=item.model_versions,
             post_created_at=item.post.created_at,
             enqueued_at=item.triaged_at,
+            factors=priority_factors(item),
+            sla_band=item.priority.band,
         )
+
+
+def priority_factors(item: TriagedPost) -> dict[str, float]:
+    """What re-scoring needs from triage, so the SLA watchdog need not re-read every post."""
+    from pipeline.priority import URGENCY_VALUE
+
+    probs = item.urgency.probabilities or {item.urgency.label: 1.0}
+    return {
+        "urgency": sum(URGENCY_VALUE.get(level, 0.0) * p for level, p in probs.items()),
+        "negative": item.sentiment.probabilities.get("negative", 0.0),
+        "followers": float(item.post.author.followers),
+        "verified": float(item.post.author.verified),
+    }
 
 
 class DeadLetter(Record):
@@ -191,3 +215,16 @@ class Correction(Record):
     text: str
     language: str
     predicted: dict[str, str] = Field(default_factory=dict)
+
+
+Role = Literal["agent", "marketing", "operator", "admin"]
+ROLES: tuple[str, ...] = ("agent", "marketing", "operator", "admin")
+
+
+class UserAccount(Record):
+    """Somebody who may sign in to the dashboards; only the password's hash is ever stored."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    password_hash: str = Field(min_length=20)
+    roles: list[Role] = Field(min_length=1)
+    created_at: AwareDatetime

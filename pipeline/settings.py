@@ -50,6 +50,46 @@ class Settings(BaseSettings):
     x_access_token: SecretStr | None = None
     x_access_token_secret: SecretStr | None = None
 
+    # agent queue: leases, SLA targets per band (minutes, JSON in the environment), escalations
+    lease_minutes: float = Field(default=10.0, gt=0, le=480)
+    sla_first_response_minutes: dict[str, float] = Field(
+        default_factory=lambda: {"P1": 15.0, "P2": 60.0, "P3": 240.0, "P4": 1440.0}
+    )
+    sla_resolution_minutes: dict[str, float] = Field(
+        default_factory=lambda: {"P1": 240.0, "P2": 480.0, "P3": 1440.0, "P4": 4320.0}
+    )
+    sla_warn_fraction: float = Field(
+        default=0.8, gt=0, lt=1, description="warn once this share of a target has passed"
+    )
+    affinity_days: float = Field(default=30.0, ge=0)
+    escalations_per_agent_hour: int = Field(default=5, ge=0)
+    escalation_credit_limit: float = Field(default=50.0, ge=0)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    smtp_from: str = "support@example.com"
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_agent_number: str | None = None
+    video_provider: str = Field(default="jitsi", pattern="^(jitsi|zoom)$")
+    jitsi_base_url: str = "https://meet.jit.si"
+    zoom_base_url: str = "https://api.zoom.us"
+    zoom_oauth_url: str = "https://zoom.us/oauth/token"
+    zoom_account_id: str | None = None
+    zoom_client_id: str | None = None
+    zoom_client_secret: SecretStr | None = None
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="signs dashboard session cookies; unset means a new random key at each start",
+    )
+    session_https_only: bool = False
+    session_max_age_s: int = Field(default=8 * 3600, ge=60)
+
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=200, ge=0, le=60_000)
     write_retries: int = Field(default=5, ge=0)

@@ -8,14 +8,14 @@ what writing it once would have.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost
+from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
@@ -64,8 +64,11 @@ class Store(Protocol):
         now: datetime,
         topics: Sequence[str] | None = None,
         languages: Sequence[str] | None = None,
+        authors: Sequence[str] | None = None,
+        exclude_authors: Sequence[str] | None = None,
     ) -> QueueItem | None:
-        """Atomically take the highest-priority open (or lease-expired) item an agent may take."""
+        """Atomically take the highest-priority open (or lease-expired) item an agent may take;
+        ``authors`` / ``exclude_authors`` narrow it for affinity routing."""
 
     def get_item(self, item_id: str) -> QueueItem | None: ...
 
@@ -86,6 +89,35 @@ class Store(Protocol):
 
     def list_corrections(self) -> list[Correction]:
         """Every correction, oldest first: what retraining learns from."""
+
+    def author_posts(self, author_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
+        """The authors' stored posts with their triage, newest first."""
+
+    def author_items(self, author_ids: Sequence[str]) -> list[QueueItem]:
+        """Every queue item of these authors, whatever its state."""
+
+    def put_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        """Create or replace one small side record (an agent profile, a customer's tier)."""
+
+    def add_record(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
+        """Insert unless ``key`` is there; True if this call inserted it. Atomic on every
+        backend, so it doubles as a ledger (breaches recorded once, escalation quota tokens)."""
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def find_records(
+        self, kind: str, where: Mapping[str, Any] | None = None, limit: int = 10_000
+    ) -> list[dict[str, Any]]:
+        """Records of one kind whose top-level fields equal ``where`` (a list means any of),
+        oldest first. Times come back as ISO text or datetimes: read them through a model."""
+
+    def save_user(self, user: UserAccount) -> None:
+        """Add a dashboard user, or replace the one of that name (a new password or roles)."""
+
+    def get_user(self, name: str) -> UserAccount | None: ...
+
+    def list_users(self) -> list[UserAccount]:
+        """Every dashboard user, by name."""
 
     def close(self) -> None: ...
 

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from classifiers.triager import Triager
 from dashboards.api import create_app
+from dashboards.auth import make_account
 from pipeline.mongo_store import MongoStore
 from pipeline.store import Store
 from tests.helpers import make_post
@@ -19,11 +20,20 @@ NOW = datetime(2026, 11, 2, tzinfo=UTC)
 @pytest.fixture
 def filled(store: Store, triager: Triager) -> Store:
     store.write_batch(triager.triage([make_post(i) for i in range(24)], NOW))
+    store.save_user(make_account("ops", "operator password", ["operator"]))
     return store
 
 
+def signed_in(store: Store) -> TestClient:
+    client = TestClient(create_app(store))
+    response = client.post("/api/v1/login", json={"name": "ops", "password": "operator password"})
+    assert response.status_code == 200
+    return client
+
+
 def test_status_and_queue_are_served(filled: Store) -> None:
-    client = TestClient(create_app(filled))
+    assert TestClient(create_app(filled)).get("/api/v1/queue").status_code == 401
+    client = signed_in(filled)
     assert client.get("/api/v1/health").json()["status"] == "ok"
     status = client.get("/api/v1/status").json()
     assert status["posts"] == 24 and status["queued"] == sum(status["open_by_band"].values())
@@ -36,7 +46,7 @@ def test_status_and_queue_are_served(filled: Store) -> None:
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": "many"}, {"status": "lost"}])
 def test_bad_queries_get_a_clear_422(filled: Store, params: dict[str, object]) -> None:
-    response = TestClient(create_app(filled)).get("/api/v1/queue", params=params)
+    response = signed_in(filled).get("/api/v1/queue", params=params)
     assert response.status_code == 422
     [error] = response.json()["detail"]
     assert error["loc"][-1] in params
@@ -44,5 +54,5 @@ def test_bad_queries_get_a_clear_422(filled: Store, params: dict[str, object]) -
 
 def test_an_unreachable_store_is_a_503() -> None:
     client = TestClient(create_app(MongoStore("mongodb://127.0.0.1:9/", timeout_ms=300)))
-    response = client.get("/api/v1/status")
+    response = client.get("/api/v1/health")
     assert response.status_code == 503 and "unreachable" in response.json()["detail"]

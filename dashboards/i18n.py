@@ -1,0 +1,88 @@
+"""Interface text in English and Chinese; the visitor's choice is kept in their session."""
+
+from __future__ import annotations
+
+LANGUAGES = {"en": "English", "zh": "中文"}
+
+TEXT: dict[str, dict[str, str]] = {
+    "app": {"en": "Social triage", "zh": "社交分诊"},
+    "agent": {"en": "Agent console", "zh": "客服工作台"},
+    "marketing": {"en": "Marketing", "zh": "市场洞察"},
+    "operator": {"en": "Operations", "zh": "运维监控"},
+    "sign_in": {"en": "Sign in", "zh": "登录"},
+    "sign_out": {"en": "Sign out", "zh": "退出"},
+    "name": {"en": "Name", "zh": "用户名"},
+    "password": {"en": "Password", "zh": "密码"},
+    "wrong_login": {"en": "Wrong name or password.", "zh": "用户名或密码错误。"},
+    "queue": {"en": "Queue, most urgent first", "zh": "队列（按紧急程度）"},
+    "claim_next": {"en": "Claim next item", "zh": "领取下一条"},
+    "nothing_to_claim": {"en": "Nothing to claim right now.", "zh": "目前没有可领取的条目。"},
+    "priority": {"en": "Priority", "zh": "优先级"},
+    "topic": {"en": "Topic", "zh": "主题"},
+    "urgency": {"en": "Urgency", "zh": "紧急度"},
+    "sentiment": {"en": "Sentiment", "zh": "情绪"},
+    "language": {"en": "Language", "zh": "语言"},
+    "source": {"en": "Source", "zh": "来源"},
+    "status": {"en": "Status", "zh": "状态"},
+    "holder": {"en": "Held by", "zh": "处理人"},
+    "why": {"en": "Why it is urgent", "zh": "紧急原因"},
+    "sla": {"en": "SLA", "zh": "时限"},
+    "post": {"en": "Post", "zh": "帖子"},
+    "triage": {"en": "Triage", "zh": "分诊结果"},
+    "models": {"en": "Model versions", "zh": "模型版本"},
+    "history": {"en": "Customer history", "zh": "客户历史"},
+    "no_history": {"en": "No earlier posts from this customer.", "zh": "该客户没有更早的帖子。"},
+    "escalations": {"en": "Open escalations", "zh": "未结升级"},
+    "no_escalations": {"en": "None.", "zh": "无。"},
+    "reply": {"en": "Reply to the customer", "zh": "回复客户"},
+    "resolve": {"en": "Send reply and resolve", "zh": "发送回复并结案"},
+    "release": {"en": "Release back to the queue", "zh": "退回队列"},
+    "relabel": {"en": "Correct the topic", "zh": "更正主题"},
+    "save_label": {"en": "Save correction", "zh": "保存更正"},
+    "escalate": {"en": "Escalate", "zh": "升级处理"},
+    "channel": {"en": "Channel", "zh": "渠道"},
+    "phone": {"en": "Phone", "zh": "电话"},
+    "video": {"en": "Video call", "zh": "视频通话"},
+    "email": {"en": "Email", "zh": "电子邮件"},
+    "note": {"en": "Note", "zh": "备注"},
+    "yours": {"en": "You hold this item.", "zh": "此条目由你处理。"},
+    "held_by_other": {"en": "Held by another agent", "zh": "已被其他客服领取"},
+    "not_held": {"en": "Nobody holds this item.", "zh": "此条目无人领取。"},
+    "lease_until": {"en": "Lease until", "zh": "领取有效至"},
+    "incidents": {"en": "Incidents", "zh": "事件"},
+    "no_incidents": {"en": "No incidents.", "zh": "没有事件。"},
+    "overdue": {"en": "overdue", "zh": "已超时"},
+    "left": {"en": "left", "zh": "剩余"},
+    "volume": {"en": "Volume per hour (spikes marked)", "zh": "每小时帖子量（标出峰值）"},
+    "spikes": {"en": "Spikes", "zh": "峰值"},
+    "rising": {"en": "Rising topics", "zh": "上升主题"},
+    "sentiment_by_topic": {"en": "Sentiment by topic", "zh": "各主题情绪"},
+    "sources_languages": {"en": "Sources and languages", "zh": "来源与语言"},
+    "samples": {"en": "Sample posts", "zh": "示例帖子"},
+    "export": {"en": "Export CSV", "zh": "导出 CSV"},
+    "range": {"en": "Range", "zh": "时间范围"},
+    "hours": {"en": "hours", "zh": "小时"},
+    "show": {"en": "Show", "zh": "显示"},
+    "health": {"en": "Pipeline health", "zh": "管道健康"},
+    "posts_stored": {"en": "Posts stored", "zh": "已存帖子"},
+    "open_items": {"en": "Open items by band", "zh": "各级未结条目"},
+    "throughput": {"en": "Throughput (posts/min, last hour)", "zh": "吞吐量（每分钟，近一小时）"},
+    "lag": {"en": "Consumer lag per partition", "zh": "各分区消费延迟"},
+    "dlq": {"en": "Dead-letter queue", "zh": "死信队列"},
+    "reason": {"en": "Reason", "zh": "原因"},
+    "reprocess": {"en": "Reprocess", "zh": "重新处理"},
+    "no_dead_letters": {"en": "No dead letters.", "zh": "没有死信。"},
+    "flow_runs": {"en": "Recent flow runs", "zh": "最近的流程运行"},
+    "count": {"en": "Count", "zh": "数量"},
+    "when": {"en": "When", "zh": "时间"},
+    "forbidden": {"en": "You may not open this page.", "zh": "你无权访问此页面。"},
+    "back": {"en": "Back", "zh": "返回"},
+}
+
+
+def translate(language: str, key: str) -> str:
+    """The text for ``key``; an unknown key shows itself, so a gap is visible, never a crash."""
+    entry = TEXT.get(key)
+    if entry is None:
+        return key
+    return entry.get(language) or entry["en"]

@@ -1,0 +1,79 @@
+"""Agent profiles (skills and capacity) and customer affinity, kept in the store.
+
+An agent's skills say which items they may take: topics and languages, where an empty list
+means any. Capacity bounds how many items they hold at once. Affinity sends a repeat author back
+to the agent who last helped them, while that agent is available and has room.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from pydantic import Field
+
+from pipeline.records import AwareDatetime, QueueItem, Record
+from pipeline.store import Store
+
+AGENT = "agent"
+AFFINITY = "affinity"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+
+
+class AgentProfile(Record):
+    name: str = Field(pattern=NAME_PATTERN)
+    topics: list[str] = Field(default_factory=list, description="empty: any topic")
+    languages: list[str] = Field(default_factory=list, description="empty: any language")
+    capacity: int = Field(default=3, ge=1, le=100, description="items held at once")
+    available: bool = True
+
+    def may_take(self, item: QueueItem) -> bool:
+        return (not self.topics or item.topic in self.topics) and (
+            not self.languages or item.language in self.languages
+        )
+
+
+class Affinity(Record):
+    author_id: str
+    agent: str
+    at: AwareDatetime
+
+
+class Agents:
+    def __init__(self, store: Store, affinity_window: timedelta = timedelta(days=30)) -> None:
+        self.store = store
+        self.affinity_window = affinity_window
+
+    def put(self, profile: AgentProfile) -> AgentProfile:
+        self.store.put_record(AGENT, profile.name, profile.model_dump(mode="json"))
+        return profile
+
+    def get(self, name: str) -> AgentProfile | None:
+        doc = self.store.get_record(AGENT, name)
+        return None if doc is None else AgentProfile.model_validate(doc)
+
+    def all(self) -> list[AgentProfile]:
+        profiles = [AgentProfile.model_validate(d) for d in self.store.find_records(AGENT)]
+        return sorted(profiles, key=lambda p: p.name)
+
+    def load(self, now: datetime) -> Counter[str]:
+        """Items each agent holds under a live lease."""
+        held = self.store.list_queue("claimed", limit=100_000)
+        return Counter(
+            i.agent for i in held if i.agent and i.lease_until and i.lease_until >= now
+        )
+
+    def with_room(self, now: datetime) -> set[str]:
+        """Agents who are available and below their capacity."""
+        load = self.load(now)
+        return {p.name for p in self.all() if p.available and load[p.name] < p.capacity}
+
+    def remember(self, author_id: str, agent: str, at: datetime) -> None:
+        """``agent`` helped ``author_id``: their next post goes back to them."""
+        doc = Affinity(author_id=author_id, agent=agent, at=at).model_dump(mode="json")
+        self.store.put_record(AFFINITY, author_id, doc)
+
+    def affinities(self, now: datetime) -> list[Affinity]:
+        since = now - self.affinity_window
+        found = [Affinity.model_validate(d) for d in self.store.find_records(AFFINITY)]
+        return [a for a in found if a.at >= since]
