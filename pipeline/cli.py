@@ -26,6 +26,7 @@ from rich.table import Table
 from connectors.base import Connector
 from pipeline.bus import Producer
 from pipeline.errors import ConfigError, TriageError
+from pipeline.flows_cli import flows_app
 from pipeline.queue import AgentQueue
 from pipeline.records import QueueItem
 from pipeline.settings import Settings
@@ -46,6 +47,7 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(connect_app, name="connect")
 users_app = typer.Typer(help="Dashboard users and their roles.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(flows_app, name="flows")
 
 console = Console()
 SAMPLE_POSTS = (
