@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +48,8 @@ app.add_typer(connect_app, name="connect")
 users_app = typer.Typer(help="Dashboard users and their roles.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(flows_app, name="flows")
+report_app = typer.Typer(help="Reports for marketing.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 console = Console()
 SAMPLE_POSTS = (
@@ -572,6 +574,34 @@ def status() -> None:
         "open by band: " + ", ".join(f"{b} {depth.get(b, 0)}" for b in ("P1", "P2", "P3", "P4"))
     )
     store.close()
+
+
+@report_app.command("trends")
+def report_trends(
+    since: Annotated[datetime | None, typer.Option(help="start (UTC); default: 24 h back")] = None,
+    until: Annotated[datetime | None, typer.Option(help="end (UTC); default: now")] = None,
+    format: Annotated[str, typer.Option("--format", help="html, pdf, png or csv")] = "html",
+    out: Annotated[Path | None, typer.Option(help="file to write; default trends.<format>")] = None,
+) -> None:
+    """What rose and when: volume with spikes, rising topics, sentiment, sources and languages."""
+    from pipeline.store import open_store
+    from pipeline.trend_report import FORMATS, render, trend_report_data
+
+    if format not in FORMATS:
+        raise ConfigError(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
+    end = (until or datetime.now(UTC)).replace(tzinfo=(until or datetime.now(UTC)).tzinfo or UTC)
+    start = since.replace(tzinfo=since.tzinfo or UTC) if since else end - timedelta(hours=24)
+    target = out or Path(f"trends.{format}")
+    if not target.parent.is_dir():
+        raise ConfigError(f"--out {target}: directory {target.parent} does not exist")
+    store = open_store(settings())
+    try:
+        store.ensure_schema()
+        body = render(trend_report_data(store, start, end), format)
+    finally:
+        store.close()
+    target.write_bytes(body)
+    console.print(f"report: wrote {target} ({len(body):,} bytes)")
 
 
 def main() -> None:

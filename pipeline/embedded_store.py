@@ -18,7 +18,13 @@ import orjson
 
 from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
-from pipeline.store import COLLECTIONS, WriteResult, latest_authors, post_document
+from pipeline.store import (
+    COLLECTIONS,
+    TREND_KINDS,
+    WriteResult,
+    latest_authors,
+    post_document,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -35,6 +41,10 @@ CREATE TABLE IF NOT EXISTS authors (id TEXT PRIMARY KEY, last_seen_at TEXT, doc 
 CREATE TABLE IF NOT EXISTS trends (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS escalations (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (id TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trend_docs (
+    kind TEXT NOT NULL, id TEXT NOT NULL, at TEXT NOT NULL, status TEXT, doc BLOB NOT NULL,
+    PRIMARY KEY (kind, id));
+CREATE INDEX IF NOT EXISTS trend_docs_at ON trend_docs (kind, at);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS corrections (
@@ -360,6 +370,48 @@ class EmbeddedStore:
     def list_users(self) -> list[UserAccount]:
         rows = self._run("SELECT doc FROM users ORDER BY id")
         return [UserAccount.model_validate_json(r[0]) for r in rows]
+
+    def put_trend_docs(self, kind: str, docs: Sequence[dict[str, Any]]) -> None:
+        if kind not in TREND_KINDS:
+            raise ValueError(f"unknown trend document kind {kind!r}")
+        rows = [(kind, d["_id"], _iso(d["at"]), d.get("status"), _dumps(d)) for d in docs]
+        with self._lock:
+            try:
+                with self._db:
+                    self._db.executemany(
+                        "INSERT INTO trend_docs VALUES (?,?,?,?,?) ON CONFLICT(kind, id) DO UPDATE"
+                        " SET at = excluded.at, status = excluded.status, doc = excluded.doc",
+                        rows,
+                    )
+            except sqlite3.OperationalError as exc:
+                raise TransientError(f"embedded store: {exc}") from exc
+
+    def find_trend_docs(
+        self,
+        kind: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        if kind not in TREND_KINDS:
+            raise ValueError(f"unknown trend document kind {kind!r}")
+        where, params = ["kind = ?"], [kind]
+        if since is not None:
+            where.append("at >= ?")
+            params.append(_iso(since))
+        if until is not None:
+            where.append("at < ?")
+            params.append(_iso(until))
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        rows = self._run(
+            f"SELECT doc FROM trend_docs WHERE {' AND '.join(where)} ORDER BY at, id", params
+        )
+        docs = [orjson.loads(r[0]) for r in rows]
+        for d in docs:
+            d["at"] = datetime.fromisoformat(d["at"])
+        return docs
 
     def close(self) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReplaceOne, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
@@ -25,7 +25,7 @@ from pymongo.errors import (
 
 from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
-from pipeline.store import WriteResult, latest_authors, post_document
+from pipeline.store import TREND_KINDS, WriteResult, latest_authors, post_document
 
 DUPLICATE_KEY = 11000
 CLAIM_CANDIDATES = 8
@@ -62,6 +62,8 @@ class MongoStore:
             for name in ("trends", "escalations"):
                 self._db[name].create_index([("created_at", DESCENDING)])
             self._db["corrections"].create_index([("at", ASCENDING)])
+            for kind in TREND_KINDS:
+                self._db[kind].create_index([("at", ASCENDING)])
 
     def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
         if not triaged:
@@ -340,6 +342,37 @@ class MongoStore:
         with _transient("listing users"):
             docs = list(self._db["users"].find({}, {"_id": 0}).sort("name", ASCENDING))
         return [UserAccount.model_validate(d) for d in docs]
+
+    def put_trend_docs(self, kind: str, docs: Sequence[dict[str, Any]]) -> None:
+        """Each writer owns its documents' ids (a worker its buckets, a trend its record), so
+        these replaces never contend with another writer on FerretDB."""
+        if kind not in TREND_KINDS:
+            raise ValueError(f"unknown trend document kind {kind!r}")
+        if docs:
+            with _transient(f"writing {kind}"):
+                self._db[kind].bulk_write(
+                    [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False
+                )
+
+    def find_trend_docs(
+        self,
+        kind: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        if kind not in TREND_KINDS:
+            raise ValueError(f"unknown trend document kind {kind!r}")
+        query: dict[str, Any] = {}
+        if since is not None or until is not None:
+            query["at"] = {
+                **({"$gte": since} if since is not None else {}),
+                **({"$lt": until} if until is not None else {}),
+            }
+        if status is not None:
+            query["status"] = status
+        with _transient(f"reading {kind}"):
+            return list(self._db[kind].find(query).sort([("at", ASCENDING), ("_id", ASCENDING)]))
 
     def close(self) -> None:
         self._client.close()

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     write_retries: int = Field(default=5, ge=0)
     retry_backoff_s: float = Field(default=0.5, gt=0)
     pause_s: float = Field(default=5.0, ge=0)
+    trends_enabled: bool = Field(
+        default=True, description="count every batch for trend and spike detection"
+    )
 
     @classmethod
     def from_environment(cls) -> Settings:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from pipeline.settings import Settings
 
 COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit", "corrections")
+# Documents of the trend detector (pipeline/trends.py) and of incidents (pipeline/incidents.py).
+TREND_KINDS = ("trend_buckets", "trend_state", "trend_records", "incidents")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,20 @@ class Store(Protocol):
 
     def list_users(self) -> list[UserAccount]:
         """Every dashboard user, by name."""
+
+    def put_trend_docs(self, kind: str, docs: Sequence[dict[str, Any]]) -> None:
+        """Upsert documents of one of ``TREND_KINDS`` by ``_id``; each has an aware ``at`` time
+        and may have a ``status``. One bulk call."""
+
+    def find_trend_docs(
+        self,
+        kind: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Documents of ``kind`` with ``since <= at < until`` (and ``status``), oldest first;
+        ``at`` comes back as an aware datetime."""
 
     def close(self) -> None: ...
 

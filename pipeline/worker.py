@@ -26,9 +26,11 @@ from pydantic import ValidationError
 from classifiers.triager import Triager
 from pipeline.bus import Bus, Message
 from pipeline.errors import TransientError
+from pipeline.incidents import link_incidents
 from pipeline.records import DeadLetter, Post, TriagedPost, utcnow
 from pipeline.settings import Settings
 from pipeline.store import Store
+from pipeline.trends import Trend, TrendDetector
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,6 +102,9 @@ class Worker:
         )
         self.consumer = bus.consumer(settings.consumer_group, [settings.topic_raw])
         self.producer = bus.producer()
+        self.trends = (
+            TrendDetector(store, publish=self._publish_trend) if settings.trends_enabled else None
+        )
 
     # ------------------------------------------------------------ one batch
 
@@ -137,6 +142,8 @@ class Worker:
 
         triaged = self._triage(posts, sources, dead, now)
         result = self._retrying(lambda: self.store.write_batch(triaged), "store write")
+        if self.trends is not None:
+            self._update_trends(triaged, now)
         for t in triaged:
             self.producer.send(
                 self.settings.topic_triaged, t.model_dump_json().encode(), key=t.id.encode()
@@ -157,6 +164,20 @@ class Worker:
                 stats.topics[t.topic.label] = stats.topics.get(t.topic.label, 0) + 1
         stats.seconds = time.perf_counter() - started
         return stats
+
+    def _update_trends(self, triaged: list[TriagedPost], now: datetime) -> None:
+        """Count the batch for trends (in memory), then write what changed, and group the queue
+        items of new or changed spikes into incidents; alerts go out with the producer flush."""
+        assert self.trends is not None
+        changed = self.trends.update(triaged, now)
+        self._retrying(self.trends.flush, "trend write")
+        if changed:
+            self._retrying(lambda: link_incidents(self.store, changed, now), "incident write")
+
+    def _publish_trend(self, trend: Trend) -> None:
+        self.producer.send(
+            self.settings.topic_alerts, trend.model_dump_json().encode(), key=trend.id.encode()
+        )
 
     def _triage(
         self,
@@ -240,6 +261,8 @@ class Worker:
 
     def close(self) -> None:
         try:
+            if self.trends is not None:
+                self.trends.close()
             self.producer.flush()
         finally:
             self.producer.close()

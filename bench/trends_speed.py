@@ -1,0 +1,122 @@
+"""What trend detection adds to the worker's per-batch time at 10,000 posts/s.
+
+At 10,000 posts/s a 1,000-post batch has 100 ms; the detector may take 10 ms of it. Two figures:
+
+1. the detector alone, amortised over a stream of 1,000-post batches at 10,000 posts/s of
+   simulated time (600 batches a minute, so every minute close, test, trend update and bucket
+   write to the embedded store is included), in ms per batch and as a share of the 100 ms;
+2. the worker's measured per-batch time (``Worker.process``: parse, triage, store write, publish,
+   commit) with trends off and on, over the same 1,000-post batches of the demo sample.
+
+    .venv/bin/python bench/trends_speed.py [--minutes 3]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from classifiers.registry import PACKAGED, Registry
+from classifiers.triager import Triager
+from pipeline.bus import InProcessBus
+from pipeline.embedded_store import EmbeddedStore
+from pipeline.records import Post, TriagedPost
+from pipeline.settings import Settings
+from pipeline.trends import TrendDetector
+from pipeline.worker import Worker
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "connectors" / "samples" / "demo_posts.jsonl"
+BATCH = 1000
+RATE = 10_000
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def posts(n: int, offset: int = 0) -> list[Post]:
+    lines = SAMPLE.read_text().splitlines()
+    out = []
+    for i in range(n):
+        p = Post.model_validate_json(lines[i % len(lines)])
+        out.append(p.model_copy(update={"native_id": f"b{offset + i}"}))
+    return out
+
+
+def restamp(batch: list[TriagedPost], at: datetime) -> list[TriagedPost]:
+    return [
+        t.model_copy(update={"post": t.post.model_copy(update={"created_at": at})}) for t in batch
+    ]
+
+
+def detector_alone(triager: Triager, minutes: int) -> tuple[float, int]:
+    """Mean ms per 1,000-post batch over ``minutes`` simulated minutes at RATE posts/s."""
+    base = triager.triage(posts(BATCH), START)
+    per_minute = RATE * 60 // BATCH
+    variants = [restamp(base, START + timedelta(minutes=m)) for m in range(minutes + 1)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(Path(tmp) / "s.sqlite3")
+        store.ensure_schema()
+        detector = TrendDetector(store)
+        started = time.perf_counter()
+        calls = 0
+        for m in range(minutes + 1):
+            now = START + timedelta(minutes=m, seconds=59)
+            for _ in range(per_minute if m < minutes else 1):
+                detector.update(variants[m], now)
+                detector.flush()
+                calls += 1
+        elapsed = time.perf_counter() - started
+        store.close()
+    return 1000 * elapsed / calls, calls
+
+
+def worker_batches(triager: Triager, trends: bool, rounds: int) -> list[float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            kafka_bootstrap=None, mongo_uri=None, data_dir=Path(tmp), batch_size=BATCH,
+            batch_wait_ms=20, trends_enabled=trends,
+        )
+        bus = InProcessBus(partitions=1)
+        store = EmbeddedStore(settings.embedded_db)
+        store.ensure_schema()
+        worker = Worker(bus, store, triager, settings, clock=lambda: START)
+        producer = bus.producer()
+        for p in posts(BATCH * rounds, offset=10**7 * int(trends)):
+            producer.send(settings.topic_raw, p.model_dump_json().encode())
+        times: list[float] = []
+        worker.run(
+            threading.Event(), idle_exit_s=0.2, on_batch=lambda s: times.append(s.seconds)
+        )
+        worker.close()
+        store.close()
+    return [1000 * t for t in times]
+
+
+def main() -> None:
+    minutes = int(sys.argv[sys.argv.index("--minutes") + 1]) if "--minutes" in sys.argv else 3
+    triager = Triager.from_registry(Registry(PACKAGED))
+    triager.triage(posts(50), START)  # warm the models
+    ms, calls = detector_alone(triager, minutes)
+    print(
+        f"detector alone: {ms:.2f} ms per {BATCH}-post batch over {calls} batches "
+        f"({minutes} simulated minutes at {RATE:,} posts/s) = "
+        f"{100 * ms / (1000 * BATCH / RATE):.1f}% of the "
+        f"{1000 * BATCH / RATE:.0f} ms a batch has at that rate"
+    )
+    off = worker_batches(triager, trends=False, rounds=5)
+    on = worker_batches(triager, trends=True, rounds=5)
+    m_off, m_on = statistics.median(off), statistics.median(on)
+    print(
+        f"worker per-batch time (median of {len(off)} batches of {BATCH}): trends off "
+        f"{m_off:.0f} ms, on {m_on:.0f} ms ({100 * (m_on - m_off) / m_off:+.1f}%)"
+    )
+
+
+if __name__ == "__main__":
+    main()

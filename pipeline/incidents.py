@@ -1,0 +1,221 @@
+"""Spike to incident: the open queue items that belong to an active spike become one incident.
+
+Agents get one incident with a count and a suggested bulk reply instead of two hundred separate
+posts. An item belongs to a spike when its text carries the spike's term, hashtag, mention or
+phrase (or, for a topic spike, it has that topic) and it was posted after the spike began.
+Resolving the incident resolves its items through the queue's own compare-and-set
+(``Store.update_item``), one audit record per item, exactly as a single resolution would; items
+another agent holds under a live lease are left to that agent and listed as skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Literal
+
+from pydantic import Field
+
+from pipeline.errors import TriageError
+from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record, Resolution
+from pipeline.store import Store
+from pipeline.trends import TOKEN, URL, Trend, parse_key
+
+SCAN_OPEN_ITEMS = 2000
+MIN_ITEMS = 2
+CAS_ATTEMPTS = 3
+GROUPED_KINDS = ("term", "hashtag", "mention", "phrase", "product", "topic")
+REPLIES = {
+    "delivery": "Thanks for letting us know, and sorry for the wait. We know deliveries about "
+    "{what} are delayed and the team is working on it; we will update you here as soon as it "
+    "moves. If you send us your order number by DM we will check yours personally.",
+    "billing": "Sorry about this. We are aware of the billing issue with {what} and are fixing "
+    "it; any wrong charge will be refunded automatically. We will confirm here when it is done.",
+    "account": "Sorry for the trouble. We know some accounts are affected by {what} and the team "
+    "is on it. Please don't share passwords here; we will post an update as soon as it is fixed.",
+    "product_defect": "Thank you for reporting this, and sorry. We are aware of the problem with "
+    "{what}, our engineers are investigating, and we will share a fix or a workaround here soon.",
+    "praise": "Thank you so much for the kind words about {what}! We have passed them on to the "
+    "team.",
+}
+DEFAULT_REPLY = (
+    "Thanks for reaching out. We are aware of {what} and the team is looking into it; we will "
+    "post an update here as soon as we know more."
+)
+
+
+class IncidentError(TriageError):
+    status = 404
+
+
+class Incident(Record):
+    id: str
+    trend_id: str
+    what: str
+    item_ids: list[str]
+    count: int
+    topics: dict[str, int] = Field(default_factory=dict)
+    suggested_reply: str
+    status: Literal["open", "resolved"] = "open"
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    resolved_by: str | None = None
+    resolved_at: AwareDatetime | None = None
+    resolved_items: list[str] = Field(default_factory=list)
+    skipped_items: list[str] = Field(default_factory=list)
+
+
+def belongs(item: QueueItem, trend: Trend) -> bool:
+    """Whether a queue item carries one of the spike's keys and came after it began."""
+    if item.post_created_at < trend.started_at - timedelta(minutes=15):
+        return False
+    if trend.kind == "topic":
+        return item.topic == trend.what.split("=", 1)[1]
+    tokens = TOKEN.findall(URL.sub(" ", item.text.lower()))
+    words = set(tokens)
+    pairs = set(pairwise(tokens))
+    for name in (trend.what, *trend.related):
+        key = parse_key(name)
+        if (isinstance(key, tuple) and key in pairs) or key in words:
+            return True
+        if isinstance(key, str) and key.startswith("product=") and key[8:] in item.text.lower():
+            return True
+    return False
+
+
+def suggested_reply(what: str, topics: Counter[str]) -> str:
+    topic = topics.most_common(1)[0][0] if topics else ""
+    return REPLIES.get(topic, DEFAULT_REPLY).format(what=what)
+
+
+def incidents(store: Store, status: str | None = None) -> list[Incident]:
+    return [
+        Incident.model_validate({k: v for k, v in d.items() if k not in ("_id", "at")})
+        for d in store.find_trend_docs("incidents", status=status)
+    ]
+
+
+def get_incident(store: Store, incident_id: str) -> Incident:
+    for incident in incidents(store):
+        if incident.id == incident_id:
+            return incident
+    raise IncidentError(f"no incident {incident_id!r}")
+
+
+def save(store: Store, incident: Incident) -> None:
+    store.put_trend_docs(
+        "incidents",
+        [{**incident.model_dump(mode="python"), "_id": incident.id, "at": incident.created_at}],
+    )
+
+
+def link_incidents(store: Store, trends: Sequence[Trend], now: datetime) -> list[Incident]:
+    """Group the open items of each active spike into its incident (created or grown).
+
+    Idempotent: an incident's id is its trend's, and its items only ever grow, so the worker
+    may retry it after a transient failure."""
+    live = [t for t in trends if t.status != "ended" and t.kind in GROUPED_KINDS]
+    if not live:
+        return []
+    open_items = store.list_queue("open", limit=SCAN_OPEN_ITEMS)
+    existing = {i.id: i for i in incidents(store, status="open")}
+    changed = []
+    for trend in live:
+        members = [item for item in open_items if belongs(item, trend)]
+        iid = f"incident:{trend.id}"
+        old = existing.get(iid)
+        ids = sorted({*(old.item_ids if old else []), *(m.id for m in members)})
+        if len(ids) < MIN_ITEMS or (old is not None and ids == old.item_ids):
+            continue
+        topics = Counter({**(old.topics if old else {})})
+        topics.update(m.topic for m in members if old is None or m.id not in old.item_ids)
+        incident = Incident(
+            id=iid,
+            trend_id=trend.id,
+            what=trend.what,
+            item_ids=ids,
+            count=len(ids),
+            topics=dict(topics),
+            suggested_reply=suggested_reply(trend.what, topics),
+            created_at=old.created_at if old else now,
+            updated_at=now,
+        )
+        save(store, incident)
+        changed.append(incident)
+    return changed
+
+
+def resolve_incident(
+    store: Store, incident_id: str, agent: str, reply: str, now: datetime
+) -> Incident:
+    """Resolve every item of the incident that nobody else holds, each with its audit record."""
+    if not reply.strip():
+        raise IncidentError("a resolution needs the reply that was sent")
+    incident = get_incident(store, incident_id)
+    if incident.status == "resolved":
+        raise IncidentError(f"incident {incident_id} is already resolved")
+    resolution = Resolution(reply=reply, by=agent, at=now).model_dump()
+    resolved, skipped, audit = [], [], []
+    for item_id in incident.item_ids:
+        done = None
+        for _ in range(CAS_ATTEMPTS):
+            item = store.get_item(item_id)
+            if item is None or item.status == "resolved":
+                break
+            held = item.status == "claimed" and item.agent != agent
+            if held and item.lease_until is not None and item.lease_until >= now:
+                break
+            done = store.update_item(
+                item.id,
+                item.version,
+                {
+                    "status": "resolved",
+                    "agent": agent,
+                    "lease_until": None,
+                    "snooze_until": None,
+                    "resolution": resolution,
+                },
+            )
+            if done is not None:
+                break
+        if done is None:
+            skipped.append(item_id)
+            continue
+        resolved.append(item_id)
+        audit.append(
+            AuditEntry(
+                at=now,
+                actor=agent,
+                action="resolve",
+                item_id=item_id,
+                detail={
+                    "incident": incident_id,
+                    "reply": reply,
+                    "status": done.status,
+                    "version": done.version,
+                },
+            )
+        )
+    audit.append(
+        AuditEntry(
+            at=now,
+            actor=agent,
+            action="resolve_incident",
+            detail={"incident": incident_id, "resolved": len(resolved), "skipped": skipped},
+        )
+    )
+    store.record_audit(audit)
+    finished = incident.model_copy(
+        update={
+            "status": "resolved",
+            "updated_at": now,
+            "resolved_by": agent,
+            "resolved_at": now,
+            "resolved_items": resolved,
+            "skipped_items": skipped,
+        }
+    )
+    save(store, finished)
+    return finished

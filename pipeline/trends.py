@@ -1,0 +1,748 @@
+"""Streaming trend and spike detection over triaged batches.
+
+Each batch is counted once, vectorised: one regular-expression pass over the batch's joined
+(PII-redacted) text gives terms, hashtags and mentions, one ``zip`` gives the two-word phrases, and
+the topic, language, source and sentiment columns are counted alongside. Counts go into per-minute
+buckets keyed by the post's minute; sliding windows of 1, 15 and 60 minutes are running sums of
+those buckets, and 24 hours of hourly roll-ups sit beside them.
+
+When a minute closes the detector tests every key that is frequent enough in the last 15 minutes
+against its baseline. The baseline of a key is its share of all posts, an EWMA over closed hours
+(so a term that is always common is never news); the expected count is that share times the
+posts of the window, which carries the stream's daily rhythm for free. The volume of the whole
+stream has its own baseline: one EWMA per hour of the day, learnt across days. A key bursts when
+its count is unlikely under a Poisson law with that expectation (the test chosen by measurement,
+see ``bench/trends_quality.py``), and is both frequent and several times what is expected. Keys
+never seen before (new phrases) get a floor share of one post in the last day.
+
+Keys that burst together because the same posts carry them ("costa", "rica", "earthquake") are
+one trend: a sample of recent posts is kept per minute and a key joins an active trend when the
+posts that carry it overlap. A new trend is an alert (published to ``trends.alerts`` and stored);
+its status then moves from emerging to peaking to fading, and it ends when its key is back near
+its baseline.
+
+State is persisted in the store so it survives a restart and merges across workers: every worker
+writes its own count bucket per minute (``trend_buckets``, id ``<worker>:<minute>``), and a reader
+sums the buckets of all workers. A restarted worker loads the last day of buckets as a base it
+never writes back, so no count is written twice. A worker crash loses at most the counts of the
+minute it was in (posts are never lost; only their trend counts), and the hour-level baseline is
+saved in ``trend_state`` at each hour and at close.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import chain, pairwise
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+from scipy import stats
+
+from pipeline.records import AwareDatetime, Record, TriagedPost
+from pipeline.store import Store
+
+Key = str | tuple[str, str]
+Status = Literal["emerging", "peaking", "fading", "ended"]
+
+WINDOWS_MIN = (1, 15, 60, 1440)
+DETECT_WINDOW = 15
+SAMPLE_PER_MINUTE = 2000
+PERSIST_TERMS_PER_MINUTE = 5000
+BASELINE_KEYS = 50_000
+
+URL = re.compile(r"https?://\S+|www\.\S+")
+TOKEN = re.compile(r"[#@]?\w[\w'-]*\w|[#@]?\w")
+SEP = "zzsepzz"
+# Of keys equally surprising, the one a reader recognises first names the trend.
+KIND_ORDER = {"hashtag": 0, "product": 1, "mention": 2, "phrase": 3, "term": 4, "topic": 5}
+STOPWORD_TEXT = """a about after all also am an and any are as at be been but by can could did
+    do does for from get got had has have he her him his how i if in into is it its it's just like
+    me more my
+    no not now of on one or our out over rt so some than that that's the their them then there
+    these they this to too up us very was we were what when where which who will with would you
+    your i'm don't can't im dont u el la de en y que es los las por un una del se con para al
+    lo le les des et du il est pas"""
+STOPWORDS = frozenset(STOPWORD_TEXT.split())
+
+
+def key_name(key: Key) -> str:
+    """How people read a key: ``#tag``, ``@mention``, ``word``, ``two words``, ``topic=billing``."""
+    return " ".join(key) if isinstance(key, tuple) else key
+
+
+def key_kind(key: Key) -> str:
+    if isinstance(key, tuple):
+        return "phrase"
+    if key == "all":
+        return "volume"
+    if "=" in key:
+        return key.split("=", 1)[0]
+    return {"#": "hashtag", "@": "mention"}.get(key[0], "term")
+
+
+def is_meta(key: Key) -> bool:
+    """Keys about the posts (topic, language, source, sentiment, volume), not their words."""
+    return isinstance(key, str) and ("=" in key or key == "all")
+
+
+def parse_key(name: str) -> Key:
+    return tuple(name.split(" ", 1)) if " " in name else name  # type: ignore[return-value]
+
+
+def interesting(key: Key) -> bool:
+    """Keys worth testing: not stopwords, numbers or single letters."""
+    if isinstance(key, tuple):
+        a, b = key
+        return not (a in STOPWORDS and b in STOPWORDS) and len(a + b) > 4
+    if "=" in key or key == "all":
+        return not key.startswith("sent=")
+    return len(key) > 2 and key not in STOPWORDS and not key.isdigit()
+
+
+# ------------------------------------------------------------------ records
+
+
+class AuthorCount(Record):
+    author: str
+    posts: int
+
+
+class SamplePost(Record):
+    id: str
+    text: str
+    author: str
+    sentiment: str
+
+
+class Trend(Record):
+    """Something rising: what, since when, how fast, how big, what people say and feel."""
+
+    id: str
+    what: str
+    kind: str
+    related: list[str] = Field(default_factory=list)
+    started_at: AwareDatetime
+    detected_at: AwareDatetime
+    updated_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    growth: float = Field(description="posts in the last 15 minutes over the expected count")
+    volume: int = Field(description="posts in the last 15 minutes")
+    peak_volume: int
+    expected: float
+    p_value: float
+    sample_posts: list[SamplePost]
+    sentiment_mix: dict[str, int]
+    top_authors: list[AuthorCount]
+    status: Status
+    detector: str
+
+
+@dataclass
+class Batch:
+    """The columns of a batch that the detector reads, one entry per non-spam post."""
+
+    ids: list[str]
+    minutes: np.ndarray
+    texts: list[str]
+    languages: list[str]
+    topics: list[str]
+    sentiments: list[str]
+    sources: list[str]
+    authors: list[str]
+    products: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def from_triaged(cls, items: Sequence[TriagedPost], now: datetime) -> Batch:
+        kept = [t for t in items if not t.is_spam]
+        cap = now.timestamp()
+        return cls(
+            ids=[t.id for t in kept],
+            minutes=(
+                np.minimum(np.array([t.post.created_at.timestamp() for t in kept]), cap) // 60
+            ).astype(np.int64),
+            texts=[t.redacted_text for t in kept],
+            languages=[t.language for t in kept],
+            topics=[t.topic.label for t in kept],
+            sentiments=[t.sentiment.label for t in kept],
+            sources=[t.post.source for t in kept],
+            authors=[f"{t.post.source}:{t.post.author.id}" for t in kept],
+            products=[[e.text.lower() for e in t.entities if e.kind == "product"] for t in kept],
+        )
+
+    def take(self, idx: np.ndarray) -> Batch:
+        pick = idx.tolist()
+        return Batch(
+            ids=[self.ids[i] for i in pick],
+            minutes=self.minutes[idx],
+            texts=[self.texts[i] for i in pick],
+            languages=[self.languages[i] for i in pick],
+            topics=[self.topics[i] for i in pick],
+            sentiments=[self.sentiments[i] for i in pick],
+            sources=[self.sources[i] for i in pick],
+            authors=[self.authors[i] for i in pick],
+            products=[self.products[i] for i in pick] if self.products else [],
+        )
+
+
+@dataclass
+class Sampled:
+    id: str
+    minute: int
+    keys: frozenset[Key]
+    text: str
+    author: str
+    sentiment: str
+
+
+def count_batch(batch: Batch) -> Counter[Key]:
+    """Every key of one minute's posts, counted in a handful of C-level passes."""
+    joined = URL.sub(" ", f" {SEP} ".join(batch.texts).lower())
+    per_post = [TOKEN.findall(text) for text in joined.split(SEP)]
+    counts: Counter[Key] = Counter(chain.from_iterable(map(set, per_post)))
+    counts.update(chain.from_iterable(set(pairwise(t)) for t in per_post))
+    counts.update("topic=" + t for t in batch.topics)
+    counts.update("lang=" + t for t in batch.languages)
+    counts.update("source=" + t for t in batch.sources)
+    counts.update(f"sent={t}|{s}" for t, s in zip(batch.topics, batch.sentiments, strict=True))
+    for names in batch.products:
+        counts.update("product=" + n for n in names)
+    counts["all"] = len(batch.ids)
+    return counts
+
+
+def post_keys(text: str, topic: str, language: str, source: str) -> frozenset[Key]:
+    tokens = TOKEN.findall(URL.sub(" ", text.lower()))
+    keys: set[Key] = set(tokens)
+    keys.update(pairwise(tokens))
+    keys.update(("topic=" + topic, "lang=" + language, "source=" + source, "all"))
+    return frozenset(keys)
+
+
+# ------------------------------------------------------------------ tests
+
+
+def poisson_p(x: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    return np.asarray(stats.poisson.sf(x - 1, lam))
+
+
+def zscore_p(x: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    return np.asarray(stats.norm.sf((x - lam) / np.sqrt(lam)))
+
+
+def negbin_p(x: np.ndarray, lam: np.ndarray, r: float = 5.0) -> np.ndarray:
+    """Negative binomial with variance lam + lam^2 / r: tolerates an overdispersed stream."""
+    return np.asarray(stats.nbinom.sf(x - 1, r, r / (r + lam)))
+
+
+TESTS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "poisson": poisson_p,
+    "zscore": zscore_p,
+    "negbin": negbin_p,
+}
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    test: str = "poisson"
+    alpha: float = 1e-9
+    min_count: int = 8
+    min_ratio: float = 4.0
+    hourly_beta: float = 0.05
+    seasonal_gamma: float = 0.3
+    warmup_hours: int = 3
+    end_ratio: float = 1.5
+    end_after_min: int = 60
+
+
+@dataclass
+class Active:
+    trend: Trend
+    key: Key
+    keys: set[Key]
+    post_ids: set[str]
+    low_since: int | None = None
+
+
+# ------------------------------------------------------------------ detector
+
+
+class TrendDetector:
+    """Counts every batch, tests keys when a minute closes, and keeps trends up to date."""
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        config: DetectorConfig | None = None,
+        worker_id: str | None = None,
+        publish: Callable[[Trend], None] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.store = store
+        self.config = config or DetectorConfig()
+        self.test = TESTS[self.config.test]
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.publish = publish
+        self.rng = random.Random(seed)
+        self.own: dict[int, Counter[Key]] = {}  # this session's minute counts (persisted)
+        self.base: dict[int, Counter[Key]] = {}  # counts loaded from the store (never rewritten)
+        self.hours: dict[int, Counter[Key]] = {}
+        self.samples: dict[int, list[Sampled]] = {}
+        self.shares: dict[Key, float] = {}
+        self.share_weight = 0.0
+        self.share_scale = 1.0
+        self.hours_seen = 0
+        self.seasonal: list[float | None] = [None] * 24
+        self.hourly_volume = 0.0
+        self.watermark: int | None = None  # the newest minute counted
+        self.closed: int | None = None  # the newest minute closed (tested)
+        self.window15: Counter[Key] = Counter()  # the 15 minutes up to ``closed``
+        self.dirty: set[int] = set()
+        self.active: dict[str, Active] = {}
+        self.trends: list[Trend] = []  # every trend created or changed, newest last
+        self._pending_trends: dict[str, Trend] = {}
+        self.state_dirty = False
+        if store is not None:
+            self.load()
+
+    # ---------------------------------------------------------- counting
+
+    def update(self, items: Sequence[TriagedPost], now: datetime) -> list[Trend]:
+        """The worker's hook: count one triaged batch; returns trends created or changed."""
+        return self.update_batch(Batch.from_triaged(items, now))
+
+    def update_batch(self, batch: Batch) -> list[Trend]:
+        """Close the minutes this batch has moved past (testing each), then count the batch."""
+        if not batch.ids:
+            return []
+        changed: list[Trend] = []
+        minutes = batch.minutes
+        newest = int(minutes.max())
+        if self.watermark is not None:
+            for closing in range(max(self.watermark, newest - 61), newest):
+                changed.extend(self._close_minute(closing))
+        floor = (self.watermark if self.watermark is not None else newest) - 59
+        for minute in np.unique(minutes).tolist():
+            if minute < floor:
+                continue  # over an hour late: too late to count
+            idx = np.flatnonzero(minutes == minute)
+            part = batch if idx.size == len(batch.ids) else batch.take(idx)
+            counts = count_batch(part)
+            self.own.setdefault(minute, Counter()).update(counts)
+            if self.closed is not None and self.closed - DETECT_WINDOW < minute <= self.closed:
+                self.window15.update(counts)  # late posts of a minute already in the window
+            self.dirty.add(minute)
+            self._sample(part, minute)
+        if self.watermark is None or newest > self.watermark:
+            self.watermark = newest
+        return changed
+
+    def _sample(self, part: Batch, minute: int) -> None:
+        bucket = self.samples.setdefault(minute, [])
+        room = SAMPLE_PER_MINUTE - len(bucket)
+        n = len(part.ids)
+        take = range(n) if n <= max(room, 0) else self.rng.sample(range(n), max(room, 0))
+        for i in take:
+            bucket.append(
+                Sampled(
+                    id=part.ids[i],
+                    minute=minute,
+                    keys=post_keys(part.texts[i], part.topics[i], part.languages[i],
+                                   part.sources[i]),
+                    text=part.texts[i][:280],
+                    author=part.authors[i],
+                    sentiment=part.sentiments[i],
+                )
+            )
+
+    def counts(self, minute: int) -> Counter[Key]:
+        """One minute's counts, this worker's and the loaded ones (read only: may be shared)."""
+        own, base = self.own.get(minute), self.base.get(minute)
+        if base is None or own is None:
+            return own if own is not None else base if base is not None else Counter()
+        return own + base
+
+    def window(self, minutes: int, end: int | None = None) -> Counter[Key]:
+        """Counts over the ``minutes`` minutes up to and including ``end`` (default: newest)."""
+        end = self.watermark if end is None else end
+        if end is None:
+            return Counter()
+        if minutes <= 60:
+            total: Counter[Key] = Counter()
+            for m in range(end - minutes + 1, end + 1):
+                total.update(self.counts(m))
+            return total
+        total = Counter()
+        for h in range((end - minutes) // 60 + 1, end // 60):
+            total.update(self.hours.get(h, Counter()))
+        for m in range((end // 60) * 60, end + 1):
+            total.update(self.counts(m))
+        return total
+
+    def windows(self) -> dict[str, Counter[Key]]:
+        """The sliding windows (1 min, 15 min, 1 h, 24 h) ending at the newest minute."""
+        return {f"{w}m": self.window(w) for w in WINDOWS_MIN}
+
+    # ---------------------------------------------------------- minute and hour close
+
+    def _close_minute(self, minute: int) -> list[Trend]:
+        """``minute`` is complete: slide the 15-minute window onto it, test, roll hours."""
+        if self.closed == minute - 1:
+            self.window15.update(self.counts(minute))
+            self.window15.subtract(self.counts(minute - DETECT_WINDOW))
+        else:
+            self.window15 = self.window(DETECT_WINDOW, minute)
+        if minute % 60 == 0:
+            self.window15 = +self.window15  # drop the keys that left
+        self.closed = minute
+        changed = self._test(minute)
+        if (minute + 1) % 60 == 0:
+            self._close_hour(minute // 60)
+        for store in (self.own, self.base):
+            for old in [m for m in store if m < minute - 90]:
+                del store[old]
+        for old in [m for m in self.samples if m <= minute - DETECT_WINDOW]:
+            del self.samples[old]
+        return changed
+
+    def _close_hour(self, hour: int) -> None:
+        total: Counter[Key] = Counter()
+        for m in range(hour * 60, hour * 60 + 60):
+            total.update(self.counts(m))
+        self.hours[hour] = total
+        for old in [h for h in self.hours if h < hour - 24]:
+            del self.hours[old]
+        n = total.get("all", 0)
+        if n == 0:
+            return
+        beta = self.config.hourly_beta
+        keep = 1 - beta
+        # every share decays by ``keep`` an hour: kept as one scale, not a pass over every key
+        self.share_scale *= keep
+        add = beta / n / self.share_scale
+        shares = self.shares
+        for k, c in total.items():
+            shares[k] = shares.get(k, 0.0) + c * add
+        if self.share_scale < 1e-6:
+            self.shares = {k: v * self.share_scale for k, v in shares.items()}
+            self.share_scale = 1.0
+        if len(self.shares) > BASELINE_KEYS * 5 // 4:
+            top = sorted(self.shares.items(), key=lambda kv: -kv[1])[:BASELINE_KEYS]
+            self.shares = dict(top)
+        self.share_weight = self.share_weight * keep + beta
+        self.hours_seen += 1
+        slot = hour % 24
+        prev = self.seasonal[slot]
+        g = self.config.seasonal_gamma
+        self.seasonal[slot] = float(n) if prev is None else (1 - g) * prev + g * n
+        self.hourly_volume = n if self.hourly_volume == 0 else 0.9 * self.hourly_volume + 0.1 * n
+        self.state_dirty = True
+
+    # ---------------------------------------------------------- the test
+
+    def expected(self, keys: Sequence[Key], n_window: int) -> np.ndarray:
+        floor = 1.0 / max(self.hourly_volume * 24, 1.0)
+        w = self.share_scale / max(self.share_weight, 1e-9)
+        shares = np.array([self.shares.get(k, 0.0) * w for k in keys])
+        return np.maximum(shares, floor) * n_window
+
+    def _test(self, minute: int) -> list[Trend]:
+        cfg = self.config
+        window = self.window15
+        n = window.get("all", 0)
+        changed = self._refresh_active(minute, window, n)
+        if self.hours_seen < cfg.warmup_hours or n == 0:
+            return changed
+        # a key can only have become a burst if it was counted in the minute that closed
+        candidates = [
+            k for k in self.counts(minute) if window[k] >= cfg.min_count and interesting(k)
+        ]
+        claimed = {k for a in self.active.values() for k in a.keys}
+        volume = self._volume_expected(minute)
+        candidates = [
+            k for k in candidates if k not in claimed and (k != "all" or volume is not None)
+        ]
+        if not candidates:
+            return changed
+        x = np.array([window[k] for k in candidates], dtype=float)
+        lam = self.expected(candidates, n)
+        if volume is not None and "all" in candidates:
+            lam[candidates.index("all")] = volume
+        p = self.test(x, lam)
+        hits = np.flatnonzero((p < cfg.alpha) & (x >= cfg.min_ratio * lam))
+        order = sorted(
+            hits.tolist(), key=lambda i: (p[i], -x[i], KIND_ORDER.get(key_kind(candidates[i]), 9))
+        )
+        for i in order:
+            key = candidates[i]
+            if any(key in a.keys for a in self.active.values()):
+                continue
+            changed.append(self._open(key, minute, int(x[i]), float(lam[i]), float(p[i])))
+        return changed
+
+    def _volume_expected(self, minute: int) -> float | None:
+        if self.hours_seen < 24:
+            return None
+        slot = self.seasonal[(minute // 60) % 24]
+        return None if slot is None else slot * DETECT_WINDOW / 60
+
+    def _matching(self, keys: Iterable[Key], minute: int) -> list[Sampled]:
+        wanted = set(keys)
+        return [
+            s
+            for m in range(minute - DETECT_WINDOW + 1, minute + 1)
+            for s in self.samples.get(m, [])
+            if not wanted.isdisjoint(s.keys)
+        ]
+
+    def _open(self, key: Key, minute: int, x: int, lam: float, p: float) -> Trend:
+        posts = self._matching([key], minute)
+        ids = {s.id for s in posts}
+        for active in self.active.values():
+            overlap = len(ids & active.post_ids)
+            if ids and overlap >= 0.3 * min(len(ids), len(active.post_ids) or 1):
+                active.keys.add(key)
+                active.post_ids |= ids
+                trend = active.trend.model_copy(
+                    update={"related": [*active.trend.related, key_name(key)]}
+                )
+                active.trend = trend
+                self._record(trend)
+                return trend
+        at = minute_time(minute + 1)
+        trend = Trend(
+            id=f"{key_kind(key)}:{key_name(key)}:{minute}",
+            what=key_name(key),
+            kind=key_kind(key),
+            started_at=minute_time(self._start(key, minute, lam)),
+            detected_at=at,
+            updated_at=at,
+            growth=round(x / lam, 2) if lam > 0 else math.inf,
+            volume=x,
+            peak_volume=x,
+            expected=round(lam, 3),
+            p_value=p,
+            status="emerging",
+            detector=self.config.test,
+            **describe(posts),
+        )
+        self.active[trend.id] = Active(trend=trend, key=key, keys={key}, post_ids=ids)
+        self._record(trend)
+        if self.publish is not None:
+            self.publish(trend)
+        return trend
+
+    def _start(self, key: Key, minute: int, lam: float) -> int:
+        """The first minute of the last hour from which the key ran above its expected rate."""
+        per_min = max(lam / DETECT_WINDOW, 0.5)
+        start = minute
+        for m in range(minute, minute - 60, -1):
+            if self.counts(m).get(key, 0) > 2 * per_min:
+                start = m
+            elif m < minute - DETECT_WINDOW:
+                break
+        return start
+
+    def _refresh_active(self, minute: int, window: Counter[Key], n: int) -> list[Trend]:
+        changed: list[Trend] = []
+        cfg = self.config
+        for tid in list(self.active):
+            active = self.active[tid]
+            old = active.trend
+            x = window.get(active.key, 0)
+            if active.key == "all":
+                lam = self._volume_expected(minute) or float(old.expected)
+            else:
+                lam = float(self.expected([active.key], n)[0]) if n else old.expected
+            ratio = x / lam if lam > 0 else 0.0
+            at = minute_time(minute + 1)
+            if ratio < cfg.end_ratio or x < cfg.min_count / 2:
+                active.low_since = minute if active.low_since is None else active.low_since
+            else:
+                active.low_since = None
+            if active.low_since is not None and minute - active.low_since >= cfg.end_after_min:
+                status: Status = "ended"
+            elif x >= old.peak_volume:
+                status = "emerging" if old.status == "emerging" else "peaking"
+            elif x >= 0.5 * old.peak_volume:
+                status = "peaking"
+            else:
+                status = "fading"
+            posts = self._matching(active.keys, minute)
+            active.post_ids |= {s.id for s in posts}
+            update: dict[str, Any] = {
+                "updated_at": at,
+                "volume": x,
+                "peak_volume": max(old.peak_volume, x),
+                "growth": round(ratio, 2),
+                "status": status,
+            }
+            if posts:
+                update.update(describe(posts))
+            if status == "ended":
+                update["ended_at"] = at
+                del self.active[tid]
+            if status != old.status or minute % 15 == 0:
+                trend = old.model_copy(update=update)
+                active.trend = trend
+                self._record(trend)
+                changed.append(trend)
+        return changed
+
+    def _record(self, trend: Trend) -> None:
+        self.trends.append(trend)
+        self._pending_trends[trend.id] = trend
+
+    # ---------------------------------------------------------- persistence
+
+    def flush(self, everything: bool = False) -> None:
+        """Write what changed: the buckets of closed minutes (of every minute with
+        ``everything``), trends, and the baseline after an hour closed. Idempotent, so the
+        worker may retry it; it is the detector's only I/O."""
+        if self.store is None:
+            self._pending_trends = {}
+            return
+        upto = None if everything or self.watermark is None else self.watermark - 1
+        minutes = sorted(m for m in self.dirty if upto is None or m <= upto)
+        docs = [self._bucket_doc(m) for m in minutes if m in self.own]
+        if docs:
+            self.store.put_trend_docs("trend_buckets", docs)
+        self.dirty -= set(minutes)
+        if self._pending_trends:
+            self.store.put_trend_docs(
+                "trend_records",
+                [
+                    {**t.model_dump(mode="python"), "_id": t.id, "at": t.detected_at,
+                     "status": t.status}
+                    for t in self._pending_trends.values()
+                ],
+            )
+            self._pending_trends = {}
+        if self.state_dirty or everything:
+            self.save_state()
+            self.state_dirty = False
+
+    def _bucket_doc(self, minute: int) -> dict[str, Any]:
+        counts = self.own[minute]
+        meta = [(k, c) for k, c in counts.items() if is_meta(k)]
+        terms = [
+            (k, c) for k, c in counts.most_common(PERSIST_TERMS_PER_MINUTE + len(meta))
+            if c >= 2 and not is_meta(k)
+        ][:PERSIST_TERMS_PER_MINUTE]
+        return {
+            "_id": f"{self.worker_id}:{minute}",
+            "at": minute_time(minute),
+            "worker": self.worker_id,
+            "minute": minute,
+            "counts": [[key_name(k), c] for k, c in meta + terms],
+        }
+
+    def save_state(self) -> None:
+        if self.store is None or self.watermark is None:
+            return
+        top = sorted(self.shares.items(), key=lambda kv: -kv[1])[:BASELINE_KEYS]
+        self.store.put_trend_docs(
+            "trend_state",
+            [
+                {
+                    "_id": self.worker_id,
+                    "at": minute_time(self.watermark),
+                    "worker": self.worker_id,
+                    "shares": [[key_name(k), v * self.share_scale] for k, v in top],
+                    "share_weight": self.share_weight,
+                    "hours_seen": self.hours_seen,
+                    "seasonal": self.seasonal,
+                    "hourly_volume": self.hourly_volume,
+                }
+            ],
+        )
+
+    def load(self) -> None:
+        """Take up where the workers left off: the newest baseline, the last day of buckets of
+        every worker (as a base this worker never rewrites) and the trends still active."""
+        assert self.store is not None
+        states = self.store.find_trend_docs("trend_state")
+        if states:
+            state = states[-1]
+            self.shares = {parse_key(k): float(v) for k, v in state["shares"]}
+            self.share_weight = float(state["share_weight"])
+            self.hours_seen = int(state["hours_seen"])
+            self.seasonal = list(state["seasonal"])
+            self.hourly_volume = float(state["hourly_volume"])
+        buckets = self.store.find_trend_docs("trend_buckets")
+        if not buckets:
+            return
+        newest = max(int(b["minute"]) for b in buckets)
+        for b in buckets:
+            m = int(b["minute"])
+            if m <= newest - 1440:
+                continue
+            counts = Counter({parse_key(k): int(c) for k, c in b["counts"]})
+            if m > newest - 90:
+                self.base.setdefault(m, Counter()).update(counts)
+            if m < (newest // 60) * 60:
+                self.hours.setdefault(m // 60, Counter()).update(counts)
+        self.watermark = newest
+        self.closed = newest - 1
+        self.window15 = self.window(DETECT_WINDOW, self.closed)
+        for doc in self.store.find_trend_docs("trend_records"):
+            if doc["status"] == "ended":
+                continue
+            fields = {k: v for k, v in doc.items() if k not in ("_id", "at")}
+            trend = Trend.model_validate(fields)
+            keys = {parse_key(trend.what), *(parse_key(r) for r in trend.related)}
+            self.active[trend.id] = Active(
+                trend=trend,
+                key=parse_key(trend.what),
+                keys=keys,
+                post_ids={p.id for p in trend.sample_posts},
+            )
+
+    def close(self) -> None:
+        """Persist everything, the open minute included (a graceful stop loses nothing)."""
+        self.flush(everything=True)
+
+
+def describe(posts: Sequence[Sampled]) -> dict[str, Any]:
+    """Sample posts, sentiment mix and top authors of the posts that carry a trend."""
+    authors = Counter(s.author for s in posts)
+    return {
+        "sample_posts": [
+            SamplePost(id=s.id, text=s.text, author=s.author, sentiment=s.sentiment)
+            for s in posts[-5:]
+        ],
+        "sentiment_mix": dict(Counter(s.sentiment for s in posts)),
+        "top_authors": [AuthorCount(author=a, posts=n) for a, n in authors.most_common(5)],
+    }
+
+
+def minute_time(minute: int) -> datetime:
+    return datetime.fromtimestamp(minute * 60, UTC)
+
+
+def trends_between(store: Store, since: datetime, until: datetime) -> list[Trend]:
+    """The trends detected in ``[since, until)``, as stored."""
+    docs = store.find_trend_docs("trend_records", since=since, until=until)
+    return [Trend.model_validate({k: v for k, v in d.items() if k not in ("_id", "at")})
+            for d in docs]
+
+
+def bucket_counts(
+    store: Store, since: datetime, until: datetime
+) -> dict[int, Counter[str]]:
+    """Counts per minute in ``[since, until)``, summed over every worker's buckets."""
+    merged: dict[int, Counter[str]] = {}
+    for doc in store.find_trend_docs("trend_buckets", since=since, until=until):
+        merged.setdefault(int(doc["minute"]), Counter()).update(
+            {str(k): int(c) for k, c in doc["counts"]}
+        )
+    return merged

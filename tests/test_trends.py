@@ -1,0 +1,257 @@
+"""The trend detector: windows, bursts, trend records, persistence across restarts and workers."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifiers.triager import Triager
+from pipeline.bus import InProcessBus
+from pipeline.embedded_store import EmbeddedStore
+from pipeline.records import Author, Post
+from pipeline.store import Store
+from pipeline.trends import Batch, DetectorConfig, Trend, TrendDetector, bucket_counts
+from pipeline.worker import Worker
+from tests.helpers import embedded_settings
+
+START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+START_MIN = int(START.timestamp() // 60)
+WORDS = (
+    "order", "delivery", "late", "refund", "app", "login", "crash", "screen", "battery",
+    "charger", "price", "store", "staff", "parcel", "tracking", "account", "email", "password",
+    "card", "payment", "support", "chat", "wait", "week", "today",
+)
+
+
+def background(minute: int, rng: random.Random, n: int = 6) -> Batch:
+    texts = [" ".join(rng.choice(WORDS) for _ in range(8)) for _ in range(n)]
+    return batch_of(minute, texts, rng)
+
+
+def batch_of(minute: int, texts: list[str], rng: random.Random, topic: str = "general") -> Batch:
+    n = len(texts)
+    return Batch(
+        ids=[f"t:{minute}-{i}-{rng.random():.8f}" for i in range(n)],
+        minutes=np.full(n, minute, dtype=np.int64),
+        texts=texts,
+        languages=["en"] * n,
+        topics=[topic] * n,
+        sentiments=[rng.choice(("negative", "neutral", "positive")) for _ in range(n)],
+        sources=["x"] * n,
+        authors=[f"x:{rng.randrange(500)}" for _ in range(n)],
+    )
+
+
+def stream(detector: TrendDetector, minutes: range, seed: int = 1) -> list[Trend]:
+    rng = random.Random(seed)
+    created = []
+    for m in minutes:
+        created.extend(detector.update_batch(background(START_MIN + m, rng)))
+    return created
+
+
+def burst(detector: TrendDetector, first: int, length: int, seed: int = 2) -> list[Trend]:
+    rng = random.Random(seed)
+    changed = []
+    for m in range(first, first + length):
+        texts = [
+            f"the app is down again #blackout cannot pay {rng.choice(WORDS)}" for _ in range(4)
+        ]
+        b = background(START_MIN + m, rng)
+        extra = batch_of(START_MIN + m, texts, rng, topic="product_defect")
+        changed.extend(detector.update_batch(b))
+        changed.extend(detector.update_batch(extra))
+    return changed
+
+
+def test_sliding_windows_count_every_key() -> None:
+    detector = TrendDetector()
+    rng = random.Random(0)
+    for m in range(120):
+        detector.update_batch(batch_of(START_MIN + m, ["refund please #help", "hello"], rng))
+    windows = detector.windows()
+    assert windows["1m"]["all"] == 2 and windows["1m"]["#help"] == 1
+    assert windows["15m"]["all"] == 30 and windows["15m"]["refund"] == 15
+    assert windows["60m"][("refund", "please")] == 60
+    assert windows["1440m"]["all"] == 240 and windows["1440m"]["topic=general"] == 240
+    assert windows["15m"]["lang=en"] == 30 and windows["15m"]["sent=general|negative"] >= 0
+
+
+def test_a_term_counts_once_per_post() -> None:
+    detector = TrendDetector()
+    detector.update_batch(batch_of(START_MIN, ["lol lol lol lol", "lol"], random.Random(0)))
+    assert detector.window(1)["lol"] == 2
+
+
+def test_steady_background_raises_no_alert_and_a_burst_raises_one() -> None:
+    alerts: list[Trend] = []
+    detector = TrendDetector(publish=alerts.append)
+    stream(detector, range(0, 6 * 60))
+    assert alerts == []
+    changed = burst(detector, 6 * 60, 20)
+    assert len(alerts) == 1, [a.what for a in alerts]
+    trend = alerts[0]
+    assert trend.what == "#blackout"  # of keys as surprising as each other, the hashtag leads
+    assert trend.status == "emerging" and trend.growth >= 4 and trend.volume >= 8
+    assert trend.detected_at - START <= timedelta(hours=6, minutes=20)
+    assert trend.sample_posts and "blackout" in trend.sample_posts[0].text
+    assert sum(trend.sentiment_mix.values()) > 0 and trend.top_authors
+    assert any(t.id == trend.id for t in changed)
+    # the co-occurring keys of the same posts join the one trend instead of alerting again
+    stream(detector, range(6 * 60 + 20, 9 * 60), seed=3)
+    assert len(alerts) == 1
+    last = [t for t in detector.trends if t.id == trend.id][-1]
+    assert last.status in {"fading", "ended"} and last.related
+
+
+def test_a_new_phrase_is_an_emerging_trend() -> None:
+    alerts: list[Trend] = []
+    detector = TrendDetector(publish=alerts.append)
+    stream(detector, range(0, 4 * 60))
+    rng = random.Random(5)
+    for m in range(4 * 60, 4 * 60 + 15):
+        detector.update_batch(background(START_MIN + m, rng))
+        detector.update_batch(
+            batch_of(START_MIN + m, ["zorblax gadget melted", "new zorblax gadget"], rng)
+        )
+    detector.update_batch(background(START_MIN + 4 * 60 + 16, rng))
+    assert [a.kind for a in alerts] and alerts[0].kind in {"term", "phrase"}
+    assert "zorblax" in alerts[0].what
+
+
+def test_daily_volume_baseline_follows_the_hour_of_day() -> None:
+    detector = TrendDetector()
+    rng = random.Random(0)
+    for m in range(0, 26 * 60):
+        hour = (m // 60) % 24
+        detector.update_batch(background(START_MIN + m, rng, n=2 if hour < 12 else 8))
+    night, day = detector.seasonal[3], detector.seasonal[15]
+    assert night is not None and day is not None
+    assert 100 <= night <= 140 and 440 <= day <= 520
+
+
+@pytest.mark.parametrize("test", ["poisson", "zscore", "negbin"])
+def test_every_burst_test_finds_the_burst(test: str) -> None:
+    alerts: list[Trend] = []
+    detector = TrendDetector(config=DetectorConfig(test=test), publish=alerts.append)
+    stream(detector, range(0, 4 * 60))
+    burst(detector, 4 * 60, 16)
+    assert len(alerts) >= 1 and all(a.detector == test for a in alerts)
+
+
+def test_trend_docs_round_trip_in_both_stores(store: Store) -> None:
+    at = START + timedelta(minutes=5)
+    store.put_trend_docs(
+        "trend_records",
+        [
+            {"_id": "a", "at": at, "status": "emerging", "what": "x"},
+            {"_id": "b", "at": at + timedelta(hours=1), "status": "ended", "what": "y"},
+        ],
+    )
+    store.put_trend_docs("trend_records", [{"_id": "a", "at": at, "status": "fading", "what": "z"}])
+    docs = store.find_trend_docs("trend_records")
+    assert [(d["_id"], d["status"], d["what"]) for d in docs] == [
+        ("a", "fading", "z"),
+        ("b", "ended", "y"),
+    ]
+    assert docs[0]["at"] == at
+    assert [d["_id"] for d in store.find_trend_docs("trend_records", since=at, until=at)] == []
+    later = store.find_trend_docs("trend_records", since=at + timedelta(minutes=1))
+    assert [d["_id"] for d in later] == ["b"]
+    assert [d["_id"] for d in store.find_trend_docs("trend_records", status="fading")] == ["a"]
+    with pytest.raises(ValueError):
+        store.put_trend_docs("posts", [{"_id": "p", "at": at}])
+
+
+def test_a_restarted_detector_keeps_counts_baseline_and_trends(store: Store) -> None:
+    first = TrendDetector(store, worker_id="w1")
+    stream(first, range(0, 4 * 60))
+    burst(first, 4 * 60, 16)
+    windows = first.windows()
+    active = set(first.active)
+    assert active
+    first.close()
+
+    again = TrendDetector(store, worker_id="w1-restarted")
+    assert again.watermark == first.watermark
+    assert again.windows()["15m"] == windows["15m"]
+    assert again.windows()["1440m"]["all"] == windows["1440m"]["all"]
+    assert again.windows()["1440m"]["topic=general"] == windows["1440m"]["topic=general"]
+    assert again.hours_seen == first.hours_seen
+    assert again.shares.keys() == first.shares.keys()
+    assert set(again.active) == active
+    # it goes on where the first left off: the same burst is not announced twice
+    alerts: list[Trend] = []
+    again.publish = alerts.append
+    burst(again, 4 * 60 + 16, 5, seed=9)
+    assert alerts == []
+    again.close()
+    # and nothing was counted twice: the stored buckets hold each minute once
+    merged = bucket_counts(store, START, START + timedelta(hours=5))
+    assert sum(c["all"] for c in merged.values()) == windows["1440m"]["all"] + 5 * 10
+
+
+def test_workers_merge_their_counts(store: Store) -> None:
+    a, b = TrendDetector(store, worker_id="wa"), TrendDetector(store, worker_id="wb")
+    rng = random.Random(3)
+    for m in range(30):
+        a.update_batch(batch_of(START_MIN + m, ["refund now", "#sale today"], rng))
+        b.update_batch(batch_of(START_MIN + m, ["refund later"], rng))
+    a.close()
+    b.close()
+    merged = bucket_counts(store, START, START + timedelta(hours=1))
+    assert sum(c["all"] for c in merged.values()) == 90
+    assert sum(c["refund"] for c in merged.values()) == 90
+    reader = TrendDetector(store, worker_id="reader")
+    assert reader.window(15)["refund"] == 45 and reader.window(15)["#sale"] == 15
+
+
+def test_the_worker_feeds_every_batch_to_the_detector_and_publishes_alerts(
+    tmp_path: Path, triager: Triager
+) -> None:
+    settings = embedded_settings(data_dir=tmp_path, batch_size=500)
+    bus = InProcessBus(partitions=1)
+    store = EmbeddedStore(settings.embedded_db)
+    store.ensure_schema()
+    clock = [START]
+    worker = Worker(bus, store, triager, settings, clock=lambda: clock[0])
+    assert worker.trends is not None
+    worker.trends.config = DetectorConfig(warmup_hours=2)
+    producer = bus.producer()
+    rng = random.Random(4)
+    serial = 0
+
+    def send(minute: int, text: str) -> None:
+        nonlocal serial
+        serial += 1
+        post = Post(
+            source="x",
+            native_id=str(serial),
+            author=Author(id=f"u{rng.randrange(300)}"),
+            text=text,
+            created_at=START + timedelta(minutes=minute, seconds=rng.randrange(60)),
+        )
+        producer.send(settings.topic_raw, post.model_dump_json().encode())
+
+    for m in range(0, 3 * 60, 2):
+        for _ in range(3):
+            send(m, " ".join(rng.choice(WORDS) for _ in range(7)))
+        if m % 20 == 0:
+            clock[0] = START + timedelta(minutes=m + 1)
+            worker.run(threading.Event(), idle_exit_s=0.05)
+    for m in range(3 * 60, 3 * 60 + 10):
+        for _ in range(6):
+            send(m, f"my acme phone is on fire #acmefire {rng.choice(WORDS)}")
+        clock[0] = START + timedelta(minutes=m + 1)
+        worker.run(threading.Event(), idle_exit_s=0.05)
+    worker.close()
+    alerts = [Trend.model_validate_json(m.value) for m in bus.read_all(settings.topic_alerts)]
+    assert alerts and any("acmefire" in a.what or "fire" in a.what for a in alerts)
+    stored = store.find_trend_docs("trend_records")
+    assert {d["_id"] for d in stored} >= {a.id for a in alerts}
+    assert store.find_trend_docs("trend_buckets")
