@@ -54,6 +54,15 @@ PLAN: tuple[Planned, ...] = (
         (Cron("30 3 * * *", label="daily"),),
     ),
     Planned(
+        "trend-report",
+        "flows.trend_report:trend_report",
+        "write and store the trend report of the last full hour / day",
+        (
+            Cron("5 * * * *", {"period": "hour"}, "hourly"),
+            Cron("15 0 * * *", {"period": "day"}, "daily"),
+        ),
+    ),
+    Planned(
         "sla-watchdog",
         "flows.sla_watchdog:sla_watchdog",
         "release expired leases, re-score, raise SLA warnings and breaches",

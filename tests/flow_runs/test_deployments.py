@@ -15,7 +15,7 @@ from pipeline.errors import TriageError
 from tests.flow_runs.test_health_flow import produce
 from tests.helpers import post_bytes
 
-NAMES = ["ingest", "retrain", "sla-watchdog", "replay", "health"]
+NAMES = ["ingest", "retrain", "trend-report", "sla-watchdog", "replay", "health"]
 
 
 def test_flows_list_prints_each_name_and_schedule() -> None:
@@ -27,6 +27,7 @@ def test_flows_list_prints_each_name_and_schedule() -> None:
     assert sorted(lines) == sorted(NAMES)
     assert "cron * * * * *" in lines["sla-watchdog"]
     assert "cron */5 * * * *" in lines["health"]
+    assert "cron 5 * * * * (hourly), cron 15 0 * * * (daily)" in lines["trend-report"]
     assert "on demand" in lines["replay"] and "on demand" in lines["ingest"]
 
 
@@ -42,6 +43,9 @@ def test_deployments_register_with_their_schedules_on_the_server() -> None:
             found = client.read_deployment_by_name(f"{plan.name}/{plan.name}")
             crons = sorted(s.schedule.cron for s in found.schedules)  # type: ignore[union-attr]
             assert crons == sorted(s.expression for s in plan.schedules), plan.name
+        report = client.read_deployment_by_name("trend-report/trend-report")
+        periods = {s.schedule.cron: s.parameters for s in report.schedules}  # type: ignore[union-attr]
+        assert periods == {"5 * * * *": {"period": "hour"}, "15 0 * * *": {"period": "day"}}
 
 
 @pytest.mark.kafka
