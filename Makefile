@@ -40,6 +40,7 @@ test: lint typecheck compose-check
 # Classifier quality on the public labelled sets in ../shared/data; writes docs/quality.*
 quality: $(STAMP)
 	$(BIN)/python bench/quality.py ../shared/data
+	$(BIN)/python bench/trends_quality.py ../shared/data
 
 faults: $(STAMP)
 	$(SERVICES) up || { $(SERVICES) down; exit 1; }

@@ -21,21 +21,23 @@ table that chose the default.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import statistics
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.trends_stream import Stream, batches, build
+from bench.trends_stream import Stream, batches, build, shard
 from pipeline.trends import DetectorConfig, Trend, TrendDetector
 
 REPO = Path(__file__).resolve().parent.parent
+SHARDS = 4  # independent streams, one process each
 MD_BEGIN = "<!-- crisislex_trends:begin -->"
 MD_END = "<!-- crisislex_trends:end -->"
 
@@ -48,7 +50,7 @@ class Alert:
     ended: int | None = None  # the minute its trend ended, if it did
 
 
-def run(stream: Stream, data: Path, config: DetectorConfig) -> list[Alert]:
+def run(stream: Stream, data: Path, config: DetectorConfig, seed: int = 7) -> list[Alert]:
     labels: dict[str, int] = {}
     alerts: list[Alert] = []
     detector = TrendDetector(config=config)
@@ -61,7 +63,7 @@ def run(stream: Stream, data: Path, config: DetectorConfig) -> list[Alert]:
         alerts.append(Alert(trend, int(trend.detected_at.timestamp() // 60), owner))
 
     detector.publish = on_alert
-    for batch, batch_labels in batches(stream, data):
+    for batch, batch_labels in batches(stream, data, seed):
         labels.update(zip(batch.ids, batch_labels.tolist(), strict=True))
         detector.update_batch(batch)
     ended = {t.id: t.ended_at for t in detector.trends if t.ended_at is not None}
@@ -71,47 +73,64 @@ def run(stream: Stream, data: Path, config: DetectorConfig) -> list[Alert]:
     return alerts
 
 
-def score(stream: Stream, alerts: list[Alert]) -> dict[str, Any]:
+def score(shards: list[tuple[Stream, list[Alert]]]) -> dict[str, Any]:
     per_event = []
-    for i, e in enumerate(stream.events):
-        mine = [a.minute - e.sim_onset for a in alerts if a.event == i]
-        # an alert counts from an hour before the onset on, or earlier if its trend was still
-        # active an hour before the onset (the trend was already in front of marketing)
-        live = [
-            a.minute - e.sim_onset
-            for a in alerts
-            if a.event == i
-            and (a.minute >= e.sim_onset - 60 or a.ended is None or a.ended >= e.sim_onset - 60)
-        ]
-        delay = min(live) if live else None
-        per_event.append(
-            {
-                "event": e.name,
-                "onset": datetime.fromtimestamp(e.onset * 60, UTC).isoformat(),
-                "delay_min": delay,
-                "alerts": len(mine),
-                "first_alert": next(
-                    (a.trend.what for a in alerts if a.event == i and a.minute - e.sim_onset
-                     == delay), None),
-            }
-        )
+    all_alerts: list[Alert] = []
+    days = 0
+    for stream, alerts in shards:
+        days += stream.days
+        all_alerts += alerts
+        for i, e in enumerate(stream.events):
+            # an alert counts from an hour before the onset on, or earlier if its trend was
+            # still active an hour before the onset (the trend was already in front of marketing)
+            live = [
+                a
+                for a in alerts
+                if a.event == i
+                and (
+                    a.minute >= e.sim_onset - 60 or a.ended is None or a.ended >= e.sim_onset - 60
+                )
+            ]
+            first = min(live, key=lambda a: a.minute, default=None)
+            per_event.append(
+                {
+                    "event": e.name,
+                    "onset": datetime.fromtimestamp(e.onset * 60, UTC).isoformat(),
+                    "delay_min": None if first is None else first.minute - e.sim_onset,
+                    "alerts": sum(a.event == i for a in alerts),
+                    "first_alert": None if first is None else first.trend.what,
+                }
+            )
+    per_event.sort(key=lambda p: p["event"])
     detected = [p for p in per_event if p["delay_min"] is not None and p["delay_min"] <= 30]
-    false = [a for a in alerts if a.event < 0]
-    true = len(alerts) - len(false)
+    false = [a for a in all_alerts if a.event < 0]
+    true = len(all_alerts) - len(false)
     delays = [p["delay_min"] for p in per_event if p["delay_min"] is not None]
     return {
-        "events": len(stream.events),
+        "events": len(per_event),
         "detected_within_30_min": len(detected),
-        "false_alerts_per_day": round(len(false) / stream.days, 3),
+        "false_alerts_per_day": round(len(false) / days, 3),
         "median_delay_min": statistics.median(delays) if delays else None,
-        "precision": round(true / len(alerts), 3) if alerts else None,
-        "recall": round(len(detected) / len(stream.events), 3),
-        "alerts": len(alerts),
+        "precision": round(true / len(all_alerts), 3) if all_alerts else None,
+        "recall": round(len(detected) / len(per_event), 3),
+        "alerts": len(all_alerts),
         "false_alerts": len(false),
-        "simulated_days": stream.days,
+        "simulated_days": days,
         "per_event": per_event,
         "false_alert_examples": [a.trend.what for a in false[:10]],
     }
+
+
+def run_shard(args: tuple[Path, int, int, str]) -> tuple[Stream, list[Alert]]:
+    data, k, n, test = args
+    stream = shard(build(data), k, n)
+    return stream, run(stream, data, DetectorConfig(test=test), seed=7 + k)
+
+
+def evaluate(data: Path, test: str, shards: int) -> dict[str, Any]:
+    with multiprocessing.get_context("fork").Pool(shards) as pool:
+        parts = pool.map(run_shard, [(data, k, shards, test) for k in range(shards)])
+    return {"test": test, "shards": shards, **score(parts)}
 
 
 def write(result: dict[str, Any], compare: list[dict[str, Any]] | None, seconds: float) -> None:
@@ -130,7 +149,8 @@ def write(result: dict[str, Any], compare: list[dict[str, Any]] | None, seconds:
         f"quality`), {datetime.now(UTC):%Y-%m-%d}, {seconds:.0f} s. Stream: "
         f"`bench/trends_stream.py` (seeded): {result['events']} CrisisLex T26 event timelines, "
         "each moved to its own day and mixed into a TweetEval background of about 20 posts a "
-        f"minute with a daily rhythm, {result['simulated_days']} simulated days. Onset: the first "
+        f"minute with a daily rhythm, as {result['shards']} streams of a two-day warm-up and "
+        f"one event a day, {result['simulated_days']} simulated days in all. Onset: the first "
         "time an event's trailing hour reaches a fifth of its peak hour. Burst test: "
         f"`{result['test']}`.",
         "",
@@ -177,17 +197,14 @@ def write(result: dict[str, Any], compare: list[dict[str, Any]] | None, seconds:
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     data = Path(args[0]) if args else REPO.parent / "shared" / "data"
+    shards = SHARDS
     started = time.perf_counter()
-    stream = build(data)
-    config = DetectorConfig()
     compare = None
     if "--compare" in sys.argv:
-        compare = []
-        for test in ("poisson", "zscore", "negbin"):
-            r = score(stream, run(stream, data, replace(config, test=test)))
-            compare.append({"test": test, **r})
-            print(test, {k: r[k] for k in ("detected_within_30_min", "false_alerts_per_day")})
-    result = {"test": config.test, **score(stream, run(stream, data, config))}
+        compare = [evaluate(data, test, shards) for test in ("poisson", "zscore", "negbin")]
+        for c in compare:
+            print(c["test"], {k: c[k] for k in ("detected_within_30_min", "false_alerts_per_day")})
+    result = evaluate(data, DetectorConfig().test, shards)
     seconds = time.perf_counter() - started
     for p in result["per_event"]:
         print(f"{p['event']:32} delay {p['delay_min']!s:>6} min  alerts {p['alerts']}")

@@ -9,8 +9,9 @@ posts say.
 Events: the time stamps of every CrisisLex T26 event (``*-tweetids_entire_period.csv``), each
 joined to its labelled text by tweet id where it has one, otherwise given a labelled text of the
 same event (seeded draw). Each event is moved, keeping its time of day, so that its onset lands on
-its own day of the simulated stream, two days apart, after three days of background only; its
-posts from 12 h before to 36 h after its onset are replayed.
+its own day of the simulated stream, after two days of background only; its posts from 6 h before
+to 18 h after its onset are replayed. ``shard`` splits the events over several such streams (each
+with its own warm-up and seed) so that the benchmark can use several cores.
 
 Onset: the first time the event's own trailing 60-minute count reaches a fifth of its peak
 trailing 60-minute count (the point where the event is clearly under way, for sudden and for
@@ -31,10 +32,10 @@ import numpy as np
 from pipeline.trends import Batch
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
-WARMUP_DAYS = 3
-SPACING_DAYS = 2
-BEFORE_MIN = 12 * 60
-AFTER_MIN = 36 * 60
+WARMUP_DAYS = 2
+SPACING_DAYS = 1
+BEFORE_MIN = 6 * 60
+AFTER_MIN = 18 * 60
 ONSET_SHARE = 0.2
 TOPICS = ("product", "billing", "delivery", "account", "praise", "other")
 TOPIC_P = (0.25, 0.15, 0.15, 0.1, 0.15, 0.2)
@@ -108,12 +109,21 @@ def build(data: Path, seed: int = 7, rate_per_min: float = 20.0) -> Stream:
     rng = random.Random(seed)
     root = data / "crisislex" / "data" / "CrisisLexT26"
     events = [e for f in sorted(root.iterdir()) if f.is_dir() and (e := read_event(f, rng))]
+    return place(Stream(events, 0, rate_per_min))
+
+
+def place(stream: Stream) -> Stream:
     start = int(START.timestamp() // 60)
-    for i, e in enumerate(events):
+    for i, e in enumerate(stream.events):
         day = start + (WARMUP_DAYS + SPACING_DAYS * i) * 1440
         e.sim_onset = day + e.onset % 1440
-    days = WARMUP_DAYS + SPACING_DAYS * len(events) + 1
-    return Stream(events, days, rate_per_min)
+    stream.days = WARMUP_DAYS + SPACING_DAYS * len(stream.events) + 1
+    return stream
+
+
+def shard(stream: Stream, k: int, n: int) -> Stream:
+    """The ``k``-th of ``n`` streams that share the events out round-robin."""
+    return place(Stream(stream.events[k::n], 0, stream.rate_per_min))
 
 
 def batches(stream: Stream, data: Path, seed: int = 7) -> Iterator[tuple[Batch, np.ndarray]]:

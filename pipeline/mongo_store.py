@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReplaceOne, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
@@ -348,11 +348,11 @@ class MongoStore:
         these replaces never contend with another writer on FerretDB."""
         if kind not in TREND_KINDS:
             raise ValueError(f"unknown trend document kind {kind!r}")
-        if docs:
-            with _transient(f"writing {kind}"):
-                self._db[kind].bulk_write(
-                    [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False
-                )
+        # One replace per document: FerretDB v1 answers a bulk upsert without the "nModified"
+        # that pymongo's bulk_write requires. The detector writes a document or two a minute.
+        with _transient(f"writing {kind}"):
+            for d in docs:
+                self._db[kind].replace_one({"_id": d["_id"]}, d, upsert=True)
 
     def find_trend_docs(
         self,

@@ -340,7 +340,8 @@ class TrendDetector:
             self.own.setdefault(minute, Counter()).update(counts)
             if self.closed is not None and self.closed - DETECT_WINDOW < minute <= self.closed:
                 self.window15.update(counts)  # late posts of a minute already in the window
-            self.dirty.add(minute)
+            if self.store is not None:
+                self.dirty.add(minute)
             self._sample(part, minute)
         if self.watermark is None or newest > self.watermark:
             self.watermark = newest
@@ -407,9 +408,9 @@ class TrendDetector:
         changed = self._test(minute)
         if (minute + 1) % 60 == 0:
             self._close_hour(minute // 60)
-        for store in (self.own, self.base):
-            for old in [m for m in store if m < minute - 90]:
-                del store[old]
+        for counts in (self.own, self.base):
+            for old in [m for m in counts if m < minute - 90 and m not in self.dirty]:
+                del counts[old]  # a minute not yet written waits for the next flush
         for old in [m for m in self.samples if m <= minute - DETECT_WINDOW]:
             del self.samples[old]
         return changed
@@ -636,14 +637,16 @@ class TrendDetector:
         meta = [(k, c) for k, c in counts.items() if is_meta(k)]
         terms = [
             (k, c) for k, c in counts.most_common(PERSIST_TERMS_PER_MINUTE + len(meta))
-            if c >= 2 and not is_meta(k)
+            if not is_meta(k)
         ][:PERSIST_TERMS_PER_MINUTE]
         return {
             "_id": f"{self.worker_id}:{minute}",
             "at": minute_time(minute),
             "worker": self.worker_id,
             "minute": minute,
-            "counts": [[key_name(k), c] for k, c in meta + terms],
+            # parallel arrays: FerretDB v1 refuses nested arrays
+            "keys": [key_name(k) for k, _ in meta + terms],
+            "counts": [c for _, c in meta + terms],
         }
 
     def save_state(self) -> None:
@@ -657,7 +660,8 @@ class TrendDetector:
                     "_id": self.worker_id,
                     "at": minute_time(self.watermark),
                     "worker": self.worker_id,
-                    "shares": [[key_name(k), v * self.share_scale] for k, v in top],
+                    "share_keys": [key_name(k) for k, _ in top],
+                    "shares": [v * self.share_scale for _, v in top],
                     "share_weight": self.share_weight,
                     "hours_seen": self.hours_seen,
                     "seasonal": self.seasonal,
@@ -673,7 +677,10 @@ class TrendDetector:
         states = self.store.find_trend_docs("trend_state")
         if states:
             state = states[-1]
-            self.shares = {parse_key(k): float(v) for k, v in state["shares"]}
+            self.shares = {
+                parse_key(k): float(v)
+                for k, v in zip(state["share_keys"], state["shares"], strict=True)
+            }
             self.share_weight = float(state["share_weight"])
             self.hours_seen = int(state["hours_seen"])
             self.seasonal = list(state["seasonal"])
@@ -686,7 +693,9 @@ class TrendDetector:
             m = int(b["minute"])
             if m <= newest - 1440:
                 continue
-            counts = Counter({parse_key(k): int(c) for k, c in b["counts"]})
+            counts = Counter(
+                {parse_key(k): int(c) for k, c in zip(b["keys"], b["counts"], strict=True)}
+            )
             if m > newest - 90:
                 self.base.setdefault(m, Counter()).update(counts)
             if m < (newest // 60) * 60:
@@ -743,6 +752,6 @@ def bucket_counts(
     merged: dict[int, Counter[str]] = {}
     for doc in store.find_trend_docs("trend_buckets", since=since, until=until):
         merged.setdefault(int(doc["minute"]), Counter()).update(
-            {str(k): int(c) for k, c in doc["counts"]}
+            {str(k): int(c) for k, c in zip(doc["keys"], doc["counts"], strict=True)}
         )
     return merged
