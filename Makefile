@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy pipeline connectors classifiers dashboards
+	$(BIN)/mypy pipeline connectors classifiers dashboards flows
 
 # compose.yaml is the production path; validate it with Debian's docker-compose (no engine needed).
 compose-check:

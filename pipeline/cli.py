@@ -27,6 +27,7 @@ from connectors.base import Connector
 from pipeline import log_redaction
 from pipeline.bus import Producer
 from pipeline.errors import ConfigError, TriageError
+from pipeline.flows_cli import flows_app
 from pipeline.queue import AgentQueue
 from pipeline.records import QueueItem
 from pipeline.settings import Settings
@@ -47,6 +48,7 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(connect_app, name="connect")
 users_app = typer.Typer(help="Dashboard users and their roles.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(flows_app, name="flows")
 report_app = typer.Typer(help="Reports for marketing.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 

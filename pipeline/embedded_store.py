@@ -18,7 +18,7 @@ import orjson
 
 from pipeline.assist_records import OutboundReply
 from pipeline.errors import TransientError
-from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
+from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store import (
     COLLECTIONS,
     TREND_KINDS,
@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS assist (
     kind TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, id));
 CREATE TABLE IF NOT EXISTS outbound (id TEXT PRIMARY KEY, at TEXT NOT NULL, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS outbound_at ON outbound (at);
+CREATE TABLE IF NOT EXISTS corrections (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT NOT NULL,
+    doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS queue_author ON queue (author_id);
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, key));
@@ -345,6 +348,17 @@ class EmbeddedStore:
             "SELECT doc FROM outbound WHERE at >= ? ORDER BY at, id", (_iso(since),)
         )
         return [OutboundReply.model_validate_json(r[0]) for r in rows]
+
+    def add_correction(self, correction: Correction) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO corrections (at, item_id, doc) VALUES (?,?,?)",
+                (_iso(correction.at), correction.item_id, correction.model_dump_json()),
+            )
+
+    def list_corrections(self) -> list[Correction]:
+        rows = self._run("SELECT doc FROM corrections ORDER BY at, seq")
+        return [Correction.model_validate_json(r[0]) for r in rows]
 
     def author_posts(self, author_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
         if not author_ids:

@@ -25,7 +25,7 @@ from pymongo.errors import (
 
 from pipeline.assist_records import OutboundReply
 from pipeline.errors import TransientError
-from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
+from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store import (
     TREND_KINDS,
     WriteResult,
@@ -69,6 +69,7 @@ class MongoStore:
             self.records.create_index([("kind", ASCENDING), ("seq", ASCENDING)])
             for name in ("trends", "escalations"):
                 self._db[name].create_index([("created_at", DESCENDING)])
+            self._db["corrections"].create_index([("at", ASCENDING)])
             for kind in TREND_KINDS:
                 self._db[kind].create_index([("at", ASCENDING)])
             self._db["outbound"].create_index([("at", ASCENDING)])
@@ -319,6 +320,17 @@ class MongoStore:
             docs = self._db["outbound"].find({"at": {"$gte": since}}, {"_id": 0})
             docs = docs.sort([("at", ASCENDING), ("id", ASCENDING)])
             return [OutboundReply.model_validate(d) for d in docs]
+
+    def add_correction(self, correction: Correction) -> None:
+        with _transient("writing a correction"):
+            self._db["corrections"].insert_one(correction.model_dump(mode="python"))
+
+    def list_corrections(self) -> list[Correction]:
+        with _transient("reading corrections"):
+            docs = self._db["corrections"].find({}).sort([("at", ASCENDING), ("_id", ASCENDING)])
+            return [
+                Correction.model_validate({k: v for k, v in d.items() if k != "_id"}) for d in docs
+            ]
 
     def author_posts(self, author_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
         if not author_ids:

@@ -201,6 +201,22 @@ class AuditEntry(Record):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class Correction(Record):
+    """An agent's relabel of one task of one queued post: training data for the next model.
+
+    It keeps the text and the labels the model gave at the time, so that training needs no
+    join, and a later correction of another task of the same post adds to this one."""
+
+    item_id: str = Field(min_length=1)
+    task: Literal["spam", "topic", "urgency", "sentiment"]
+    label: str = Field(min_length=1, max_length=64)
+    agent: str = Field(min_length=1, max_length=128)
+    at: AwareDatetime
+    text: str
+    language: str
+    predicted: dict[str, str] = Field(default_factory=dict)
+
+
 Role = Literal["agent", "marketing", "operator", "admin"]
 ROLES: tuple[str, ...] = ("agent", "marketing", "operator", "admin")
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from pipeline.assist_records import OutboundReply
-from pipeline.records import AuditEntry, QueueItem, TriagedPost, UserAccount
+from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
 
-COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit")
+COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit", "corrections")
 # Documents of the trend detector (pipeline/trends.py) and of incidents (pipeline/incidents.py).
 TREND_KINDS = ("trend_buckets", "trend_state", "trend_records", "incidents")
 ASSIST_KINDS = ("templates", "knowledge", "automation")
@@ -113,6 +113,12 @@ class Store(Protocol):
 
     def outbound_since(self, since: datetime) -> list[OutboundReply]:
         """Replies sent at or after ``since``, oldest first."""
+
+    def add_correction(self, correction: Correction) -> None:
+        """Keep an agent's relabel; insert-only, so corrections are a history, never edited."""
+
+    def list_corrections(self) -> list[Correction]:
+        """Every correction, oldest first: what retraining learns from."""
 
     def author_posts(self, author_ids: Sequence[str], limit: int = 50) -> list[dict[str, Any]]:
         """The authors' stored posts with their triage, newest first."""

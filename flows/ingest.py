@@ -1,0 +1,175 @@
+"""The ingest flow: run one configured connector for a bounded time (or until it ends).
+
+The connector is the same one `triage connect` runs; the flow adds a time bound, Prefect's logs
+and state, and the run's counts (posts, rate, dead letters) as a table artifact.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from connectors.base import Connector
+from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
+from pipeline.bus import Producer, open_bus
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings
+from pipeline.store import Store, open_store
+
+SOURCES = ("replay", "webhook", "x", "reddit")
+
+
+def _secret(cfg: Settings, name: str) -> str:
+    value = getattr(cfg, name)
+    if value is None:
+        raise ConfigError(
+            f"set TRIAGE_{name.upper()} (or a triage_{name} file in TRIAGE_SECRETS_DIR)"
+        )
+    return str(value.get_secret_value())
+
+
+def build_connector(
+    source: str, cfg: Settings, producer: Producer, store: Store, options: dict[str, Any]
+) -> Connector:
+    """The connector named by ``source``, with its options as `triage connect` takes them."""
+    topic, dlq = cfg.topic_raw, cfg.topic_dlq
+    if source == "replay":
+        from connectors.replay import ReplayConnector
+
+        if "path" not in options:
+            raise ConfigError("the replay source needs options.path, a JSONL or twcs.csv file")
+        return ReplayConnector(
+            producer,
+            Path(options["path"]),
+            speed=float(options.get("speed", 0.0)),
+            limit=options.get("limit"),
+            store=store,
+            topic=topic,
+            dlq_topic=dlq,
+        )
+    if source == "webhook":
+        from connectors.webhook import WebhookConnector
+
+        return WebhookConnector(
+            producer,
+            _secret(cfg, "webhook_secret"),
+            host=options.get("host", "127.0.0.1"),
+            port=int(options.get("port", 8080)),
+            topic=topic,
+            dlq_topic=dlq,
+        )
+    if source == "x":
+        import tweepy
+
+        from connectors.x import XConnector
+
+        client = tweepy.Client(bearer_token=_secret(cfg, "x_bearer_token"))
+        return XConnector(
+            producer,
+            client,
+            options.get("query"),
+            store,
+            mentions_of=options.get("mentions_of"),
+            poll_interval_s=float(options.get("poll_interval", 15.0)),
+            topic=topic,
+            dlq_topic=dlq,
+        )
+    if source == "reddit":
+        import praw
+
+        from connectors.reddit import RedditConnector
+
+        client = praw.Reddit(
+            client_id=_secret(cfg, "reddit_client_id"),
+            client_secret=_secret(cfg, "reddit_client_secret"),
+            user_agent=cfg.reddit_user_agent,
+        )
+        return RedditConnector(
+            producer,
+            client,
+            list(options.get("subreddits", [])),
+            store,
+            keywords=options.get("keywords", ()),
+            topic=topic,
+            dlq_topic=dlq,
+        )
+    raise ConfigError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+
+
+def run_bounded(connector: Connector, seconds: float | None) -> float:
+    """Run the connector on a thread; stop it after ``seconds``. Returns the seconds it ran and
+    re-raises whatever made it fail."""
+    failure: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            connector.start()
+        except BaseException as exc:  # re-raised below, in the flow
+            failure.append(exc)
+
+    started = time.monotonic()
+    feeding = threading.Thread(target=guarded, name=f"ingest-{connector.name}", daemon=True)
+    feeding.start()
+    feeding.join(seconds)
+    if feeding.is_alive():
+        connector.stop()
+        feeding.join()
+    if failure:
+        raise failure[0]
+    return time.monotonic() - started
+
+
+@task(retries=RETRIES, retry_delay_seconds=RETRY_DELAY_S, retry_condition_fn=transient_only)
+def run_connector(source: str, options: dict[str, Any], seconds: float | None) -> dict[str, Any]:
+    """Open the store and a producer, run the connector, close both whatever happens."""
+    cfg = Settings.from_environment()
+    if not cfg.kafka_bootstrap:
+        raise ConfigError("set TRIAGE_KAFKA_BOOTSTRAP: the ingest flow feeds Kafka")
+    store = open_store(cfg)
+    store.ensure_schema()
+    bus = open_bus(cfg)
+    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
+    producer = bus.producer()
+    try:
+        try:
+            connector = build_connector(source, cfg, producer, store, options)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        ran = run_bounded(connector, seconds)
+    finally:
+        producer.close()
+        store.close()
+    return {
+        "source": source,
+        "posts": connector.sent,
+        "dead_letters": connector.rejected,
+        "seconds": round(ran, 2),
+        "posts_per_s": round(connector.sent / max(ran, 1e-9), 1),
+    }
+
+
+@flow(name="ingest")
+def ingest(
+    source: str = "replay",
+    options: dict[str, Any] | None = None,
+    seconds: float | None = 600.0,
+) -> dict[str, Any]:
+    """Run a connector onto posts.raw for at most ``seconds`` (None: until it ends), and record
+    the run's counts as a table artifact."""
+    log = get_run_logger()
+    if source not in SOURCES:
+        raise ConfigError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+    log.info("ingest: %s for at most %s s", source, seconds)
+    counts = run_connector(source, dict(options or {}), seconds)
+    create_table_artifact(
+        key="ingest-counts",
+        table=[counts],
+        description=f"ingest from {source}: posts sent, dead letters and rate for this run",
+    )
+    log.info("ingest: %(posts)s posts, %(dead_letters)s dead letters, %(posts_per_s)s/s", counts)
+    return counts

@@ -1,0 +1,97 @@
+"""Agents' corrections: an agent relabels the topic, urgency, sentiment or spam of a queued post.
+
+Each correction is kept (never edited) with the post's text and the labels the model gave, so the
+retrain flow (``flows/retrain.py``) can learn from it without joining collections, and the audit
+log says who relabelled what and when. The web console's relabel button writes through
+``record_correction``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from classifiers.seed import TOPICS
+from pipeline.errors import TriageError
+from pipeline.queue import UnknownItem
+from pipeline.records import URGENCY_LEVELS, AuditEntry, Correction, utcnow
+from pipeline.store import Store
+
+LABELS: dict[str, tuple[str, ...]] = {
+    "spam": ("ham", "spam"),
+    "topic": TOPICS,
+    "urgency": URGENCY_LEVELS,
+    "sentiment": ("negative", "neutral", "positive"),
+}
+
+
+class BadCorrection(TriageError):
+    """A relabel naming a task or label the models do not have."""
+
+    status = 422
+
+
+def record_correction(
+    store: Store,
+    item_id: str,
+    task: str,
+    label: str,
+    agent: str,
+    clock: Callable[[], datetime] = utcnow,
+) -> Correction:
+    """Keep an agent's relabel of one task of a queued post, and audit it."""
+    if task not in LABELS:
+        raise BadCorrection(f"cannot relabel {task!r}; tasks are {', '.join(LABELS)}")
+    if label not in LABELS[task]:
+        allowed = ", ".join(LABELS[task])
+        raise BadCorrection(f"{label!r} is not a {task} label; use one of {allowed}")
+    if not agent.strip():
+        raise BadCorrection("a correction needs the agent who made it")
+    item = store.get_item(item_id)
+    if item is None:
+        raise UnknownItem(f"no queue item {item_id!r}")
+    post = store.get_post(item_id)
+    text = post["post"]["text"] if post is not None else item.text
+    predicted = {
+        "spam": "spam" if post is not None and post.get("is_spam") else "ham",
+        "topic": item.topic,
+        "urgency": item.urgency,
+        "sentiment": item.sentiment,
+    }
+    correction = Correction(
+        item_id=item_id,
+        task=task,
+        label=label,
+        agent=agent,
+        at=clock(),
+        text=text,
+        language=item.language,
+        predicted=predicted,
+    )
+    store.add_correction(correction)
+    store.record_audit(
+        [
+            AuditEntry(
+                at=correction.at,
+                actor=agent,
+                action="relabel",
+                item_id=item_id,
+                detail={"task": task, "label": label, "was": predicted[task]},
+            )
+        ]
+    )
+    return correction
+
+
+def corrected_rows(corrections: Sequence[Correction]) -> list[dict[str, str]]:
+    """One training row per corrected post: the model's labels, overridden by every correction
+    in time order (an agent who relabels one task leaves the others as the model had them)."""
+    rows: dict[str, dict[str, str]] = {}
+    for c in corrections:
+        row = rows.setdefault(
+            c.item_id,
+            {"text": c.text, "language": c.language, "template": f"item:{c.item_id}"}
+            | c.predicted,
+        )
+        row[c.task] = c.label
+    return list(rows.values())
