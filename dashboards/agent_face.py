@@ -19,11 +19,12 @@ from pydantic import ValidationError
 from dashboards.auth import User, get_store, require_roles
 from dashboards.pages import flash, fragment, render
 from dashboards.queue_api import services
+from pipeline.corrections import record_correction
 from pipeline.errors import TriageError
 from pipeline.escalation import EscalationRecord, EscalationRequest
 from pipeline.incidents import incidents, resolve_incident
 from pipeline.queue import AgentQueue, QueueError
-from pipeline.records import AuditEntry, QueueItem, utcnow
+from pipeline.records import QueueItem, utcnow
 from pipeline.sla import RESOLUTION, SlaPolicy
 from pipeline.store import Store
 
@@ -31,7 +32,6 @@ router = APIRouter(include_in_schema=False)
 Agent = Annotated[User, Depends(require_roles("agent"))]
 StoreDep = Annotated[Store, Depends(get_store)]
 CHANNELS = ("email", "phone", "video")
-LABEL_CORRECTIONS = "label_corrections"
 # The topic labels of the shipped model, in the order the relabel menu lists them.
 TOPICS = ("account", "billing", "delivery", "general", "praise", "product_defect")
 
@@ -169,27 +169,13 @@ def relabel(
     store: StoreDep,
     topic: Annotated[str, Form(pattern="^(" + "|".join(TOPICS) + ")$")],
 ) -> Response:
-    """Keep the agent's correction, with the text, for the next training run: one record per
-    item (the latest correction wins) in ``label_corrections``, and an audit entry."""
-    item = store.get_item(item_id)
-    if item is None:
-        flash(request, f"no queue item {item_id!r}", "error")
+    """Keep the agent's correction for the next retrain flow (``pipeline/corrections.py``), with
+    the post's text and the model's labels, and audit it."""
+    try:
+        record_correction(store, item_id, "topic", topic, user.name)
+    except TriageError as exc:
+        flash(request, str(exc), "error")
         return back_to()
-    now = utcnow()
-    correction = {
-        "item_id": item_id,
-        "task": "topic",
-        "was": item.topic,
-        "label": topic,
-        "text": item.text,
-        "language": item.language,
-        "by": user.name,
-        "at": now.isoformat(),
-    }
-    store.put_record(LABEL_CORRECTIONS, item_id, correction)
-    store.record_audit(
-        [AuditEntry(at=now, actor=user.name, action="relabel", item_id=item_id, detail=correction)]
-    )
     flash(request, f"topic of {item_id} corrected to {topic}: kept for retraining")
     return back_to(item_id)
 

@@ -52,9 +52,9 @@ def test_release_relabel_and_refusals(store: Store, triager: Triager) -> None:
     assert wrong.status_code == 422
     new_topic = "billing" if item.topic != "billing" else "delivery"
     ann.post(f"/agent/items/{item_id}/relabel", data={"csrf_token": token, "topic": new_topic})
-    [correction] = store.find_records("label_corrections")
-    assert correction["was"] == item.topic and correction["label"] == new_topic
-    assert correction["text"] == item.text and correction["by"] == "ann"
+    [correction] = store.list_corrections()
+    assert correction.predicted["topic"] == item.topic and correction.label == new_topic
+    assert correction.task == "topic" and correction.agent == "ann"
 
     released = ann.post(f"/agent/items/{item_id}/release", data={"csrf_token": token})
     assert f"{item_id} released" in released.text
