@@ -30,6 +30,7 @@ TEXT: dict[str, dict[str, str]] = {
     "post": {"en": "Post", "zh": "帖子"},
     "triage": {"en": "Triage", "zh": "分诊结果"},
     "models": {"en": "Model versions", "zh": "模型版本"},
+    "no_flow_runs": {"en": "No flow has run yet.", "zh": "尚无流程运行。"},
     "history": {"en": "Customer history", "zh": "客户历史"},
     "no_history": {"en": "No earlier posts from this customer.", "zh": "该客户没有更早的帖子。"},
     "replies": {"en": "Replies sent", "zh": "已发送的回复"},

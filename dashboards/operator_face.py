@@ -23,6 +23,7 @@ from dashboards.auth import User, get_store, require_roles
 from dashboards.i18n import translate
 from dashboards.marketing_face import bucket_size
 from dashboards.pages import flash, language, render
+from flows.run_log import FLOW_RUNS
 from pipeline.bus import Bus
 from pipeline.errors import TriageError
 from pipeline.records import AuditEntry, DeadLetter, utcnow
@@ -106,6 +107,7 @@ def operator_page(request: Request, user: Operator, store: StoreDep) -> Response
     registry = Registry(settings.models_dir or PACKAGED)
     context["models"] = sorted(registry.versions("triage").items(), reverse=True)
     context["active_model"] = registry.active("triage")
+    context["flow_runs"] = sorted(store.find_records(FLOW_RUNS), key=lambda d: str(d["flow"]))
     return render(request, "operator.html", user, preview=preview, **context)
 
 

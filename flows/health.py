@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
+from flows.run_log import RUN_HOOKS
 from pipeline.errors import ConfigError, TriageError
 from pipeline.kafka_offsets import Offsets
 from pipeline.records import utcnow
@@ -102,7 +103,7 @@ def summary(report: dict[str, Any], failed: list[str]) -> str:
     return f"# Pipeline health at {report['at']}\n\n{verdict}\n\n" + "\n".join(rows) + "\n"
 
 
-@flow(name="health")
+@flow(name="health", **RUN_HOOKS)
 def health(max_lag: int = 10_000, max_new_dead_letters: int = 100) -> dict[str, Any]:
     """Measure the pipeline; fail the run if a partition lags or dead letters pile up."""
     log = get_run_logger()

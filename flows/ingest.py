@@ -16,6 +16,7 @@ from prefect.artifacts import create_table_artifact
 
 from connectors.base import Connector
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
+from flows.run_log import RUN_HOOKS
 from pipeline.bus import Producer, open_bus
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
@@ -153,7 +154,7 @@ def run_connector(source: str, options: dict[str, Any], seconds: float | None) -
     }
 
 
-@flow(name="ingest")
+@flow(name="ingest", **RUN_HOOKS)
 def ingest(
     source: str = "replay",
     options: dict[str, Any] | None = None,

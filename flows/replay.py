@@ -20,6 +20,7 @@ from prefect.artifacts import create_table_artifact
 from pydantic import ValidationError
 
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
+from flows.run_log import RUN_HOOKS
 from pipeline.bus import Message
 from pipeline.errors import ConfigError
 from pipeline.kafka_bus import KafkaBus
@@ -90,7 +91,7 @@ def replay_range(
     return rows
 
 
-@flow(name="replay")
+@flow(name="replay", **RUN_HOOKS)
 def replay(
     source: str = "dlq",
     since: datetime | None = None,

@@ -25,6 +25,7 @@ from classifiers.text import TextPreparer
 from classifiers.training import SEED_CORPUS, read_seed
 from classifiers.triager import MODEL_NAME, TASKS
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
+from flows.run_log import RUN_HOOKS
 from pipeline.corrections import corrected_rows
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
@@ -136,7 +137,7 @@ def comparison_table(result: dict[str, Any], corrections: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-@flow(name="retrain")
+@flow(name="retrain", **RUN_HOOKS)
 def retrain(
     margin: float = 0.01, corpus: str | None = None, test_size: float = 0.2, seed: int = 0
 ) -> dict[str, Any]:

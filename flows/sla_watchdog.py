@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
+from flows.run_log import RUN_HOOKS
 from pipeline.queue import AgentQueue
 from pipeline.settings import Settings
 from pipeline.sla import SlaPolicy
@@ -44,7 +45,7 @@ def sweep(spikes: list[str]) -> dict[str, Any]:
     }
 
 
-@flow(name="sla-watchdog")
+@flow(name="sla-watchdog", **RUN_HOOKS)
 def sla_watchdog(spikes: list[str] | None = None) -> dict[str, Any]:
     """Release expired leases, re-score aging items, raise SLA warnings and breaches."""
     log = get_run_logger()

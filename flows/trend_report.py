@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
+from flows.run_log import RUN_HOOKS
 from pipeline.errors import ConfigError
 from pipeline.records import utcnow
 from pipeline.settings import Settings
@@ -88,7 +89,7 @@ def summary(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@flow(name="trend-report")
+@flow(name="trend-report", **RUN_HOOKS)
 def trend_report(period: str = "hour", until: datetime | None = None) -> dict[str, Any]:
     """Write and store the trend report of the last full ``period`` (hour or day) before
     ``until`` (default: now)."""

@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from fastapi.testclient import TestClient
 
+from dashboards.api import create_app
+from dashboards.auth import make_account
 from flows.health import health
+from flows.run_log import FLOW_RUNS
 from pipeline.kafka_bus import KafkaBus
+from pipeline.mongo_store import MongoStore
+from pipeline.settings import Settings
 from tests.flow_runs.conftest import run_artifacts
 from tests.helpers import poll_until, post_bytes
 
@@ -61,3 +67,27 @@ def test_caught_up_workers_are_healthy_then_new_dead_letters_fail(
     assert "| triaged per second since last check | n/a |" not in (
         run_artifacts(second)["health-report"].data
     )
+
+
+def test_each_flow_keeps_its_latest_run_and_failure_for_the_operator_face(
+    deployment_env: dict[str, str],
+) -> None:
+    produce(deployment_env, "TRIAGE_TOPIC_RAW", [post_bytes(i) for i in range(5)])
+    assert health(max_lag=10, return_state=True).is_completed()
+    assert health(max_lag=1, return_state=True).is_failed()
+
+    store = MongoStore(deployment_env["TRIAGE_MONGO_URI"], deployment_env["TRIAGE_MONGO_DATABASE"])
+    runs = {d["flow"] if not d.get("latest_failure") else "failure": d
+            for d in store.find_records(FLOW_RUNS)}
+    assert runs["health"]["state"] == "Failed" and runs["failure"]["failed"]
+    assert "lag" in runs["failure"]["message"]
+
+    store.save_user(make_account("olga", "correct horse battery", ["operator"]))
+    client = TestClient(create_app(store, Settings.from_environment()))
+    login = client.post("/api/v1/login", json={"name": "olga", "password": "correct horse battery"})
+    assert login.status_code == 200, login.text
+    page = client.get("/operator")
+    assert page.status_code == 200
+    section = page.text[page.text.index('id="flow-runs"'):]
+    assert "health" in section and "Failed" in section and "latest failure" in section
+    store.close()
