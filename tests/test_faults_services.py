@@ -149,11 +149,6 @@ class Feeder(threading.Thread):
         return self.sent
 
 
-@pytest.mark.xfail(
-    reason="open: with posts arriving continuously, no post was stored for 180 s after a second "
-    "worker joined (seen twice on a loaded machine; cause not yet found, see docs/reliability.md)",
-    strict=False,
-)
 def test_a_worker_joining_and_leaving_loses_and_doubles_nothing(deployment: Deployment) -> None:
     deployment.produce([])
     first = deployment.start_worker()
