@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from classifiers.triager import Triager
 from connectors.webhook import WebhookConnector, sign
 from dashboards.api import create_app
+from dashboards.auth import make_account
 from pipeline import cli, log_redaction
 from pipeline.bus import InProcessBus
 from pipeline.embedded_store import EmbeddedStore
@@ -112,17 +113,30 @@ def test_marketing_never_sees_generated_emails_or_phones(
         assert phone not in triaged.redacted_text
 
 
-def test_the_api_shows_marketing_redacted_text_only(tmp_path: Path, triager: Triager) -> None:
+def test_marketing_and_the_api_show_redacted_text_only(tmp_path: Path, triager: Triager) -> None:
     store = EmbeddedStore(tmp_path / "s.sqlite3")
     store.ensure_schema()
     posts = [Post.model_validate_json(post_bytes(i, text=TEXT + f" #{i}")) for i in range(3)]
     store.write_batch(triager.triage(posts, NOW))
-    api = TestClient(create_app(store))
+    password = "correct horse battery"
+    store.save_user(make_account("mia", password, ["marketing"]))
+    store.save_user(make_account("ann", password, ["agent"]))
+    marketing = TestClient(create_app(store))
+    assert marketing.post("/api/v1/login", json={"name": "mia", "password": password}).is_success
+    topic = store.list_queue("open", 1)[0].topic  # drill down to the posts of that topic
+    page = marketing.get(
+        "/marketing", params={"hours": 48, "until": "2026-11-02T00:00:00Z", "topic": topic}
+    )
+    assert page.status_code == 200
+    assert_no_pii(page.text)
+    assert "[EMAIL]" in page.text  # the posts are on the page, redacted
+    agent = TestClient(create_app(store))
+    assert agent.post("/api/v1/login", json={"name": "ann", "password": password}).is_success
     for route in ("/api/v1/queue", "/api/v1/status", "/api/v1/health"):
-        response = api.get(route)
+        response = agent.get(route)
         assert response.status_code == 200
         assert_no_pii(response.text)
-    assert "[EMAIL]" in api.get("/api/v1/queue").text
+    assert "[EMAIL]" in agent.get("/api/v1/queue").text
 
 
 def test_webhook_floods_get_429_with_retry_after() -> None:
