@@ -60,7 +60,8 @@ def replay_range(
     try:
         with Offsets(cfg.kafka_bootstrap) as offsets:
             ends = offsets.ends(topic)
-            start = offsets.at_time(topic, since, offsets.beginnings(topic))
+            # a partition with nothing at or after ``since`` has nothing to replay: start at its end
+            start = offsets.at_time(topic, since, ends if since else offsets.beginnings(topic))
             stop = offsets.at_time(topic, until, ends)
             if source == "dlq" and resume:
                 for p in start:

@@ -35,13 +35,19 @@ def letter(original: bytes, stage: str = "triage") -> bytes:
     ).model_dump_json().encode()
 
 
-def produce(env: dict[str, str], topic: str, values: list[bytes], at: datetime | None = None):
+def produce(
+    env: dict[str, str],
+    topic: str,
+    values: list[bytes],
+    at: datetime | None = None,
+    partition: int | None = None,
+):
     bus = KafkaBus(env["TRIAGE_KAFKA_BOOTSTRAP"], partitions=2)
     bus.ensure_topics([env["TRIAGE_TOPIC_RAW"], env["TRIAGE_TOPIC_DLQ"]])
     producer = KafkaProducer(bootstrap_servers=env["TRIAGE_KAFKA_BOOTSTRAP"])
     stamp = int(at.timestamp() * 1000) if at else None
     for v in values:
-        producer.send(env[topic], v, timestamp_ms=stamp)
+        producer.send(env[topic], v, timestamp_ms=stamp, partition=partition)
     producer.flush()
     producer.close()
 
@@ -87,8 +93,10 @@ def test_dead_letters_are_replayed_once_and_land_once(
 def test_a_time_range_of_raw_is_backfilled(deployment_env: dict[str, str]) -> None:
     early = [post_bytes(i) for i in range(3)]
     late = [post_bytes(i) for i in range(10, 13)]
-    produce(deployment_env, "TRIAGE_TOPIC_RAW", early, at=AT)
-    produce(deployment_env, "TRIAGE_TOPIC_RAW", late, at=AT.replace(hour=12))
+    # partition 1 holds only posts from before the range: none of them may be replayed
+    produce(deployment_env, "TRIAGE_TOPIC_RAW", early[:1], at=AT, partition=0)
+    produce(deployment_env, "TRIAGE_TOPIC_RAW", early[1:], at=AT, partition=1)
+    produce(deployment_env, "TRIAGE_TOPIC_RAW", late, at=AT.replace(hour=12), partition=0)
 
     state = replay(
         source="raw", since=AT.replace(hour=11), until=AT.replace(hour=13), return_state=True
