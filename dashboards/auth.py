@@ -14,7 +14,9 @@ Anonymous callers of ``/api/...`` get a 401 JSON answer, anonymous visitors of p
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -22,6 +24,9 @@ from urllib.parse import quote
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field
 
 from pipeline.errors import ConfigError
@@ -117,6 +122,49 @@ def authenticate(store: Store, name: str, password: str) -> UserAccount | None:
     return account
 
 
+class LoginThrottle:
+    """Failed sign-ins counted per user name and per client address; past the limit every
+    attempt gets 429 until the window moves on, before the password is checked, so guessing
+    costs the guesser time. Successful sign-ins are not counted."""
+
+    def __init__(self, limit: str = "10/minute") -> None:
+        self.rate = parse(limit)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def keys(self, request: Request, name: str) -> tuple[str, str]:
+        client = request.client.host if request.client else "unknown"
+        return f"name:{name.strip().lower()}", f"addr:{client}"
+
+    def check(self, request: Request, name: str) -> None:
+        for key in self.keys(request, name):
+            if not self.limiter.test(self.rate, key):
+                reset = self.limiter.get_window_stats(self.rate, key).reset_time
+                wait = max(1, math.ceil(reset - time.time()))
+                raise HTTPException(
+                    429,
+                    f"too many failed sign-ins; retry in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
+
+    def failed(self, request: Request, name: str) -> None:
+        for key in self.keys(request, name):
+            self.limiter.hit(self.rate, key)
+
+
+def authenticate_throttled(
+    request: Request, store: Store, name: str, password: str
+) -> UserAccount | None:
+    """``authenticate`` behind the app's ``LoginThrottle`` (one per app, made on first use)."""
+    throttle = getattr(request.app.state, "login_throttle", None)
+    if throttle is None:
+        throttle = request.app.state.login_throttle = LoginThrottle()
+    throttle.check(request, name)
+    account = authenticate(store, name, password)
+    if account is None:
+        throttle.failed(request, name)
+    return account
+
+
 def csrf_token(request: Request) -> str:
     """The session's CSRF token, created on first use."""
     token = request.session.get("csrf")
@@ -189,14 +237,20 @@ def sign_in(request: Request, account: UserAccount) -> str:
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
-@router.post("/login", responses={401: {"description": "wrong name or password"}})
+@router.post(
+    "/login",
+    responses={
+        401: {"description": "wrong name or password"},
+        429: {"description": "too many failed sign-ins"},
+    },
+)
 def login(
     request: Request,
     credentials: Annotated[Credentials, Body()],
     store: Annotated[Store, Depends(get_store)],
 ) -> LoginResult:
     """Sign in; the session cookie comes back, and the CSRF token for unsafe requests."""
-    account = authenticate(store, credentials.name, credentials.password)
+    account = authenticate_throttled(request, store, credentials.name, credentials.password)
     if account is None:
         raise HTTPException(401, "wrong name or password")
     token = sign_in(request, account)

@@ -13,7 +13,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from dashboards.auth import User, authenticate, csrf_token, current_user, get_store, sign_in
+from dashboards.auth import (
+    User,
+    authenticate_throttled,
+    csrf_token,
+    current_user,
+    get_store,
+    sign_in,
+)
 from dashboards.i18n import LANGUAGES, translate
 from pipeline.store import Store
 
@@ -95,7 +102,7 @@ def login_form(
     store: Annotated[Store, Depends(get_store)],
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    account = authenticate(store, name, password)
+    account = authenticate_throttled(request, store, name, password)
     if account is None:
         return render(request, "login.html", None, status_code=401, error=True, next=next)
     sign_in(request, account)

@@ -154,3 +154,20 @@ def test_triage_users_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
     assert account is not None and account.roles == ["admin", "agent"]
     listed = triage("users", "list")
     assert "ann" in listed.stdout and "bob" not in listed.stdout
+
+
+def test_repeated_failed_sign_ins_are_throttled_and_a_good_one_is_not_counted(
+    users: Store,
+) -> None:
+    client = TestClient(create_app(users))
+    for _ in range(3):  # successful sign-ins never count against the limit
+        login(client, "ann")
+    for _ in range(10):
+        wrong = client.post("/api/v1/login", json={"name": "ann", "password": "guess-guess"})
+        assert wrong.status_code == 401
+    blocked = client.post("/api/v1/login", json={"name": "ann", "password": PASSWORD})
+    assert blocked.status_code == 429
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+    assert "too many failed sign-ins" in blocked.json()["detail"]
+    other = TestClient(create_app(users))  # another deployment keeps its own count
+    login(other, "ann")
