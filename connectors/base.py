@@ -10,9 +10,14 @@ from __future__ import annotations
 import base64
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from pipeline.bus import Producer
+from pipeline.bus import Producer, open_bus
+from pipeline.errors import ConfigError
 from pipeline.records import DeadLetter, Post, utcnow
+from pipeline.settings import Settings
+from pipeline.store import Store, open_store
 
 
 class Connector(ABC):
@@ -75,3 +80,28 @@ class Connector(ABC):
             self.run()
         finally:
             self.flush()
+
+
+@contextmanager
+def on_kafka(cfg: Settings, build: Callable[[Producer, Store], Connector]) -> Iterator[Connector]:
+    """A connector with what every runner (the CLI, the ingest flow) opens for it: the store
+    for its checkpoints and a Kafka producer, both closed whatever happens."""
+    if not cfg.kafka_bootstrap:
+        raise ConfigError(
+            "set TRIAGE_KAFKA_BOOTSTRAP: connectors write to Kafka (the in-process bus only "
+            "lives inside `triage demo`)"
+        )
+    store = open_store(cfg)
+    store.ensure_schema()
+    bus = open_bus(cfg)
+    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
+    producer = bus.producer()
+    try:
+        try:
+            connector = build(producer, store)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        yield connector
+    finally:
+        producer.close()
+        store.close()

@@ -14,13 +14,13 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from connectors.base import Connector
+from connectors.base import Connector, on_kafka
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
 from flows.run_log import RUN_HOOKS
-from pipeline.bus import Producer, open_bus
+from pipeline.bus import Producer
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
-from pipeline.store import Store, open_store
+from pipeline.store import Store
 
 SOURCES = ("replay", "webhook", "x", "reddit")
 
@@ -129,22 +129,10 @@ def run_bounded(connector: Connector, seconds: float | None) -> float:
 def run_connector(source: str, options: dict[str, Any], seconds: float | None) -> dict[str, Any]:
     """Open the store and a producer, run the connector, close both whatever happens."""
     cfg = Settings.from_environment()
-    if not cfg.kafka_bootstrap:
-        raise ConfigError("set TRIAGE_KAFKA_BOOTSTRAP: the ingest flow feeds Kafka")
-    store = open_store(cfg)
-    store.ensure_schema()
-    bus = open_bus(cfg)
-    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
-    producer = bus.producer()
-    try:
-        try:
-            connector = build_connector(source, cfg, producer, store, options)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+    with on_kafka(
+        cfg, lambda producer, store: build_connector(source, cfg, producer, store, options)
+    ) as connector:
         ran = run_bounded(connector, seconds)
-    finally:
-        producer.close()
-        store.close()
     return {
         "source": source,
         "posts": connector.sent,

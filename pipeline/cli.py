@@ -167,29 +167,11 @@ def worker(
 
 
 def run_on_kafka(cfg: Settings, build: Callable[[Producer, Store], Connector]) -> None:
-    """Open what a connector needs (store for checkpoints, Kafka producer), run it, close all."""
-    from pipeline.bus import open_bus
-    from pipeline.store import open_store
+    """Run a connector on Kafka with the live count, closing what it opened."""
+    from connectors.base import on_kafka
 
-    if not cfg.kafka_bootstrap:
-        raise ConfigError(
-            "set TRIAGE_KAFKA_BOOTSTRAP: connectors write to Kafka (the in-process bus only "
-            "lives inside `triage demo`)"
-        )
-    store = open_store(cfg)
-    store.ensure_schema()
-    bus = open_bus(cfg)
-    bus.ensure_topics([cfg.topic_raw, cfg.topic_dlq])
-    producer = bus.producer()
-    try:
-        try:
-            connector = build(producer, store)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+    with on_kafka(cfg, build) as connector:
         run_connector(connector)
-    finally:
-        producer.close()
-        store.close()
 
 
 def secret(value: SecretStr | None) -> str | None:
