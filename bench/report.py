@@ -13,6 +13,7 @@ from typing import Any
 
 SECTION = "## Throughput and latency"
 HEADER = "# Performance\n\nFigures measured by the benchmarks in `bench/`, each with its command.\n"
+LATENCY_KEYS = ("p50_latency_s", "p95_latency_s", "p99_latency_s")
 KEYS = (
     "e2e_posts_per_s_1_worker",
     "e2e_posts_per_s_2_workers",
@@ -39,6 +40,7 @@ def _fmt(value: Any) -> str:
 def section(r: dict[str, Any]) -> str:
     loads = r.get("load_average", {})
     claim = r.get("claim_p99_ms")
+    half = r.get("at_half_capacity") or {}
     rows = [
         ("posts replayed", _fmt(r.get("posts")), "", ""),
         (
@@ -67,13 +69,20 @@ def section(r: dict[str, Any]) -> str:
             "offered load (posts/s)",
             _fmt(r.get("offered_load_posts_per_s")),
             "2,000",
-            loads.get("latency", ""),
+            loads.get("lat", ""),
         ),
         (
             "produce -> claimable p50 / p95 / p99 (s)",
-            " / ".join(_fmt(r.get(k)) for k in ("p50_latency_s", "p95_latency_s", "p99_latency_s")),
+            " / ".join(_fmt(r.get(k)) for k in LATENCY_KEYS),
             "p99 <= 1",
             "",
+        ),
+        (
+            "at half the 2-worker rate: offered (posts/s); p50 / p95 / p99 (s)",
+            f"{_fmt(half.get('offered_load_posts_per_s'))}; "
+            + " / ".join(_fmt(half.get(k)) for k in LATENCY_KEYS),
+            "",
+            loads.get("half", ""),
         ),
         (
             "one-message-at-a-time loop, 1 process (posts/s)",

@@ -70,7 +70,9 @@ class Plan:
     offered: int = 2000
 
 
-FULL = Plan(posts=200_000, e2e_cap_s=1800, latency_s=60, peer_s=90)
+# The full run produces 200,000 posts; each end-to-end phase measures at most e2e_cap_s of
+# sustained draining of that backlog (a 2-core machine does not drain it all in useful time).
+FULL = Plan(posts=200_000, e2e_cap_s=300, latency_s=60, peer_s=90)
 QUICK = Plan(posts=20_000, e2e_cap_s=45, latency_s=12, peer_s=25)
 
 
@@ -293,16 +295,16 @@ class Bench:
         self.results[f"worker_rss_mb_{key}"] = [round(p, 1) for p in peaks]
         self.drop(run)
 
-    def latency(self) -> None:
-        live = f"bench.{self.stamp}.live"
-        run = Run(f"{self.stamp}-lat", live)
+    def latency(self, offered: int, tag: str) -> dict[str, Any]:
+        """Produce-to-claimable times of probes at ``offered`` posts/s into two workers."""
+        live = f"bench.{self.stamp}.{tag}"
+        run = Run(f"{self.stamp}-{tag}", live)
         self.bus.ensure_topics([live])
         self.drop(run)
-        offered = self.plan.offered
         n = int(offered * self.plan.latency_s)
         warm = 400
         pool = texts(n + warm, seed=99)
-        values = post_bytes(f"{self.stamp}L", n + warm, seed=99)
+        values = post_bytes(f"{self.stamp}{tag}", n + warm, seed=99)
         procs = self.workers(run, 2)
         producer = self.producer()
         for v in values[:warm]:
@@ -349,7 +351,7 @@ class Bench:
             probe = i % PROBE_EVERY == 0 and not pool[i][1]
             if probe:
                 with lock:
-                    sent_at[f"bench:{self.stamp}L-{i}"] = time.monotonic()
+                    sent_at[f"bench:{self.stamp}{tag}-{i}"] = time.monotonic()
             producer.send(live, value)
             sent += 1
         producer.flush()
@@ -365,21 +367,21 @@ class Bench:
         def pct(q: float) -> float:
             return round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else float("nan")
 
-        self.loads["latency"] = load()
+        self.loads[tag] = load()
         self.say(
             f"latency at {achieved:,.0f} posts/s offered ({len(lat)} probes, {missing} not "
             f"queued within 15 s): p50 {pct(0.5)}s p95 {pct(0.95)}s p99 {pct(0.99)}s "
             f"max {lat[-1] if lat else float('nan'):.3f}s"
         )
-        self.results.update(
-            offered_load_posts_per_s=round(achieved),
-            p50_latency_s=pct(0.50),
-            p95_latency_s=pct(0.95),
-            p99_latency_s=pct(0.99),
-            latency_probes=len(lat),
-            latency_probes_missing=missing,
-        )
         self.drop(run)
+        return {
+            "offered_load_posts_per_s": round(achieved),
+            "p50_latency_s": pct(0.50),
+            "p95_latency_s": pct(0.95),
+            "p99_latency_s": pct(0.99),
+            "latency_probes": len(lat),
+            "latency_probes_missing": missing,
+        }
 
     def peer(self, raw: str, mode: str) -> float:
         run = Run(f"{self.stamp}-{mode.replace('-', '')}", raw)
@@ -422,7 +424,11 @@ class Bench:
         raw = self.produce_raw()
         self.end_to_end(raw, 1)
         self.end_to_end(raw, 2)
-        self.latency()
+        self.results.update(self.latency(self.plan.offered, "lat"))
+        # The target's 2,000 posts/s may exceed what the machine drains, and then latency only
+        # measures a growing backlog; half the measured 2-worker rate shows the pipeline's own.
+        half = max(50, int(self.results["e2e_posts_per_s_2_workers"] / 2))
+        self.results["at_half_capacity"] = self.latency(half, "half")
         per_message = self.peer(raw, "per-message")
         quix = self.peer(raw, "quix")
         ours = self.results["e2e_posts_per_s_1_worker"]
