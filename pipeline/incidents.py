@@ -47,7 +47,19 @@ DEFAULT_REPLY = (
 
 
 class IncidentError(TriageError):
+    """No such incident."""
+
     status = 404
+
+
+class IncidentRefused(IncidentError):
+    """The incident is already resolved."""
+
+    status = 409
+
+
+class BadReply(IncidentError):
+    status = 422
 
 
 class Incident(Record):
@@ -152,10 +164,10 @@ def resolve_incident(
 ) -> Incident:
     """Resolve every item of the incident that nobody else holds, each with its audit record."""
     if not reply.strip():
-        raise IncidentError("a resolution needs the reply that was sent")
+        raise BadReply("a resolution needs the reply that was sent")
     incident = get_incident(store, incident_id)
     if incident.status == "resolved":
-        raise IncidentError(f"incident {incident_id} is already resolved")
+        raise IncidentRefused(f"incident {incident_id} is already resolved")
     resolution = Resolution(reply=reply, by=agent, at=now).model_dump()
     resolved, skipped, audit = [], [], []
     for item_id in incident.item_ids:
