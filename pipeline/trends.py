@@ -62,7 +62,7 @@ BASELINE_KEYS = 50_000
 
 URL = re.compile(r"https?://\S+|www\.\S+")
 TOKEN = re.compile(r"[#@]?\w[\w'-]*\w|[#@]?\w")
-SEP = "zzsepzz"
+SEP = "ZZSEPZZ"
 # Of keys equally surprising, the one a reader recognises first names the trend.
 KIND_ORDER = {"hashtag": 0, "product": 1, "mention": 2, "phrase": 3, "term": 4, "topic": 5}
 STOPWORD_TEXT = """a about after all also am an and any are as at be been but by can could did
@@ -204,24 +204,35 @@ class Sampled:
     sentiment: str
 
 
-def count_batch(batch: Batch) -> Counter[Key]:
-    """Every key of one minute's posts, counted in a handful of C-level passes."""
-    joined = URL.sub(" ", f" {SEP} ".join(batch.texts).lower())
-    per_post = [TOKEN.findall(text) for text in joined.split(SEP)]
-    counts: Counter[Key] = Counter(chain.from_iterable(map(set, per_post)))
-    counts.update(chain.from_iterable(set(pairwise(t)) for t in per_post))
-    counts.update("topic=" + t for t in batch.topics)
-    counts.update("lang=" + t for t in batch.languages)
-    counts.update("source=" + t for t in batch.sources)
+def tokenise(texts: Sequence[str]) -> list[list[str]]:
+    """Each post's tokens, from one regular-expression pass over the whole batch: the separator
+    is upper case, so no lower-cased post can contain it."""
+    joined = URL.sub(" ", f" {SEP} ".join([t.lower() for t in texts]))
+    tokens = TOKEN.findall(joined)
+    out: list[list[str]] = []
+    start = 0
+    for _ in range(len(texts) - 1):
+        end = tokens.index(SEP, start)
+        out.append(tokens[start:end])
+        start = end + 1
+    out.append(tokens[start:])
+    return out
+
+
+def count_into(counts: Counter[Key], batch: Batch, tokens: Sequence[list[str]]) -> None:
+    """Add every key of ``batch`` (whose posts' tokens are ``tokens``) to ``counts``, in place:
+    each ``update`` from an iterable is one C-level loop, with no per-batch counter to merge."""
+    counts.update(chain.from_iterable(map(set, tokens)))
+    counts.update(chain.from_iterable(set(pairwise(t)) for t in tokens))
+    counts.update(map("topic=".__add__, batch.topics))
+    counts.update(map("lang=".__add__, batch.languages))
+    counts.update(map("source=".__add__, batch.sources))
     counts.update(f"sent={t}|{s}" for t, s in zip(batch.topics, batch.sentiments, strict=True))
-    for names in batch.products:
-        counts.update("product=" + n for n in names)
-    counts["all"] = len(batch.ids)
-    return counts
+    counts.update(map("product=".__add__, chain.from_iterable(batch.products)))
+    counts["all"] += len(batch.ids)
 
 
-def post_keys(text: str, topic: str, language: str, source: str) -> frozenset[Key]:
-    tokens = TOKEN.findall(URL.sub(" ", text.lower()))
+def post_keys(tokens: list[str], topic: str, language: str, source: str) -> frozenset[Key]:
     keys: set[Key] = set(tokens)
     keys.update(pairwise(tokens))
     keys.update(("topic=" + topic, "lang=" + language, "source=" + source, "all"))
@@ -331,23 +342,30 @@ class TrendDetector:
             for closing in range(max(self.watermark, newest - 61), newest):
                 changed.extend(self._close_minute(closing))
         floor = (self.watermark if self.watermark is not None else newest) - 59
+        tokens = tokenise(batch.texts)
         for minute in np.unique(minutes).tolist():
             if minute < floor:
                 continue  # over an hour late: too late to count
             idx = np.flatnonzero(minutes == minute)
-            part = batch if idx.size == len(batch.ids) else batch.take(idx)
-            counts = count_batch(part)
-            self.own.setdefault(minute, Counter()).update(counts)
+            whole = idx.size == len(batch.ids)
+            part = batch if whole else batch.take(idx)
+            part_tokens = tokens if whole else [tokens[i] for i in idx.tolist()]
+            own = self.own.setdefault(minute, Counter())
             if self.closed is not None and self.closed - DETECT_WINDOW < minute <= self.closed:
-                self.window15.update(counts)  # late posts of a minute already in the window
+                late: Counter[Key] = Counter()  # late posts of a minute already in the window
+                count_into(late, part, part_tokens)
+                own.update(late)
+                self.window15.update(late)
+            else:
+                count_into(own, part, part_tokens)
             if self.store is not None:
                 self.dirty.add(minute)
-            self._sample(part, minute)
+            self._sample(part, part_tokens, minute)
         if self.watermark is None or newest > self.watermark:
             self.watermark = newest
         return changed
 
-    def _sample(self, part: Batch, minute: int) -> None:
+    def _sample(self, part: Batch, tokens: Sequence[list[str]], minute: int) -> None:
         bucket = self.samples.setdefault(minute, [])
         room = SAMPLE_PER_MINUTE - len(bucket)
         n = len(part.ids)
@@ -357,8 +375,7 @@ class TrendDetector:
                 Sampled(
                     id=part.ids[i],
                     minute=minute,
-                    keys=post_keys(part.texts[i], part.topics[i], part.languages[i],
-                                   part.sources[i]),
+                    keys=post_keys(tokens[i], part.topics[i], part.languages[i], part.sources[i]),
                     text=part.texts[i][:280],
                     author=part.authors[i],
                     sentiment=part.sentiments[i],

@@ -15,7 +15,14 @@ from pipeline.bus import InProcessBus
 from pipeline.embedded_store import EmbeddedStore
 from pipeline.records import Author, Post
 from pipeline.store import Store
-from pipeline.trends import Batch, DetectorConfig, Trend, TrendDetector, bucket_counts
+from pipeline.trends import (
+    Batch,
+    DetectorConfig,
+    Trend,
+    TrendDetector,
+    bucket_counts,
+    tokenise,
+)
 from pipeline.worker import Worker
 from tests.helpers import embedded_settings
 
@@ -86,6 +93,15 @@ def test_a_term_counts_once_per_post() -> None:
     detector = TrendDetector()
     detector.update_batch(batch_of(START_MIN, ["lol lol lol lol", "lol"], random.Random(0)))
     assert detector.window(1)["lol"] == 2
+
+
+def test_keys_stay_with_their_post_across_one_pass_over_the_batch() -> None:
+    texts = ["Storm ZZSEPZZ coming", "see https://x.co/a", "", "zzsepzz storm"]
+    assert tokenise(texts) == [["storm", "zzsepzz", "coming"], ["see"], [], ["zzsepzz", "storm"]]
+    detector = TrendDetector()
+    detector.update_batch(batch_of(START_MIN, texts, random.Random(0)))
+    window = detector.window(1)
+    assert window["storm"] == 2 and window[("see", "zzsepzz")] == 0 and window["all"] == 4
 
 
 def test_steady_background_raises_no_alert_and_a_burst_raises_one() -> None:
