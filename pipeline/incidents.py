@@ -103,9 +103,10 @@ def suggested_reply(what: str, topics: Counter[str]) -> str:
 
 
 def incidents(store: Store, status: str | None = None) -> list[Incident]:
+    where = {"status": status} if status is not None else None
     return [
-        Incident.model_validate({k: v for k, v in d.items() if k not in ("_id", "at")})
-        for d in store.find_trend_docs("incidents", status=status)
+        Incident.model_validate({k: v for k, v in d.items() if k != "at"})
+        for d in store.find_records("incidents", where, limit=100_000)
     ]
 
 
@@ -117,9 +118,8 @@ def get_incident(store: Store, incident_id: str) -> Incident:
 
 
 def save(store: Store, incident: Incident) -> None:
-    store.put_trend_docs(
-        "incidents",
-        [{**incident.model_dump(mode="python"), "_id": incident.id, "at": incident.created_at}],
+    store.put_record(
+        "incidents", incident.id, {**incident.model_dump(mode="python"), "at": incident.created_at}
     )
 
 

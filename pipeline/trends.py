@@ -40,7 +40,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain, pairwise
 from typing import Any, Literal
 
@@ -59,6 +59,7 @@ DETECT_WINDOW = 15
 SAMPLE_PER_MINUTE = 2000
 PERSIST_TERMS_PER_MINUTE = 5000
 BASELINE_KEYS = 50_000
+LOAD_LIMIT = 1_000_000  # records read at once: a day of buckets of many workers
 
 URL = re.compile(r"https?://\S+|www\.\S+")
 TOKEN = re.compile(r"[#@]?\w[\w'-]*\w|[#@]?\w")
@@ -631,20 +632,15 @@ class TrendDetector:
             return
         upto = None if everything or self.watermark is None else self.watermark - 1
         minutes = sorted(m for m in self.dirty if upto is None or m <= upto)
-        docs = [self._bucket_doc(m) for m in minutes if m in self.own]
-        if docs:
-            self.store.put_trend_docs("trend_buckets", docs)
+        for m in minutes:
+            if m in self.own:
+                self.store.put_record("trend_buckets", f"{self.worker_id}:{m}", self._bucket_doc(m))
         self.dirty -= set(minutes)
-        if self._pending_trends:
-            self.store.put_trend_docs(
-                "trend_records",
-                [
-                    {**t.model_dump(mode="python"), "_id": t.id, "at": t.detected_at,
-                     "status": t.status}
-                    for t in self._pending_trends.values()
-                ],
+        for t in self._pending_trends.values():
+            self.store.put_record(
+                "trend_records", t.id, {**t.model_dump(mode="python"), "at": t.detected_at}
             )
-            self._pending_trends = {}
+        self._pending_trends = {}
         if self.state_dirty or everything:
             self.save_state()
             self.state_dirty = False
@@ -657,7 +653,6 @@ class TrendDetector:
             if not is_meta(k)
         ][:PERSIST_TERMS_PER_MINUTE]
         return {
-            "_id": f"{self.worker_id}:{minute}",
             "at": minute_time(minute),
             "worker": self.worker_id,
             "minute": minute,
@@ -670,30 +665,31 @@ class TrendDetector:
         if self.store is None or self.watermark is None:
             return
         top = sorted(self.shares.items(), key=lambda kv: -kv[1])[:BASELINE_KEYS]
-        self.store.put_trend_docs(
+        self.store.put_record(
             "trend_state",
-            [
-                {
-                    "_id": self.worker_id,
-                    "at": minute_time(self.watermark),
-                    "worker": self.worker_id,
-                    "share_keys": [key_name(k) for k, _ in top],
-                    "shares": [v * self.share_scale for _, v in top],
-                    "share_weight": self.share_weight,
-                    "hours_seen": self.hours_seen,
-                    "seasonal": self.seasonal,
-                    "hourly_volume": self.hourly_volume,
-                }
-            ],
+            self.worker_id,
+            {
+                "at": minute_time(self.watermark),
+                "worker": self.worker_id,
+                "share_keys": [key_name(k) for k, _ in top],
+                "shares": [v * self.share_scale for _, v in top],
+                "share_weight": self.share_weight,
+                "hours_seen": self.hours_seen,
+                "seasonal": self.seasonal,
+                "hourly_volume": self.hourly_volume,
+            },
         )
 
     def load(self) -> None:
         """Take up where the workers left off: the newest baseline, the last day of buckets of
         every worker (as a base this worker never rewrites) and the trends still active."""
         assert self.store is not None
-        states = self.store.find_trend_docs("trend_state")
+        states = self.store.find_records("trend_state", limit=LOAD_LIMIT)
+        since = None
         if states:
-            state = states[-1]
+            state = max(states, key=lambda d: as_time(d["at"]))
+            # buckets reach at most an hour past the newest baseline (saved hourly and at close)
+            since = as_time(state["at"]) - timedelta(days=1)
             self.shares = {
                 parse_key(k): float(v)
                 for k, v in zip(state["share_keys"], state["shares"], strict=True)
@@ -702,7 +698,7 @@ class TrendDetector:
             self.hours_seen = int(state["hours_seen"])
             self.seasonal = list(state["seasonal"])
             self.hourly_volume = float(state["hourly_volume"])
-        buckets = self.store.find_trend_docs("trend_buckets")
+        buckets = self.store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since)
         if not buckets:
             return
         newest = max(int(b["minute"]) for b in buckets)
@@ -720,11 +716,9 @@ class TrendDetector:
         self.watermark = newest
         self.closed = newest - 1
         self.window15 = self.window(DETECT_WINDOW, self.closed)
-        for doc in self.store.find_trend_docs("trend_records"):
-            if doc["status"] == "ended":
-                continue
-            fields = {k: v for k, v in doc.items() if k not in ("_id", "at")}
-            trend = Trend.model_validate(fields)
+        live = ["emerging", "peaking", "fading"]
+        for doc in self.store.find_records("trend_records", {"status": live}, LOAD_LIMIT):
+            trend = as_trend(doc)
             keys = {parse_key(trend.what), *(parse_key(r) for r in trend.related)}
             self.active[trend.id] = Active(
                 trend=trend,
@@ -755,11 +749,19 @@ def minute_time(minute: int) -> datetime:
     return datetime.fromtimestamp(minute * 60, UTC)
 
 
+def as_time(value: datetime | str) -> datetime:
+    """A stored time: a datetime from MongoDB, ISO text from the embedded store."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def as_trend(doc: dict[str, Any]) -> Trend:
+    return Trend.model_validate({k: v for k, v in doc.items() if k != "at"})
+
+
 def trends_between(store: Store, since: datetime, until: datetime) -> list[Trend]:
-    """The trends detected in ``[since, until)``, as stored."""
-    docs = store.find_trend_docs("trend_records", since=since, until=until)
-    return [Trend.model_validate({k: v for k, v in d.items() if k not in ("_id", "at")})
-            for d in docs]
+    """The trends detected in ``[since, until)``, as stored, oldest first."""
+    docs = store.find_records("trend_records", limit=LOAD_LIMIT, since=since, until=until)
+    return sorted(map(as_trend, docs), key=lambda t: (t.detected_at, t.id))
 
 
 def bucket_counts(
@@ -767,7 +769,7 @@ def bucket_counts(
 ) -> dict[int, Counter[str]]:
     """Counts per minute in ``[since, until)``, summed over every worker's buckets."""
     merged: dict[int, Counter[str]] = {}
-    for doc in store.find_trend_docs("trend_buckets", since=since, until=until):
+    for doc in store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since, until=until):
         merged.setdefault(int(doc["minute"]), Counter()).update(
             {str(k): int(c) for k, c in zip(doc["keys"], doc["counts"], strict=True)}
         )

@@ -160,30 +160,6 @@ def test_every_burst_test_finds_the_burst(test: str) -> None:
     assert len(alerts) >= 1 and all(a.detector == test for a in alerts)
 
 
-def test_trend_docs_round_trip_in_both_stores(store: Store) -> None:
-    at = START + timedelta(minutes=5)
-    store.put_trend_docs(
-        "trend_records",
-        [
-            {"_id": "a", "at": at, "status": "emerging", "what": "x"},
-            {"_id": "b", "at": at + timedelta(hours=1), "status": "ended", "what": "y"},
-        ],
-    )
-    store.put_trend_docs("trend_records", [{"_id": "a", "at": at, "status": "fading", "what": "z"}])
-    docs = store.find_trend_docs("trend_records")
-    assert [(d["_id"], d["status"], d["what"]) for d in docs] == [
-        ("a", "fading", "z"),
-        ("b", "ended", "y"),
-    ]
-    assert docs[0]["at"] == at
-    assert [d["_id"] for d in store.find_trend_docs("trend_records", since=at, until=at)] == []
-    later = store.find_trend_docs("trend_records", since=at + timedelta(minutes=1))
-    assert [d["_id"] for d in later] == ["b"]
-    assert [d["_id"] for d in store.find_trend_docs("trend_records", status="fading")] == ["a"]
-    with pytest.raises(ValueError):
-        store.put_trend_docs("posts", [{"_id": "p", "at": at}])
-
-
 def test_a_restarted_detector_keeps_counts_baseline_and_trends(store: Store) -> None:
     first = TrendDetector(store, worker_id="w1")
     stream(first, range(0, 4 * 60))
@@ -268,6 +244,6 @@ def test_the_worker_feeds_every_batch_to_the_detector_and_publishes_alerts(
     worker.close()
     alerts = [Trend.model_validate_json(m.value) for m in bus.read_all(settings.topic_alerts)]
     assert alerts and any("acmefire" in a.what or "fire" in a.what for a in alerts)
-    stored = store.find_trend_docs("trend_records")
-    assert {d["_id"] for d in stored} >= {a.id for a in alerts}
-    assert store.find_trend_docs("trend_buckets")
+    stored = store.find_records("trend_records")
+    assert {d["id"] for d in stored} >= {a.id for a in alerts}
+    assert store.find_records("trend_buckets")
