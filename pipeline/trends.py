@@ -26,7 +26,8 @@ writes its own count bucket per minute (``trend_buckets``, id ``<worker>:<minute
 sums the buckets of all workers. A restarted worker loads the last day of buckets as a base it
 never writes back, so no count is written twice. A worker crash loses at most the counts of the
 minute it was in (posts are never lost; only their trend counts), and the hour-level baseline is
-saved in ``trend_state`` at each hour and at close.
+saved in ``trend_state`` at each hour and at close. Buckets are written when the stream reaches
+a new minute, so late posts of closed minutes since then are lost with a crash too.
 """
 
 from __future__ import annotations
@@ -319,6 +320,7 @@ class TrendDetector:
         self.closed: int | None = None  # the newest minute closed (tested)
         self.window15: Counter[Key] = Counter()  # the 15 minutes up to ``closed``
         self.dirty: set[int] = set()
+        self.flushed_at: int | None = None  # the newest minute when buckets were last written
         self.active: dict[str, Active] = {}
         self.trends: list[Trend] = []  # every trend created or changed, newest last
         self._pending_trends: dict[str, Trend] = {}
@@ -624,18 +626,23 @@ class TrendDetector:
     # ---------------------------------------------------------- persistence
 
     def flush(self, everything: bool = False) -> None:
-        """Write what changed: the buckets of closed minutes (of every minute with
-        ``everything``), trends, and the baseline after an hour closed. Idempotent, so the
-        worker may retry it; it is the detector's only I/O."""
+        """Write what changed: the buckets of closed minutes once the stream reaches a new
+        minute (of every minute with ``everything``), trends, and the baseline after an hour
+        closed. Late posts of closed minutes wait for the next new minute, so a replay whose
+        batches span many minutes does not rewrite them every batch. Idempotent, so the worker
+        may retry it; it is the detector's only I/O."""
         if self.store is None:
             self._pending_trends = {}
             return
-        upto = None if everything or self.watermark is None else self.watermark - 1
-        minutes = sorted(m for m in self.dirty if upto is None or m <= upto)
-        for m in minutes:
-            if m in self.own:
-                self.store.put_record("trend_buckets", f"{self.worker_id}:{m}", self._bucket_doc(m))
-        self.dirty -= set(minutes)
+        if everything or self.watermark != self.flushed_at:
+            upto = None if everything or self.watermark is None else self.watermark - 1
+            minutes = sorted(m for m in self.dirty if upto is None or m <= upto)
+            for m in minutes:
+                if m in self.own:
+                    doc = self._bucket_doc(m)
+                    self.store.put_record("trend_buckets", f"{self.worker_id}:{m}", doc)
+            self.dirty -= set(minutes)
+            self.flushed_at = self.watermark
         for t in self._pending_trends.values():
             self.store.put_record(
                 "trend_records", t.id, {**t.model_dump(mode="python"), "at": t.detected_at}
