@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from itertools import chain, pairwise
 from typing import Any, Literal
 
@@ -198,12 +199,19 @@ class Batch:
 
 @dataclass
 class Sampled:
+    """A recent post kept to describe trends; its keys are built only if a trend asks."""
+
     id: str
     minute: int
-    keys: frozenset[Key]
+    tokens: list[str]
+    meta: tuple[str, str, str]  # topic, language, source
     text: str
     author: str
     sentiment: str
+
+    @cached_property
+    def keys(self) -> frozenset[Key]:
+        return post_keys(self.tokens, *self.meta)
 
 
 def tokenise(texts: Sequence[str]) -> list[list[str]]:
@@ -378,7 +386,8 @@ class TrendDetector:
                 Sampled(
                     id=part.ids[i],
                     minute=minute,
-                    keys=post_keys(tokens[i], part.topics[i], part.languages[i], part.sources[i]),
+                    tokens=tokens[i],
+                    meta=(part.topics[i], part.languages[i], part.sources[i]),
                     text=part.texts[i][:280],
                     author=part.authors[i],
                     sentiment=part.sentiments[i],
