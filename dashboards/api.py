@@ -21,8 +21,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from dashboards import agent_face, auth, marketing_face, operator_face, pages, queue_api
 from dashboards.assist_api import router as assist_router
 from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
+from dashboards.incident_api import router as incident_router
 from pipeline.bus import Bus
 from pipeline.errors import TransientError
+from pipeline.incidents import IncidentError
 from pipeline.queue import QueueError
 from pipeline.records import QueueItem
 from pipeline.replies import NoReplier
@@ -78,7 +80,10 @@ def create_app(store: Store, settings: Settings | None = None, bus: Bus | None =
 
     @app.exception_handler(QueueError)
     @app.exception_handler(NoReplier)
-    def queue_refused(request: Request, exc: QueueError | NoReplier) -> JSONResponse:
+    @app.exception_handler(IncidentError)
+    def queue_refused(
+        request: Request, exc: QueueError | NoReplier | IncidentError
+    ) -> JSONResponse:
         return JSONResponse(status_code=exc.status, content={"detail": str(exc)})
 
     @app.exception_handler(LoginRequired)
@@ -107,6 +112,7 @@ def create_app(store: Store, settings: Settings | None = None, bus: Bus | None =
     app.include_router(operator_face.router)
     app.include_router(queue_api.router)
     app.include_router(assist_router)
+    app.include_router(incident_router)
 
     @app.get("/api/v1/health")
     def health() -> Health:

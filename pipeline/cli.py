@@ -51,6 +51,11 @@ app.add_typer(users_app, name="users")
 app.add_typer(flows_app, name="flows")
 report_app = typer.Typer(help="Reports for marketing.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
+incidents_app = typer.Typer(
+    help="Spikes grouped into incidents: list them, resolve one with one reply.",
+    no_args_is_help=True,
+)
+app.add_typer(incidents_app, name="incidents")
 
 console = Console()
 SAMPLE_POSTS = (
@@ -630,6 +635,52 @@ def report_trends(
         store.close()
     target.write_bytes(body)
     console.print(f"report: wrote {target} ({len(body):,} bytes)")
+
+
+@incidents_app.command("list")
+def incidents_list(
+    status: Annotated[str, typer.Option(help="open, resolved or all")] = "open",
+) -> None:
+    """Incidents with their count and the suggested bulk reply."""
+    from pipeline.incidents import incidents
+    from pipeline.store import open_store
+
+    if status not in ("open", "resolved", "all"):
+        raise ConfigError(f"unknown --status {status!r}; choose open, resolved or all")
+    store = open_store(settings())
+    try:
+        store.ensure_schema()
+        found = incidents(store, None if status == "all" else status)
+    finally:
+        store.close()
+    if not found:
+        console.print(f"incidents: none {status}" if status != "all" else "incidents: none")
+        return
+    for inc in found:  # plain lines, never wrapped: the id is what `resolve` takes
+        typer.echo(
+            f"{inc.id}\t{inc.what}\t{inc.count} items\t{inc.status}\t"
+            f"{inc.created_at.isoformat()[:16]}\n  suggested reply: {inc.suggested_reply}"
+        )
+
+
+@incidents_app.command("resolve")
+def incidents_resolve(
+    incident: Annotated[str, typer.Argument(help="the incident id, as `incidents list` shows")],
+    agent: Annotated[str, typer.Option(help="the agent who sent the reply")],
+    reply: Annotated[str, typer.Option(help="the reply sent to every customer")],
+) -> None:
+    """Resolve every item of an incident that no other agent holds, one audit record each."""
+    from pipeline.incidents import resolve_incident
+    from pipeline.store import open_store
+
+    store = open_store(settings())
+    try:
+        store.ensure_schema()
+        done = resolve_incident(store, incident, agent, reply, datetime.now(UTC))
+    finally:
+        store.close()
+    held = f"; left to their holders: {', '.join(done.skipped_items)}" if done.skipped_items else ""
+    console.print(f"incident {done.id}: {len(done.resolved_items)} items resolved{held}")
 
 
 def main() -> None:

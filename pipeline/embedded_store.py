@@ -21,7 +21,6 @@ from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store import (
     COLLECTIONS,
-    TREND_KINDS,
     WriteResult,
     check_assist_kind,
     latest_authors,
@@ -43,10 +42,6 @@ CREATE TABLE IF NOT EXISTS authors (id TEXT PRIMARY KEY, last_seen_at TEXT, doc 
 CREATE TABLE IF NOT EXISTS trends (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS escalations (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (id TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS trend_docs (
-    kind TEXT NOT NULL, id TEXT NOT NULL, at TEXT NOT NULL, status TEXT, doc BLOB NOT NULL,
-    PRIMARY KEY (kind, id));
-CREATE INDEX IF NOT EXISTS trend_docs_at ON trend_docs (kind, at);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_item ON audit (item_id);
@@ -67,6 +62,12 @@ CREATE INDEX IF NOT EXISTS posts_created ON posts (created_at);
 
 def _dumps(doc: dict[str, Any]) -> bytes:
     return orjson.dumps(doc, default=str)
+
+
+def _record(doc: dict[str, Any]) -> bytes:
+    """A record's ``at`` as fixed-width UTC text, so that a time range is a text comparison."""
+    at = doc.get("at")
+    return _dumps({**doc, "at": _iso(at)} if isinstance(at, datetime) else doc)
 
 
 def _iso(value: datetime) -> str:
@@ -385,13 +386,13 @@ class EmbeddedStore:
             self._db.execute(
                 "INSERT INTO records VALUES (?, ?, ?) ON CONFLICT(kind, key) DO UPDATE SET"
                 " doc = excluded.doc",
-                (kind, key, _dumps(doc)),
+                (kind, key, _record(doc)),
             )
 
     def add_record(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
         with self._lock, self._db:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO records VALUES (?, ?, ?)", (kind, key, _dumps(doc))
+                "INSERT OR IGNORE INTO records VALUES (?, ?, ?)", (kind, key, _record(doc))
             )
             return cursor.rowcount == 1
 
@@ -400,9 +401,18 @@ class EmbeddedStore:
         return orjson.loads(rows[0][0]) if rows else None
 
     def find_records(
-        self, kind: str, where: Mapping[str, Any] | None = None, limit: int = 10_000
+        self,
+        kind: str,
+        where: Mapping[str, Any] | None = None,
+        limit: int = 10_000,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
         clauses, params = ["kind = ?"], [kind]
+        for bound, op in ((since, ">="), (until, "<")):
+            if bound is not None:
+                clauses.append(f"json_extract(doc, '$.at') {op} ?")
+                params.append(_iso(bound))
         for field, value in (where or {}).items():
             if not field.isidentifier():
                 raise ValueError(f"bad record field {field!r}")
@@ -449,48 +459,6 @@ class EmbeddedStore:
     def list_users(self) -> list[UserAccount]:
         rows = self._run("SELECT doc FROM users ORDER BY id")
         return [UserAccount.model_validate_json(r[0]) for r in rows]
-    def put_trend_docs(self, kind: str, docs: Sequence[dict[str, Any]]) -> None:
-        if kind not in TREND_KINDS:
-            raise ValueError(f"unknown trend document kind {kind!r}")
-        rows = [(kind, d["_id"], _iso(d["at"]), d.get("status"), _dumps(d)) for d in docs]
-        with self._lock:
-            try:
-                with self._db:
-                    self._db.executemany(
-                        "INSERT INTO trend_docs VALUES (?,?,?,?,?) ON CONFLICT(kind, id) DO UPDATE"
-                        " SET at = excluded.at, status = excluded.status, doc = excluded.doc",
-                        rows,
-                    )
-            except sqlite3.OperationalError as exc:
-                raise TransientError(f"embedded store: {exc}") from exc
-
-    def find_trend_docs(
-        self,
-        kind: str,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        status: str | None = None,
-    ) -> list[dict[str, Any]]:
-        if kind not in TREND_KINDS:
-            raise ValueError(f"unknown trend document kind {kind!r}")
-        where, params = ["kind = ?"], [kind]
-        if since is not None:
-            where.append("at >= ?")
-            params.append(_iso(since))
-        if until is not None:
-            where.append("at < ?")
-            params.append(_iso(until))
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        rows = self._run(
-            f"SELECT doc FROM trend_docs WHERE {' AND '.join(where)} ORDER BY at, id", params
-        )
-        docs = [orjson.loads(r[0]) for r in rows]
-        for d in docs:
-            d["at"] = datetime.fromisoformat(d["at"])
-        return docs
-
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -47,7 +47,19 @@ DEFAULT_REPLY = (
 
 
 class IncidentError(TriageError):
+    """No such incident."""
+
     status = 404
+
+
+class IncidentRefused(IncidentError):
+    """The incident is already resolved."""
+
+    status = 409
+
+
+class BadReply(IncidentError):
+    status = 422
 
 
 class Incident(Record):
@@ -91,9 +103,10 @@ def suggested_reply(what: str, topics: Counter[str]) -> str:
 
 
 def incidents(store: Store, status: str | None = None) -> list[Incident]:
+    where = {"status": status} if status is not None else None
     return [
-        Incident.model_validate({k: v for k, v in d.items() if k not in ("_id", "at")})
-        for d in store.find_trend_docs("incidents", status=status)
+        Incident.model_validate({k: v for k, v in d.items() if k != "at"})
+        for d in store.find_records("incidents", where, limit=100_000)
     ]
 
 
@@ -105,9 +118,8 @@ def get_incident(store: Store, incident_id: str) -> Incident:
 
 
 def save(store: Store, incident: Incident) -> None:
-    store.put_trend_docs(
-        "incidents",
-        [{**incident.model_dump(mode="python"), "_id": incident.id, "at": incident.created_at}],
+    store.put_record(
+        "incidents", incident.id, {**incident.model_dump(mode="python"), "at": incident.created_at}
     )
 
 
@@ -152,10 +164,10 @@ def resolve_incident(
 ) -> Incident:
     """Resolve every item of the incident that nobody else holds, each with its audit record."""
     if not reply.strip():
-        raise IncidentError("a resolution needs the reply that was sent")
+        raise BadReply("a resolution needs the reply that was sent")
     incident = get_incident(store, incident_id)
     if incident.status == "resolved":
-        raise IncidentError(f"incident {incident_id} is already resolved")
+        raise IncidentRefused(f"incident {incident_id} is already resolved")
     resolution = Resolution(reply=reply, by=agent, at=now).model_dump()
     resolved, skipped, audit = [], [], []
     for item_id in incident.item_ids:

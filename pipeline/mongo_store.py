@@ -27,7 +27,6 @@ from pipeline.assist_records import OutboundReply
 from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store import (
-    TREND_KINDS,
     WriteResult,
     check_assist_kind,
     latest_authors,
@@ -70,8 +69,7 @@ class MongoStore:
             for name in ("trends", "escalations"):
                 self._db[name].create_index([("created_at", DESCENDING)])
             self._db["corrections"].create_index([("at", ASCENDING)])
-            for kind in TREND_KINDS:
-                self._db[kind].create_index([("at", ASCENDING)])
+            self.records.create_index([("kind", ASCENDING), ("doc.at", ASCENDING)])
             self._db["outbound"].create_index([("at", ASCENDING)])
 
     def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
@@ -377,9 +375,19 @@ class MongoStore:
         return None if found is None else dict(found["doc"])
 
     def find_records(
-        self, kind: str, where: Mapping[str, Any] | None = None, limit: int = 10_000
+        self,
+        kind: str,
+        where: Mapping[str, Any] | None = None,
+        limit: int = 10_000,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"kind": kind}
+        if since is not None or until is not None:
+            query["doc.at"] = {
+                **({"$gte": since} if since is not None else {}),
+                **({"$lt": until} if until is not None else {}),
+            }
         for field, value in (where or {}).items():
             if not field.isidentifier():
                 raise ValueError(f"bad record field {field!r}")
@@ -416,37 +424,6 @@ class MongoStore:
         with _transient("listing users"):
             docs = list(self._db["users"].find({}, {"_id": 0}).sort("name", ASCENDING))
         return [UserAccount.model_validate(d) for d in docs]
-    def put_trend_docs(self, kind: str, docs: Sequence[dict[str, Any]]) -> None:
-        """Each writer owns its documents' ids (a worker its buckets, a trend its record), so
-        these replaces never contend with another writer on FerretDB."""
-        if kind not in TREND_KINDS:
-            raise ValueError(f"unknown trend document kind {kind!r}")
-        # One replace per document: FerretDB v1 answers a bulk upsert without the "nModified"
-        # that pymongo's bulk_write requires. The detector writes a document or two a minute.
-        with _transient(f"writing {kind}"):
-            for d in docs:
-                self._db[kind].replace_one({"_id": d["_id"]}, d, upsert=True)
-
-    def find_trend_docs(
-        self,
-        kind: str,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        status: str | None = None,
-    ) -> list[dict[str, Any]]:
-        if kind not in TREND_KINDS:
-            raise ValueError(f"unknown trend document kind {kind!r}")
-        query: dict[str, Any] = {}
-        if since is not None or until is not None:
-            query["at"] = {
-                **({"$gte": since} if since is not None else {}),
-                **({"$lt": until} if until is not None else {}),
-            }
-        if status is not None:
-            query["status"] = status
-        with _transient(f"reading {kind}"):
-            return list(self._db[kind].find(query).sort([("at", ASCENDING), ("_id", ASCENDING)]))
-
     def close(self) -> None:
         self._client.close()
 

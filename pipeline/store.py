@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from pipeline.settings import Settings
 
 COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit", "corrections")
-# Documents of the trend detector (pipeline/trends.py) and of incidents (pipeline/incidents.py).
-TREND_KINDS = ("trend_buckets", "trend_state", "trend_records", "incidents")
 ASSIST_KINDS = ("templates", "knowledge", "automation")
 
 
@@ -136,10 +134,16 @@ class Store(Protocol):
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
     def find_records(
-        self, kind: str, where: Mapping[str, Any] | None = None, limit: int = 10_000
+        self,
+        kind: str,
+        where: Mapping[str, Any] | None = None,
+        limit: int = 10_000,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """Records of one kind whose top-level fields equal ``where`` (a list means any of),
-        oldest first. Times come back as ISO text or datetimes: read them through a model."""
+        """Records of one kind whose top-level fields equal ``where`` (a list means any of) and,
+        with ``since``/``until``, whose aware ``at`` time lies in ``[since, until)``; oldest
+        first. Times come back as ISO text or datetimes: read them through a model."""
 
     def posts_between(
         self, since: datetime, until: datetime, limit: int = 100_000
@@ -154,20 +158,6 @@ class Store(Protocol):
 
     def list_users(self) -> list[UserAccount]:
         """Every dashboard user, by name."""
-
-    def put_trend_docs(self, kind: str, docs: Sequence[dict[str, Any]]) -> None:
-        """Upsert documents of one of ``TREND_KINDS`` by ``_id``; each has an aware ``at`` time
-        and may have a ``status``. One bulk call."""
-
-    def find_trend_docs(
-        self,
-        kind: str,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        status: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Documents of ``kind`` with ``since <= at < until`` (and ``status``), oldest first;
-        ``at`` comes back as an aware datetime."""
 
     def close(self) -> None: ...
 

@@ -26,7 +26,8 @@ writes its own count bucket per minute (``trend_buckets``, id ``<worker>:<minute
 sums the buckets of all workers. A restarted worker loads the last day of buckets as a base it
 never writes back, so no count is written twice. A worker crash loses at most the counts of the
 minute it was in (posts are never lost; only their trend counts), and the hour-level baseline is
-saved in ``trend_state`` at each hour and at close.
+saved in ``trend_state`` at each hour and at close. Buckets are written when the stream reaches
+a new minute, so late posts of closed minutes since then are lost with a crash too.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from itertools import chain, pairwise
 from typing import Any, Literal
 
@@ -59,10 +61,11 @@ DETECT_WINDOW = 15
 SAMPLE_PER_MINUTE = 2000
 PERSIST_TERMS_PER_MINUTE = 5000
 BASELINE_KEYS = 50_000
+LOAD_LIMIT = 1_000_000  # records read at once: a day of buckets of many workers
 
 URL = re.compile(r"https?://\S+|www\.\S+")
 TOKEN = re.compile(r"[#@]?\w[\w'-]*\w|[#@]?\w")
-SEP = "zzsepzz"
+SEP = "ZZSEPZZ"
 # Of keys equally surprising, the one a reader recognises first names the trend.
 KIND_ORDER = {"hashtag": 0, "product": 1, "mention": 2, "phrase": 3, "term": 4, "topic": 5}
 STOPWORD_TEXT = """a about after all also am an and any are as at be been but by can could did
@@ -196,32 +199,50 @@ class Batch:
 
 @dataclass
 class Sampled:
+    """A recent post kept to describe trends; its keys are built only if a trend asks."""
+
     id: str
     minute: int
-    keys: frozenset[Key]
+    tokens: list[str]
+    meta: tuple[str, str, str]  # topic, language, source
     text: str
     author: str
     sentiment: str
 
+    @cached_property
+    def keys(self) -> frozenset[Key]:
+        return post_keys(self.tokens, *self.meta)
 
-def count_batch(batch: Batch) -> Counter[Key]:
-    """Every key of one minute's posts, counted in a handful of C-level passes."""
-    joined = URL.sub(" ", f" {SEP} ".join(batch.texts).lower())
-    per_post = [TOKEN.findall(text) for text in joined.split(SEP)]
-    counts: Counter[Key] = Counter(chain.from_iterable(map(set, per_post)))
-    counts.update(chain.from_iterable(set(pairwise(t)) for t in per_post))
-    counts.update("topic=" + t for t in batch.topics)
-    counts.update("lang=" + t for t in batch.languages)
-    counts.update("source=" + t for t in batch.sources)
+
+def tokenise(texts: Sequence[str]) -> list[list[str]]:
+    """Each post's tokens, from one regular-expression pass over the whole batch: the separator
+    is upper case, so no lower-cased post can contain it."""
+    joined = URL.sub(" ", f" {SEP} ".join([t.lower() for t in texts]))
+    tokens = TOKEN.findall(joined)
+    out: list[list[str]] = []
+    start = 0
+    for _ in range(len(texts) - 1):
+        end = tokens.index(SEP, start)
+        out.append(tokens[start:end])
+        start = end + 1
+    out.append(tokens[start:])
+    return out
+
+
+def count_into(counts: Counter[Key], batch: Batch, tokens: Sequence[list[str]]) -> None:
+    """Add every key of ``batch`` (whose posts' tokens are ``tokens``) to ``counts``, in place:
+    each ``update`` from an iterable is one C-level loop, with no per-batch counter to merge."""
+    counts.update(chain.from_iterable(map(set, tokens)))
+    counts.update(chain.from_iterable(set(pairwise(t)) for t in tokens))
+    counts.update(map("topic=".__add__, batch.topics))
+    counts.update(map("lang=".__add__, batch.languages))
+    counts.update(map("source=".__add__, batch.sources))
     counts.update(f"sent={t}|{s}" for t, s in zip(batch.topics, batch.sentiments, strict=True))
-    for names in batch.products:
-        counts.update("product=" + n for n in names)
-    counts["all"] = len(batch.ids)
-    return counts
+    counts.update(map("product=".__add__, chain.from_iterable(batch.products)))
+    counts["all"] += len(batch.ids)
 
 
-def post_keys(text: str, topic: str, language: str, source: str) -> frozenset[Key]:
-    tokens = TOKEN.findall(URL.sub(" ", text.lower()))
+def post_keys(tokens: list[str], topic: str, language: str, source: str) -> frozenset[Key]:
     keys: set[Key] = set(tokens)
     keys.update(pairwise(tokens))
     keys.update(("topic=" + topic, "lang=" + language, "source=" + source, "all"))
@@ -307,6 +328,7 @@ class TrendDetector:
         self.closed: int | None = None  # the newest minute closed (tested)
         self.window15: Counter[Key] = Counter()  # the 15 minutes up to ``closed``
         self.dirty: set[int] = set()
+        self.flushed_at: int | None = None  # the newest minute when buckets were last written
         self.active: dict[str, Active] = {}
         self.trends: list[Trend] = []  # every trend created or changed, newest last
         self._pending_trends: dict[str, Trend] = {}
@@ -331,23 +353,30 @@ class TrendDetector:
             for closing in range(max(self.watermark, newest - 61), newest):
                 changed.extend(self._close_minute(closing))
         floor = (self.watermark if self.watermark is not None else newest) - 59
+        tokens = tokenise(batch.texts)
         for minute in np.unique(minutes).tolist():
             if minute < floor:
                 continue  # over an hour late: too late to count
             idx = np.flatnonzero(minutes == minute)
-            part = batch if idx.size == len(batch.ids) else batch.take(idx)
-            counts = count_batch(part)
-            self.own.setdefault(minute, Counter()).update(counts)
+            whole = idx.size == len(batch.ids)
+            part = batch if whole else batch.take(idx)
+            part_tokens = tokens if whole else [tokens[i] for i in idx.tolist()]
+            own = self.own.setdefault(minute, Counter())
             if self.closed is not None and self.closed - DETECT_WINDOW < minute <= self.closed:
-                self.window15.update(counts)  # late posts of a minute already in the window
+                late: Counter[Key] = Counter()  # late posts of a minute already in the window
+                count_into(late, part, part_tokens)
+                own.update(late)
+                self.window15.update(late)
+            else:
+                count_into(own, part, part_tokens)
             if self.store is not None:
                 self.dirty.add(minute)
-            self._sample(part, minute)
+            self._sample(part, part_tokens, minute)
         if self.watermark is None or newest > self.watermark:
             self.watermark = newest
         return changed
 
-    def _sample(self, part: Batch, minute: int) -> None:
+    def _sample(self, part: Batch, tokens: Sequence[list[str]], minute: int) -> None:
         bucket = self.samples.setdefault(minute, [])
         room = SAMPLE_PER_MINUTE - len(bucket)
         n = len(part.ids)
@@ -357,8 +386,8 @@ class TrendDetector:
                 Sampled(
                     id=part.ids[i],
                     minute=minute,
-                    keys=post_keys(part.texts[i], part.topics[i], part.languages[i],
-                                   part.sources[i]),
+                    tokens=tokens[i],
+                    meta=(part.topics[i], part.languages[i], part.sources[i]),
                     text=part.texts[i][:280],
                     author=part.authors[i],
                     sentiment=part.sentiments[i],
@@ -606,28 +635,28 @@ class TrendDetector:
     # ---------------------------------------------------------- persistence
 
     def flush(self, everything: bool = False) -> None:
-        """Write what changed: the buckets of closed minutes (of every minute with
-        ``everything``), trends, and the baseline after an hour closed. Idempotent, so the
-        worker may retry it; it is the detector's only I/O."""
+        """Write what changed: the buckets of closed minutes once the stream reaches a new
+        minute (of every minute with ``everything``), trends, and the baseline after an hour
+        closed. Late posts of closed minutes wait for the next new minute, so a replay whose
+        batches span many minutes does not rewrite them every batch. Idempotent, so the worker
+        may retry it; it is the detector's only I/O."""
         if self.store is None:
             self._pending_trends = {}
             return
-        upto = None if everything or self.watermark is None else self.watermark - 1
-        minutes = sorted(m for m in self.dirty if upto is None or m <= upto)
-        docs = [self._bucket_doc(m) for m in minutes if m in self.own]
-        if docs:
-            self.store.put_trend_docs("trend_buckets", docs)
-        self.dirty -= set(minutes)
-        if self._pending_trends:
-            self.store.put_trend_docs(
-                "trend_records",
-                [
-                    {**t.model_dump(mode="python"), "_id": t.id, "at": t.detected_at,
-                     "status": t.status}
-                    for t in self._pending_trends.values()
-                ],
+        if everything or self.watermark != self.flushed_at:
+            upto = None if everything or self.watermark is None else self.watermark - 1
+            minutes = sorted(m for m in self.dirty if upto is None or m <= upto)
+            for m in minutes:
+                if m in self.own:
+                    doc = self._bucket_doc(m)
+                    self.store.put_record("trend_buckets", f"{self.worker_id}:{m}", doc)
+            self.dirty -= set(minutes)
+            self.flushed_at = self.watermark
+        for t in self._pending_trends.values():
+            self.store.put_record(
+                "trend_records", t.id, {**t.model_dump(mode="python"), "at": t.detected_at}
             )
-            self._pending_trends = {}
+        self._pending_trends = {}
         if self.state_dirty or everything:
             self.save_state()
             self.state_dirty = False
@@ -640,7 +669,6 @@ class TrendDetector:
             if not is_meta(k)
         ][:PERSIST_TERMS_PER_MINUTE]
         return {
-            "_id": f"{self.worker_id}:{minute}",
             "at": minute_time(minute),
             "worker": self.worker_id,
             "minute": minute,
@@ -653,30 +681,31 @@ class TrendDetector:
         if self.store is None or self.watermark is None:
             return
         top = sorted(self.shares.items(), key=lambda kv: -kv[1])[:BASELINE_KEYS]
-        self.store.put_trend_docs(
+        self.store.put_record(
             "trend_state",
-            [
-                {
-                    "_id": self.worker_id,
-                    "at": minute_time(self.watermark),
-                    "worker": self.worker_id,
-                    "share_keys": [key_name(k) for k, _ in top],
-                    "shares": [v * self.share_scale for _, v in top],
-                    "share_weight": self.share_weight,
-                    "hours_seen": self.hours_seen,
-                    "seasonal": self.seasonal,
-                    "hourly_volume": self.hourly_volume,
-                }
-            ],
+            self.worker_id,
+            {
+                "at": minute_time(self.watermark),
+                "worker": self.worker_id,
+                "share_keys": [key_name(k) for k, _ in top],
+                "shares": [v * self.share_scale for _, v in top],
+                "share_weight": self.share_weight,
+                "hours_seen": self.hours_seen,
+                "seasonal": self.seasonal,
+                "hourly_volume": self.hourly_volume,
+            },
         )
 
     def load(self) -> None:
         """Take up where the workers left off: the newest baseline, the last day of buckets of
         every worker (as a base this worker never rewrites) and the trends still active."""
         assert self.store is not None
-        states = self.store.find_trend_docs("trend_state")
+        states = self.store.find_records("trend_state", limit=LOAD_LIMIT)
+        since = None
         if states:
-            state = states[-1]
+            state = max(states, key=lambda d: as_time(d["at"]))
+            # buckets reach at most an hour past the newest baseline (saved hourly and at close)
+            since = as_time(state["at"]) - timedelta(days=1)
             self.shares = {
                 parse_key(k): float(v)
                 for k, v in zip(state["share_keys"], state["shares"], strict=True)
@@ -685,7 +714,7 @@ class TrendDetector:
             self.hours_seen = int(state["hours_seen"])
             self.seasonal = list(state["seasonal"])
             self.hourly_volume = float(state["hourly_volume"])
-        buckets = self.store.find_trend_docs("trend_buckets")
+        buckets = self.store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since)
         if not buckets:
             return
         newest = max(int(b["minute"]) for b in buckets)
@@ -703,11 +732,9 @@ class TrendDetector:
         self.watermark = newest
         self.closed = newest - 1
         self.window15 = self.window(DETECT_WINDOW, self.closed)
-        for doc in self.store.find_trend_docs("trend_records"):
-            if doc["status"] == "ended":
-                continue
-            fields = {k: v for k, v in doc.items() if k not in ("_id", "at")}
-            trend = Trend.model_validate(fields)
+        live = ["emerging", "peaking", "fading"]
+        for doc in self.store.find_records("trend_records", {"status": live}, LOAD_LIMIT):
+            trend = as_trend(doc)
             keys = {parse_key(trend.what), *(parse_key(r) for r in trend.related)}
             self.active[trend.id] = Active(
                 trend=trend,
@@ -738,11 +765,19 @@ def minute_time(minute: int) -> datetime:
     return datetime.fromtimestamp(minute * 60, UTC)
 
 
+def as_time(value: datetime | str) -> datetime:
+    """A stored time: a datetime from MongoDB, ISO text from the embedded store."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def as_trend(doc: dict[str, Any]) -> Trend:
+    return Trend.model_validate({k: v for k, v in doc.items() if k != "at"})
+
+
 def trends_between(store: Store, since: datetime, until: datetime) -> list[Trend]:
-    """The trends detected in ``[since, until)``, as stored."""
-    docs = store.find_trend_docs("trend_records", since=since, until=until)
-    return [Trend.model_validate({k: v for k, v in d.items() if k not in ("_id", "at")})
-            for d in docs]
+    """The trends detected in ``[since, until)``, as stored, oldest first."""
+    docs = store.find_records("trend_records", limit=LOAD_LIMIT, since=since, until=until)
+    return sorted(map(as_trend, docs), key=lambda t: (t.detected_at, t.id))
 
 
 def bucket_counts(
@@ -750,7 +785,7 @@ def bucket_counts(
 ) -> dict[int, Counter[str]]:
     """Counts per minute in ``[since, until)``, summed over every worker's buckets."""
     merged: dict[int, Counter[str]] = {}
-    for doc in store.find_trend_docs("trend_buckets", since=since, until=until):
+    for doc in store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since, until=until):
         merged.setdefault(int(doc["minute"]), Counter()).update(
             {str(k): int(c) for k, c in zip(doc["keys"], doc["counts"], strict=True)}
         )

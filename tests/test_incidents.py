@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
 
 from classifiers.triager import Triager
+from dashboards.api import create_app
+from dashboards.auth import make_account
+from pipeline.embedded_store import EmbeddedStore
 from pipeline.incidents import (
     IncidentError,
     get_incident,
@@ -19,6 +29,7 @@ from pipeline.store import Store
 from pipeline.trends import SamplePost, Trend
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+PASSWORD = "correct horse battery"
 SPIKE = [
     "The app crashes at login since the update #acmedown",
     "#acmedown again, cannot see my orders",
@@ -133,7 +144,6 @@ def other_ids(queued: list[str]) -> list[str]:
 
 
 def audit_entries(store: Store) -> list[AuditEntry]:
-    from pipeline.embedded_store import EmbeddedStore
     from pipeline.mongo_store import MongoStore
 
     if isinstance(store, EmbeddedStore):
@@ -144,3 +154,82 @@ def audit_entries(store: Store) -> list[AuditEntry]:
         AuditEntry.model_validate({k: v for k, v in d.items() if k != "_id"})
         for d in store.audit.find({})
     ]
+
+
+def test_agents_reach_incidents_over_the_api(store: Store, queued: list[str]) -> None:
+    (incident,) = link_incidents(store, [spike_trend()], NOW)
+    for name, roles in (("ann", ["agent"]), ("oli", ["operator"]), ("mia", ["marketing"])):
+        store.save_user(make_account(name, PASSWORD, roles))
+    app = create_app(store)
+    ann, oli, mia = (signed_in(app, name) for name in ("ann", "oli", "mia"))
+    path = f"/api/v1/incidents/{quote(incident.id, safe='')}"
+    listed = ann.get("/api/v1/incidents")
+    assert listed.status_code == 200, listed.text
+    assert [(i["id"], i["count"]) for i in listed.json()] == [(incident.id, len(SPIKE))]
+    assert "#acmedown" in listed.json()[0]["suggested_reply"]
+    one = oli.get(path)
+    assert one.status_code == 200, one.text
+    assert sorted(i["id"] for i in one.json()["items"]) == incident.item_ids
+    assert mia.get("/api/v1/incidents").status_code == 403
+    refused = send(oli, f"{path}/resolve", {"reply": "Fixed, sorry!"})
+    assert refused.status_code == 403
+    assert send(ann, f"{path}/resolve", {}).status_code == 422
+    unknown = send(ann, "/api/v1/incidents/incident:nope/resolve", {"reply": "x"})
+    assert unknown.status_code == 404 and "incident:nope" in unknown.json()["detail"]
+    done = send(ann, f"{path}/resolve", {"reply": "Fixed, sorry!"})
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "resolved" and done.json()["resolved_by"] == "ann"
+    assert sorted(done.json()["resolved_items"]) == incident.item_ids
+    for item_id in incident.item_ids:
+        item = store.get_item(item_id)
+        assert item is not None and item.status == "resolved" and item.agent == "ann"
+    resolve_audit = [a for a in audit_entries(store) if a.action == "resolve"]
+    assert sorted(a.item_id for a in resolve_audit if a.item_id) == incident.item_ids
+    again = send(ann, f"{path}/resolve", {"reply": "Fixed, sorry!"})
+    assert again.status_code == 409 and "already resolved" in again.json()["detail"]
+    assert ann.get("/api/v1/incidents").json() == []
+    assert [i["id"] for i in ann.get("/api/v1/incidents?status=resolved").json()] == [incident.id]
+
+
+def test_agents_list_and_resolve_incidents_from_the_command_line(
+    tmp_path: Path, triager: Triager
+) -> None:
+    store = EmbeddedStore(tmp_path / "triage.sqlite3")
+    store.ensure_schema()
+    store.write_batch(triager.triage([post(i, t) for i, t in enumerate(SPIKE)], NOW))
+    (incident,) = link_incidents(store, [spike_trend()], NOW)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")},
+           "TRIAGE_DATA_DIR": str(tmp_path)}
+
+    def triage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", "incidents", *args],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+
+    listed = triage("list")
+    assert listed.returncode == 0, listed.stderr
+    assert incident.id in listed.stdout and "#acmedown" in listed.stdout
+    bad = triage("resolve", "incident:nope", "--agent", "ann", "--reply", "x")
+    assert bad.returncode == 2 and bad.stderr.strip() == "triage: no incident 'incident:nope'"
+    done = triage("resolve", incident.id, "--agent", "ann", "--reply", "Fixed, sorry!")
+    assert done.returncode == 0, done.stderr
+    assert f"{len(incident.item_ids)} items resolved" in done.stdout
+    assert all(
+        (item := store.get_item(i)) is not None and item.status == "resolved"
+        for i in incident.item_ids
+    )
+    assert "none open" in triage("list").stdout
+    assert triage("list", "--status", "later").stderr.startswith("triage: unknown --status")
+
+
+def signed_in(app: object, name: str) -> TestClient:
+    client = TestClient(app)  # type: ignore[arg-type]
+    answer = client.post("/api/v1/login", json={"name": name, "password": PASSWORD})
+    assert answer.status_code == 200, answer.text
+    client.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
+    return client
+
+
+def send(client: TestClient, path: str, body: object) -> Response:
+    return client.post(path, json=body)

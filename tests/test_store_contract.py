@@ -134,3 +134,25 @@ def test_checkpoints_survive_a_new_connection(store: Store) -> None:
     store.set_checkpoint("x:search:acme", "1578511538419212288")
     store.set_checkpoint("x:search:acme", "1578516068309794817")
     assert store.get_checkpoint("x:search:acme") == "1578516068309794817"
+
+
+def test_records_are_found_by_fields_and_by_a_range_of_their_at_time(store: Store) -> None:
+    at = NOW + timedelta(minutes=5, milliseconds=250)  # MongoDB keeps milliseconds
+    store.put_record("trend_records", "a", {"at": at, "status": "emerging", "what": "x"})
+    store.put_record("trend_records", "b", {"at": at + timedelta(hours=1), "status": "ended"})
+    store.put_record("trend_records", "c", {"status": "emerging"})  # no time: never in a range
+    store.put_record("trend_records", "a", {"at": at, "status": "fading", "what": "z"})
+    store.put_record("incidents", "d", {"at": at, "status": "fading"})
+
+    def found(**kw: object) -> list[tuple[str, str | None]]:
+        docs = store.find_records("trend_records", **kw)  # type: ignore[arg-type]
+        return [(d["status"], d.get("what")) for d in docs]
+
+    assert found() == [("fading", "z"), ("ended", None), ("emerging", None)]
+    assert found(since=at, until=at + timedelta(hours=1)) == [("fading", "z")]
+    assert found(since=at + timedelta(milliseconds=1)) == [("ended", None)]
+    assert found(until=at) == []
+    assert found(since=NOW, where={"status": ["fading", "emerging"]}) == [("fading", "z")]
+    (doc,) = store.find_records("trend_records", {"what": "z"})
+    stored = doc["at"]
+    assert (datetime.fromisoformat(stored) if isinstance(stored, str) else stored) == at
