@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from pymongo.errors import (
 from pipeline.assist_records import OutboundReply
 from pipeline.claim_index import ClaimIndex
 from pipeline.errors import TransientError
+from pipeline.group_insert import GroupInsert
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store import (
     TREND_KINDS,
@@ -67,6 +68,8 @@ class MongoStore:
         self._index_cost_s = 0.0
         self._refreshing = False
         self._compactor = Compactor(self.queue)
+        self._tokens = GroupInsert(self.claims)
+        self._audits = GroupInsert(self.audit)
 
     def ensure_schema(self) -> None:
         with _transient("creating indexes"):
@@ -176,19 +179,24 @@ class MongoStore:
         self._load_index()
         changes = {"status": "claimed", "agent": agent, "lease_until": lease_until,
                    "snooze_until": None}
+        reread = False
         for _ in range(CLAIM_ROUNDS):
             candidate = self._index.pick(now, topics, languages, authors, exclude_authors)
             if candidate is None:
-                return None
-            current: QueueItem | None = candidate
-            taken = None
+                # Nothing here: items another process queued may not have reached this index
+                # yet; read them now, unless it was read a moment ago.
+                if reread or not self._load_index(wait=True):
+                    return None
+                reread = True
+                continue
+            taken: QueueItem | None = candidate  # kept as it was if the insert fails
             try:
                 with _transient("claiming"):
+                    # None: another process changed it first; it leaves this index until the
+                    # next re-read says what it is now
                     taken = self._commit(candidate, changes)
-                    # None: another process changed it first; learn what it is now
-                    current = taken or self._current(candidate.id)
             finally:
-                self._index.settle(candidate.id, current)
+                self._index.settle(candidate.id, taken)
             if taken is not None:
                 return taken
         raise TransientError(f"claim for {agent} lost {CLAIM_ROUNDS} rounds of contention")
@@ -215,12 +223,9 @@ class MongoStore:
         readers apply the tokens it has not caught up with yet.
         """
         version = item.version + 1
-        try:
-            self.claims.insert_one(
-                {"_id": f"{item.id}#{version}", "item_id": item.id, "version": version,
+        token = {"_id": f"{item.id}#{version}", "item_id": item.id, "version": version,
                  "changes": changes}
-            )
-        except DuplicateKeyError:
+        if not self._tokens.insert([token])[0]:
             return None
         self._compactor.add(item.id, version, changes)
         return QueueItem.model_validate({**item.model_dump(), **changes, "version": version})
@@ -259,31 +264,35 @@ class MongoStore:
         """Every item not resolved yet; resolved is final, so a resolved document stays so."""
         return [i for i in self._folded({"status": {"$ne": "resolved"}}) if i.status != "resolved"]
 
-    def _load_index(self) -> None:
-        """Fill the claim index once, then re-read it in the background now and then, for the
-        changes other processes make (new items from workers, releases elsewhere)."""
+    def _load_index(self, wait: bool = False) -> bool:
+        """Fill the claim index once, then re-read it now and then for the changes other
+        processes make (new items from workers, releases elsewhere): in the background, or with
+        ``wait`` right now. Re-reads are spaced by five times what the last one took (at least
+        ``INDEX_REFRESH_S``, or a second with ``wait``). True if this call read it."""
         with self._index_lock:
-            if self._index_loaded_at is None:
-                started = time.monotonic()
-                with _transient("loading the queue"):
-                    self._index.merge(self._unresolved())
-                self._index_loaded_at = time.monotonic()
-                self._index_cost_s = self._index_loaded_at - started
-                return
-            due = self._index_loaded_at + max(INDEX_REFRESH_S, 5 * self._index_cost_s)
-            if self._refreshing or time.monotonic() < due:
-                return
+            if self._index_loaded_at is None:  # every claim waits for the first read
+                self._refresh_index()
+                return True
+            spacing = max(1.0 if wait else INDEX_REFRESH_S, 5 * self._index_cost_s)
+            if self._refreshing or time.monotonic() < self._index_loaded_at + spacing:
+                return False
             self._refreshing = True
-        threading.Thread(target=self._refresh_index, name="claim-index", daemon=True).start()
+        if wait:
+            self._refresh_index()
+            return True
+        threading.Thread(target=self._refresh_quietly, name="claim-index", daemon=True).start()
+        return False
+
+    def _refresh_quietly(self) -> None:
+        with suppress(TransientError):  # the next claim tries again
+            self._refresh_index()
 
     def _refresh_index(self) -> None:
         started = time.monotonic()
         try:
-            items = self._unresolved()
-        except PyMongoError:
-            items = []  # the next claim tries again
-        self._index.merge(items)
-        with self._index_lock:
+            with _transient("loading the queue"):
+                self._index.merge(self._unresolved())
+        finally:
             self._index_loaded_at = time.monotonic()
             self._index_cost_s = self._index_loaded_at - started
             self._refreshing = False
@@ -291,7 +300,7 @@ class MongoStore:
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
             with _transient("writing audit"):
-                self.audit.insert_many([e.model_dump(mode="python") for e in entries])
+                self._audits.insert([e.model_dump(mode="python") for e in entries])
 
     def get_checkpoint(self, key: str) -> str | None:
         with _transient("reading a checkpoint"):
