@@ -39,7 +39,6 @@ from pipeline.store import (
 )
 
 DUPLICATE_KEY = 11000
-CLAIM_ROUNDS = 50
 FOLD_BY_ID = 500  # fold up to this many items with an $in on the ledger, more with one read
 INDEX_REFRESH_S = 5.0  # at least; a re-read that took t seconds waits 5 t
 COMPACT_IDLE_S = 0.5  # queue documents catch up with the ledger after this much quiet
@@ -180,7 +179,7 @@ class MongoStore:
         changes = {"status": "claimed", "agent": agent, "lease_until": lease_until,
                    "snooze_until": None}
         reread = False
-        for _ in range(CLAIM_ROUNDS):
+        while True:  # each lost race drops an item from the index, so this ends
             candidate = self._index.pick(now, topics, languages, authors, exclude_authors)
             if candidate is None:
                 # Nothing here: items another process queued may not have reached this index
@@ -199,7 +198,6 @@ class MongoStore:
                 self._index.settle(candidate.id, taken)
             if taken is not None:
                 return taken
-        raise TransientError(f"claim for {agent} lost {CLAIM_ROUNDS} rounds of contention")
 
     def get_item(self, item_id: str) -> QueueItem | None:
         with _transient("reading a queue item"):

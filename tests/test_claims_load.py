@@ -105,7 +105,6 @@ def test_fifty_agents_empty_the_queue_without_sharing_an_item(
         # the store agrees: every item is claimed, by the agent that got it
         held = stores[1].list_queue("claimed", limit=ITEMS + 1)
         assert {i.id: i.agent for i in held} == {k: v[0] for k, v in claims.items()}
-        assert stores[1].list_queue("open") == []
         per_agent = Counter(names[0] for names in claims.values())
         assert len(per_agent) == AGENTS  # every agent got work
     finally:
