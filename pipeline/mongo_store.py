@@ -540,7 +540,9 @@ class Compactor:
                     {"_id": item_id}, {"$set": {**changes, "version": version}}
                 )
             except PyMongoError:
-                return  # the ledger still holds the change; readers apply it
+                with self._lock:  # the ledger still holds the change; readers apply it
+                    self._thread = None  # the next change starts a new thread
+                return
 
 
 def _seq() -> int:
