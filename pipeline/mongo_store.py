@@ -7,13 +7,15 @@ worker needs, and which every MongoDB-wire server executes as one fast bulk call
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
@@ -24,7 +26,9 @@ from pymongo.errors import (
 )
 
 from pipeline.assist_records import OutboundReply
+from pipeline.claim_index import ClaimIndex
 from pipeline.errors import TransientError
+from pipeline.group_insert import GroupInsert
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store import (
     WriteResult,
@@ -34,8 +38,9 @@ from pipeline.store import (
 )
 
 DUPLICATE_KEY = 11000
-CLAIM_CANDIDATES = 8
-CLAIM_ROUNDS = 50
+FOLD_BY_ID = 500  # fold up to this many items with an $in on the ledger, more with one read
+INDEX_REFRESH_S = 5.0  # at least; a re-read that took t seconds waits 5 t
+COMPACT_IDLE_S = 0.5  # queue documents catch up with the ledger after this much quiet
 
 
 class MongoStore:
@@ -55,6 +60,14 @@ class MongoStore:
         self.audit: Collection[dict[str, Any]] = self._db["audit"]
         self.claims: Collection[dict[str, Any]] = self._db["claims"]
         self.records: Collection[dict[str, Any]] = self._db["records"]
+        self._index = ClaimIndex()
+        self._index_lock = threading.Lock()
+        self._index_loaded_at: float | None = None
+        self._index_cost_s = 0.0
+        self._refreshing = False
+        self._compactor = Compactor(self.queue)
+        self._tokens = GroupInsert(self.claims)
+        self._audits = GroupInsert(self.audit)
 
     def ensure_schema(self) -> None:
         with _transient("creating indexes"):
@@ -78,10 +91,12 @@ class MongoStore:
         with _transient("writing a batch"):
             posts_new, dup_posts = _insert_new(self.posts, [post_document(t) for t in triaged])
             queue_docs = [_queue_document(t) for t in triaged if not t.is_spam]
-            queued_new, _ = _insert_new(self.queue, queue_docs)
+            queued_new, known = _insert_new(self.queue, queue_docs)
             # Insert-only: concurrent updates from several workers can wedge FerretDB's SQLite
             # backend, and the newest profile is in the author's newest post anyway.
             _insert_new(self.authors, latest_authors(triaged))
+        if self._index_loaded_at is not None:
+            self._index.merge(_queue_item(d) for d in queue_docs if d["_id"] not in known)
         return WriteResult(posts_new, queued_new, len(dup_posts))
 
     def get_post(self, post_id: str) -> dict[str, Any] | None:
@@ -119,19 +134,15 @@ class MongoStore:
 
     def queue_depth(self) -> dict[str, int]:
         with _transient("reading queue depth"):
-            rows = self.queue.aggregate(
-                [{"$match": {"status": "open"}}, {"$group": {"_id": "$band", "n": {"$sum": 1}}}]
-            )
-            return {r["_id"]: r["n"] for r in rows}
+            items = self._unresolved()
+        return dict(Counter(i.band for i in items if i.status == "open"))
 
     def list_queue(self, status: str = "open", limit: int = 50) -> list[QueueItem]:
         with _transient("listing the queue"):
-            docs = list(
-                self.queue.find({"status": status})
-                .sort([("priority", DESCENDING), ("enqueued_at", ASCENDING)])
-                .limit(limit)
-            )
-        return [_queue_item(d) for d in docs]
+            items = self._folded({}) if status == "resolved" else self._unresolved()
+        found = [i for i in items if i.status == status]
+        found.sort(key=lambda i: (-i.priority, i.enqueued_at))
+        return found[:limit]
 
     def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
         with _transient("reading topics"):
@@ -155,104 +166,137 @@ class MongoStore:
         authors: Sequence[str] | None = None,
         exclude_authors: Sequence[str] | None = None,
     ) -> QueueItem | None:
-        """Claim through a ledger of version tokens, ``<item id>#<version>``.
+        """Take the most urgent claimable item from the in-memory index, through the ledger.
 
-        On MongoDB a single ``find_one_and_update`` would do, but not every MongoDB-wire server
-        makes it atomic (FerretDB v1 runs it as a find and then an update, and the contract test
-        caught two agents holding one item). Inserting a document under a unique ``_id`` is atomic
-        everywhere, so the agent whose token insert succeeds owns the claim; the others move on to
-        the next candidate. Every other change of an item's state goes through the same ledger.
+        On MongoDB a single ``find_one_and_update`` would do, but FerretDB v1 runs it as a find
+        and then an update (not atomically), and its SQLite backend scans the whole collection
+        for a sorted find and for every update. Inserting a document under a unique ``_id`` is
+        atomic and cheap everywhere, so the agent whose token insert succeeds owns the claim.
         """
-        query: dict[str, Any] = {
-            "$or": [
-                {"status": "open"},
-                {"status": "claimed", "lease_until": {"$lt": now}},
-                {"status": "snoozed", "snooze_until": {"$lt": now}},
-            ]
-        }
-        if topics:
-            query["topic"] = {"$in": list(topics)}
-        if languages:
-            query["language"] = {"$in": list(languages)}
-        by_author: dict[str, Any] = {}
-        if authors is not None:
-            by_author["$in"] = list(authors)
-        if exclude_authors:
-            by_author["$nin"] = list(exclude_authors)
-        if by_author:
-            query["author_id"] = by_author
-        order = [("priority", DESCENDING), ("enqueued_at", ASCENDING)]
-        with _transient("claiming"):
-            for _ in range(CLAIM_ROUNDS):
-                candidates = list(
-                    self.queue.find(query, {"version": 1}, sort=order, limit=CLAIM_CANDIDATES)
-                )
-                if not candidates:
+        self._load_index()
+        changes = {"status": "claimed", "agent": agent, "lease_until": lease_until,
+                   "snooze_until": None}
+        reread = False
+        while True:  # each lost race drops an item from the index, so this ends
+            candidate = self._index.pick(now, topics, languages, authors, exclude_authors)
+            if candidate is None:
+                # Nothing here: items another process queued may not have reached this index
+                # yet; read them now, unless it was read a moment ago.
+                if reread or not self._load_index(wait=True):
                     return None
-                for candidate in candidates:
-                    item = self._take(
-                        candidate["_id"],
-                        candidate.get("version", 0),
-                        query,
-                        agent,
-                        lease_until,
-                        now,
-                    )
-                    if item is not None:
-                        return item
-        raise TransientError(f"claim for {agent} lost {CLAIM_ROUNDS} rounds of contention")
-
-    def _take(
-        self,
-        item_id: str,
-        seq: int,
-        query: dict[str, Any],
-        agent: str,
-        lease_until: datetime,
-        now: datetime,
-    ) -> QueueItem | None:
-        changes = {
-            "status": "claimed",
-            "agent": agent,
-            "lease_until": lease_until,
-            "snooze_until": None,
-        }
-        return self._compare_and_set(item_id, seq, changes, query)
+                reread = True
+                continue
+            taken: QueueItem | None = candidate  # kept as it was if the insert fails
+            try:
+                with _transient("claiming"):
+                    # None: another process changed it first; it leaves this index until the
+                    # next re-read says what it is now
+                    taken = self._commit(candidate, changes)
+            finally:
+                self._index.settle(candidate.id, taken)
+            if taken is not None:
+                return taken
 
     def get_item(self, item_id: str) -> QueueItem | None:
         with _transient("reading a queue item"):
-            doc = self.queue.find_one({"_id": item_id})
-        return None if doc is None else _queue_item(doc)
+            return self._current(item_id)
 
     def update_item(self, item_id: str, version: int, changes: dict[str, Any]) -> QueueItem | None:
         with _transient("changing a queue item"):
-            return self._compare_and_set(item_id, version, changes, {})
+            item = self._current(item_id)
+            if item is None or item.version != version:
+                return None
+            updated = self._commit(item, changes)
+        if updated is not None:
+            self._index.settle(item_id, updated)
+        return updated
 
-    def _compare_and_set(
-        self, item_id: str, version: int, changes: dict[str, Any], query: dict[str, Any]
-    ) -> QueueItem | None:
-        """Move an item from ``version`` to ``version + 1``, or return None if it has moved on.
+    def _commit(self, item: QueueItem, changes: dict[str, Any]) -> QueueItem | None:
+        """Move ``item`` to its next version, or return None if someone did first.
 
-        The token ``<item id>#<version + 1>`` is inserted first: only one writer can insert it,
-        so only one change per version ever happens, on any MongoDB-wire server.
+        The ledger token ``<item id>#<version + 1>`` is the change: only one writer can insert
+        it, on any MongoDB-wire server. The queue document catches up later (``_compact``);
+        readers apply the tokens it has not caught up with yet.
         """
+        version = item.version + 1
+        token = {"_id": f"{item.id}#{version}", "item_id": item.id, "version": version,
+                 "changes": changes}
+        if not self._tokens.insert([token])[0]:
+            return None
+        self._compactor.add(item.id, version, changes)
+        return QueueItem.model_validate({**item.model_dump(), **changes, "version": version})
+
+    def _current(self, item_id: str) -> QueueItem | None:
+        """The queue document with the ledger tokens it has not caught up with applied."""
+        doc = self.queue.find_one({"_id": item_id})
+        if doc is None:
+            return None
+        version = doc.get("version", 0)
+        while (token := self.claims.find_one({"_id": f"{item_id}#{version + 1}"})) is not None:
+            version += 1
+            doc.update({**token["changes"], "version": version})
+        return _queue_item(doc)
+
+    def _folded(self, query: dict[str, Any]) -> list[QueueItem]:
+        """Queue documents matching ``query`` as they are now (see ``_current``)."""
+        docs = list(self.queue.find(query))
+        ids = [d["_id"] for d in docs]
+        # One scan of the ledger either way on FerretDB; on MongoDB $in uses the item_id index.
+        where = {"item_id": {"$in": ids}} if len(ids) <= FOLD_BY_ID else {}
+        tokens: dict[str, list[dict[str, Any]]] = {}
+        for token in self.claims.find(where, {"item_id": 1, "version": 1, "changes": 1}):
+            tokens.setdefault(token["item_id"], []).append(token)
+        items = []
+        for doc in docs:
+            version = doc.get("version", 0)
+            for token in sorted(tokens.get(doc["_id"], ()), key=lambda t: t["version"]):
+                if token["version"] > version:
+                    doc.update({**token["changes"], "version": token["version"]})
+                    version = token["version"]
+            items.append(_queue_item(doc))
+        return items
+
+    def _unresolved(self) -> list[QueueItem]:
+        """Every item not resolved yet; resolved is final, so a resolved document stays so."""
+        return [i for i in self._folded({"status": {"$ne": "resolved"}}) if i.status != "resolved"]
+
+    def _load_index(self, wait: bool = False) -> bool:
+        """Fill the claim index once, then re-read it now and then for the changes other
+        processes make (new items from workers, releases elsewhere): in the background, or with
+        ``wait`` right now. Re-reads are spaced by five times what the last one took (at least
+        ``INDEX_REFRESH_S``, or a second with ``wait``). True if this call read it."""
+        with self._index_lock:
+            if self._index_loaded_at is None:  # every claim waits for the first read
+                self._refresh_index()
+                return True
+            spacing = max(1.0 if wait else INDEX_REFRESH_S, 5 * self._index_cost_s)
+            if self._refreshing or time.monotonic() < self._index_loaded_at + spacing:
+                return False
+            self._refreshing = True
+        if wait:
+            self._refresh_index()
+            return True
+        threading.Thread(target=self._refresh_quietly, name="claim-index", daemon=True).start()
+        return False
+
+    def _refresh_quietly(self) -> None:
+        with suppress(TransientError):  # the next claim tries again
+            self._refresh_index()
+
+    def _refresh_index(self) -> None:
+        started = time.monotonic()
         try:
-            self.claims.insert_one(
-                {"_id": f"{item_id}#{version + 1}", "item_id": item_id, "changes": changes}
-            )
-        except DuplicateKeyError:
-            return None  # somebody else changed this version first
-        doc = self.queue.find_one_and_update(
-            {**query, "_id": item_id, "version": version},
-            {"$set": {**changes, "version": version + 1}},
-            return_document=ReturnDocument.AFTER,
-        )
-        return None if doc is None else _queue_item(doc)
+            with _transient("loading the queue"):
+                self._index.merge(self._unresolved())
+        finally:
+            self._index_loaded_at = time.monotonic()
+            self._index_cost_s = self._index_loaded_at - started
+            self._refreshing = False
 
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
             with _transient("writing audit"):
-                self.audit.insert_many([e.model_dump(mode="python") for e in entries])
+                self._audits.insert([e.model_dump(mode="python") for e in entries])
 
     def get_checkpoint(self, key: str) -> str | None:
         with _transient("reading a checkpoint"):
@@ -267,12 +311,16 @@ class MongoStore:
             )
 
     def resolved_since(self, since: datetime | None) -> list[QueueItem]:
-        query: dict[str, Any] = {"status": "resolved"}
-        if since is not None:
-            query["resolution.at"] = {"$gte": since}
+        query: dict[str, Any] = {"status": {"$ne": "resolved"}}
+        if since is not None:  # resolved before ``since`` in the document: resolved for good
+            query = {"$or": [query, {"resolution.at": {"$gte": since}}]}
         with _transient("reading resolved items"):
-            docs = list(self.queue.find(query).sort([("resolution.at", ASCENDING), ("_id", 1)]))
-        return [_queue_item(d) for d in docs]
+            items = self._folded(query if since is not None else {})
+        done = [
+            (i.resolution.at, i.id, i) for i in items
+            if i.resolution is not None and (since is None or i.resolution.at >= since)
+        ]
+        return [i for _, _, i in sorted(done, key=lambda d: d[:2])]
 
     def audit_of_items(self, item_ids: Sequence[str]) -> list[AuditEntry]:
         if not item_ids:
@@ -287,10 +335,8 @@ class MongoStore:
 
     def open_items_of_author(self, author_id: str) -> list[str]:
         with _transient("reading an author's items"):
-            docs = self.queue.find(
-                {"author_id": author_id, "status": {"$ne": "resolved"}}, {"_id": 1}
-            )
-            return [d["_id"] for d in docs]
+            items = self._folded({"author_id": author_id, "status": {"$ne": "resolved"}})
+        return [i.id for i in items if i.status != "resolved"]
 
     def save_assist_doc(self, kind: str, doc_id: str, doc: dict[str, Any]) -> None:
         check_assist_kind(kind)
@@ -344,12 +390,8 @@ class MongoStore:
         if not author_ids:
             return []
         with _transient("reading an author's queue items"):
-            docs = list(
-                self.queue.find({"author_id": {"$in": list(author_ids)}}).sort(
-                    [("enqueued_at", ASCENDING)]
-                )
-            )
-        return [_queue_item(d) for d in docs]
+            items = self._folded({"author_id": {"$in": list(author_ids)}})
+        return sorted(items, key=lambda i: (i.enqueued_at, i.id))
 
     def put_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
         with _transient(f"writing a {kind} record"):
@@ -425,7 +467,59 @@ class MongoStore:
             docs = list(self._db["users"].find({}, {"_id": 0}).sort("name", ASCENDING))
         return [UserAccount.model_validate(d) for d in docs]
     def close(self) -> None:
+        self._compactor.stop()
         self._client.close()
+
+
+class Compactor:
+    """Brings queue documents up to their ledger tokens, in the background and only when the
+    store has been quiet for ``COMPACT_IDLE_S``: on FerretDB v1 an update by ``_id`` scans the
+    whole collection under SQLite's write lock, which would stall every claim behind it.
+    Documents that never catch up (the process ended first) are still read right, through the
+    ledger; catching up keeps those reads short and the status index useful on MongoDB."""
+
+    def __init__(self, queue: Collection[dict[str, Any]]) -> None:
+        self._queue = queue
+        self._pending: deque[tuple[str, int, dict[str, Any]]] = deque()
+        self._last_add = 0.0
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def add(self, item_id: str, version: int, changes: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending.append((item_id, version, changes))
+            self._last_add = time.monotonic()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="compactor", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait()
+            quiet = time.monotonic() - self._last_add
+            if quiet < COMPACT_IDLE_S:
+                self._stopped.wait(COMPACT_IDLE_S - quiet)
+                continue
+            with self._lock:
+                if not self._pending:
+                    self._wake.clear()
+                    continue
+                item_id, version, changes = self._pending.popleft()
+            try:
+                self._queue.update_one(
+                    {"_id": item_id}, {"$set": {**changes, "version": version}}
+                )
+            except PyMongoError:
+                with self._lock:  # the ledger still holds the change; readers apply it
+                    self._thread = None  # the next change starts a new thread
+                return
 
 
 def _seq() -> int:

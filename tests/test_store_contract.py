@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from classifiers.triager import Triager
+from pipeline.embedded_store import EmbeddedStore
+from pipeline.mongo_store import MongoStore
 from pipeline.records import AuditEntry, Author, TriagedPost
 from pipeline.store import Store
 from tests.helpers import make_post
@@ -95,6 +99,44 @@ def test_concurrent_claims_never_share_an_item(store: Store, batch: list[Triaged
     for t in threads:
         t.join()
     assert len(taken) == open_items == len(set(taken))
+
+
+@pytest.fixture
+def other(
+    store: Store, request: pytest.FixtureRequest, tmp_path: Path, unique: str
+) -> Iterator[Store]:
+    """A second connection to the same store, as another process would open it."""
+    s: Store
+    if isinstance(store, MongoStore):
+        s = MongoStore(request.getfixturevalue("mongo_uri"), f"test_{unique}")
+    else:
+        s = EmbeddedStore(tmp_path / "store.sqlite3")
+    yield s
+    s.close()
+
+
+def test_another_connection_sees_every_change_at_once(
+    store: Store, other: Store, batch: list[TriagedPost]
+) -> None:
+    store.write_batch(batch)
+    lease = NOW + timedelta(minutes=10)
+    first = store.claim_next("ann", lease, NOW)
+    assert first is not None
+    seen = other.get_item(first.id)
+    assert seen is not None and seen.status == "claimed" and seen.agent == "ann"
+    assert seen.version == first.version
+    assert [i.id for i in other.list_queue("claimed")] == [first.id]
+    assert sum(other.queue_depth().values()) == store.count("queue") - 1
+    taken = []
+    while (item := other.claim_next("bob", lease, NOW)) is not None:
+        taken.append(item.id)
+    assert first.id not in taken and len(taken) == store.count("queue") - 1
+    released = other.update_item(first.id, first.version, {"status": "open", "agent": None,
+                                                           "lease_until": None})
+    assert released is not None and released.version == first.version + 1
+    back = store.get_item(first.id)
+    assert back is not None and back.status == "open" and back.agent is None
+    assert store.update_item(first.id, first.version, {"status": "resolved"}) is None
 
 
 def test_depth_topics_and_audit(store: Store, batch: list[TriagedPost]) -> None:

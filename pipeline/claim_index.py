@@ -1,0 +1,123 @@
+"""Unresolved queue items in memory, in claim order: where a MongoDB-wire store picks claim
+candidates.
+
+FerretDB v1 (SQLite backend) pushes no filter or sort down except ``{_id: ...}``, so a sorted
+find decodes every queue document on every claim. The store loads this index once, keeps it
+current with its own writes and re-reads it in the background for other processes' writes. The
+index only proposes candidates: the ledger insert in ``MongoStore`` decides who gets one, so a
+stale entry costs a refused insert, never a double claim.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from pipeline.records import QueueItem
+
+Key = tuple[float, datetime, str]
+
+
+def _key(item: QueueItem) -> Key:
+    return (-item.priority, item.enqueued_at, item.id)
+
+
+def claimable(item: QueueItem, now: datetime) -> bool:
+    """Open, or claimed under a lapsed lease, or snoozed past its time."""
+    if item.status == "open":
+        return True
+    if item.status == "claimed":
+        return item.lease_until is not None and item.lease_until < now
+    if item.status == "snoozed":
+        return item.snooze_until is not None and item.snooze_until < now
+    return False
+
+
+class ClaimIndex:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, QueueItem] = {}
+        self._order: list[Key] = []  # claimable-looking items, most urgent first
+        self._timed: list[tuple[datetime, str, int]] = []  # when a lease or snooze lapses
+        self._taken: set[str] = set()  # picked by a thread of this process, not settled yet
+
+    def merge(self, items: Iterable[QueueItem]) -> None:
+        """Add or refresh items; an entry only ever moves to a newer version."""
+        with self._lock:
+            for item in items:
+                old = self._items.get(item.id)
+                if old is None or item.version > old.version:
+                    self._put(old, item)
+
+    def pick(
+        self,
+        now: datetime,
+        topics: Sequence[str] | None,
+        languages: Sequence[str] | None,
+        authors: Sequence[str] | None,
+        exclude_authors: Sequence[str] | None,
+    ) -> QueueItem | None:
+        """The most urgent claimable item these filters allow, reserved for the caller until
+        ``settle``: two threads of one process never try the same item."""
+        with self._lock:
+            self._lapse(now)
+            wanted = None if authors is None else set(authors)
+            unwanted = set(exclude_authors or ())
+            for key in self._order:
+                item = self._items[key[2]]
+                if (
+                    item.id in self._taken
+                    or not claimable(item, now)
+                    or (topics and item.topic not in topics)
+                    or (languages and item.language not in languages)
+                    or (wanted is not None and item.author_id not in wanted)
+                    or item.author_id in unwanted
+                ):
+                    continue
+                self._taken.add(item.id)
+                return item
+            return None
+
+    def settle(self, item_id: str, current: QueueItem | None) -> None:
+        """Release the reservation; ``current`` is what the item is now, if known."""
+        with self._lock:
+            self._taken.discard(item_id)
+            if current is None:
+                old = self._items.pop(item_id, None)
+                if old is not None:
+                    self._drop_key(old)
+                return
+            old = self._items.get(item_id)
+            if old is None or current.version >= old.version:
+                self._put(old, current)
+
+    def _put(self, old: QueueItem | None, item: QueueItem) -> None:
+        if old is not None:
+            self._drop_key(old)
+        if item.status == "resolved":
+            self._items.pop(item.id, None)
+            return
+        self._items[item.id] = item
+        if item.status == "open":
+            bisect.insort(self._order, _key(item))
+        elif item.status == "claimed" and item.lease_until is not None:
+            heapq.heappush(self._timed, (item.lease_until, item.id, item.version))
+        elif item.status == "snoozed" and item.snooze_until is not None:
+            heapq.heappush(self._timed, (item.snooze_until, item.id, item.version))
+
+    def _drop_key(self, item: QueueItem) -> None:
+        key = _key(item)
+        i = bisect.bisect_left(self._order, key)
+        if i < len(self._order) and self._order[i] == key:
+            del self._order[i]
+
+    def _lapse(self, now: datetime) -> None:
+        """Leases and snoozes that ran out put their items back in claim order."""
+        while self._timed and self._timed[0][0] < now:
+            _, item_id, version = heapq.heappop(self._timed)
+            item = self._items.get(item_id)
+            if item is not None and item.version == version:
+                bisect.insort(self._order, _key(item))

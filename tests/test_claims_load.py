@@ -1,0 +1,113 @@
+"""The queue under load on the real FerretDB: 50 agents claiming 10,000 items at once.
+
+Two store connections stand for two API processes, each with its own claim index, so the ledger
+has to arbitrate between them as well as between threads. No timing is asserted: claim latency is
+measured by bench/claims.py and reported in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.mongo_store import MongoStore
+from pipeline.priority import band_for
+from pipeline.queue import AgentQueue
+from pipeline.records import Author, Post, Prediction, Priority, TriagedPost
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+ITEMS = 10_000
+AGENTS = 50
+PROCESSES = 2
+
+pytestmark = [pytest.mark.mongo, pytest.mark.slow]
+
+
+def queued(n: int) -> list[TriagedPost]:
+    """``n`` triaged posts with spread-out priorities, built directly (no models needed)."""
+    rng = random.Random(5)
+    out = []
+    for i in range(n):
+        score = round(rng.uniform(0, 100), 2)
+        post = Post(
+            source="load",
+            native_id=str(i),
+            author=Author(id=f"u{i % 1500}"),
+            text=f"load post {i}",
+            created_at=NOW - timedelta(seconds=rng.randint(0, 3600)),
+        )
+        label = Prediction(label="high", confidence=0.9)
+        out.append(
+            TriagedPost(
+                post=post,
+                language="en",
+                spam=Prediction(label="ham", confidence=0.99),
+                is_spam=False,
+                topic=Prediction(label="delivery", confidence=0.8),
+                urgency=label,
+                sentiment=Prediction(label="negative", confidence=0.7),
+                entities=[],
+                redacted_text=post.text,
+                priority=Priority(score=score, band=band_for(score), reasons=["load"]),
+                model_versions={"load": "1"},
+                timings_ms={},
+                triaged_at=NOW,
+            )
+        )
+    return out
+
+
+def test_fifty_agents_empty_the_queue_without_sharing_an_item(
+    mongo_uri: str, unique: str
+) -> None:
+    database = f"test_load_{unique}"
+    stores = [MongoStore(mongo_uri, database, timeout_ms=60_000) for _ in range(PROCESSES)]
+    try:
+        stores[0].ensure_schema()
+        items = queued(ITEMS)
+        for i in range(0, ITEMS, 1000):
+            stores[0].write_batch(items[i : i + 1000])
+        claims: dict[str, list[str]] = {}
+        errors: list[str] = []
+        lock = threading.Lock()
+        start = threading.Barrier(AGENTS)
+
+        def agent(name: str, store: MongoStore) -> None:
+            queue = AgentQueue(store, lease=timedelta(hours=12))
+            mine = []
+            start.wait()
+            try:
+                while (item := queue.claim_next(name)) is not None:
+                    mine.append(item.id)
+            except Exception as exc:  # any failure is a finding, reported below
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            with lock:
+                for item_id in mine:
+                    claims.setdefault(item_id, []).append(name)
+
+        threads = [
+            threading.Thread(target=agent, args=(f"agent{i:02d}", stores[i % PROCESSES]))
+            for i in range(AGENTS)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        assert errors == []
+        doubles = {item: names for item, names in claims.items() if len(names) > 1}
+        assert doubles == {}
+        assert set(claims) == {t.id for t in items}  # none lost
+        # the store agrees: every item is claimed, by the agent that got it
+        held = stores[1].list_queue("claimed", limit=ITEMS + 1)
+        assert {i.id: i.agent for i in held} == {k: v[0] for k, v in claims.items()}
+        per_agent = Counter(names[0] for names in claims.values())
+        assert len(per_agent) == AGENTS  # every agent got work
+    finally:
+        stores[0]._client.drop_database(database)
+        for s in stores:
+            s.close()
