@@ -134,3 +134,16 @@ def test_checkpoints_survive_a_new_connection(store: Store) -> None:
     store.set_checkpoint("x:search:acme", "1578511538419212288")
     store.set_checkpoint("x:search:acme", "1578516068309794817")
     assert store.get_checkpoint("x:search:acme") == "1578516068309794817"
+
+
+def test_deleting_a_record_removes_only_it(store: Store) -> None:
+    store.put_record("k", "a", {"n": 1})
+    store.put_record("k", "b", {"n": 2})
+    store.put_record("other", "a", {"n": 3})
+    assert store.delete_record("k", "a") is True
+    assert store.delete_record("k", "a") is False
+    assert store.get_record("k", "a") is None
+    assert [d["n"] for d in store.find_records("k")] == [2]
+    assert store.get_record("other", "a") == {"n": 3}
+    store.put_record("k", "a", {"n": 4})  # a deleted key can be written again
+    assert sorted(d["n"] for d in store.find_records("k")) == [2, 4]
