@@ -38,7 +38,7 @@ SECTION = "## Similar cases"
 GRID = {
     "lsa_components": (100, 200, 300),
     "metric_weight": (0.2, 0.4, 0.7, 1.0),
-    "per_topic": (2, 3, 5),
+    "per_topic": (1, 2, 3),
 }
 EXACT = 10**9  # a shortlist longer than any history: every row scored exactly
 

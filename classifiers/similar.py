@@ -33,6 +33,11 @@ from sklearn.preprocessing import normalize
 MERGE_ROWS = 2_000
 
 
+def _unit(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.maximum(norms, np.float32(1e-12))
+
+
 @dataclass(frozen=True)
 class Neighbour:
     row: int
@@ -81,6 +86,7 @@ class SimilarIndex(BaseEstimator):
             self.svd_ = TruncatedSVD(n, n_iter=4, random_state=self.random_state).fit(vectors)
             if len(set(topics)) >= 2 and self.metric_weight > 0:
                 self.lda_ = LinearDiscriminantAnalysis().fit(self.svd_.transform(vectors), topics)
+        self._linear()
         self.topics_: list[str] = list(topics)
         self._rows = vectors  # item x feature, re-ranking reads the shortlisted rows
         self._recent: sparse.csr_matrix | None = None  # items added since, merged in chunks
@@ -92,15 +98,29 @@ class SimilarIndex(BaseEstimator):
         stacked = sparse.hstack([self.word_.transform(texts), self.char_.transform(texts)])
         return normalize(stacked.tocsr())
 
+    def _linear(self) -> None:
+        """The fitted LSA and LDA maps as plain contiguous float32 arrays: a query is one row,
+        and going through the estimators' transform copies the whole projection every time."""
+        self._project: np.ndarray | None = None
+        self._shift: np.ndarray | None = None
+        self._scalings: np.ndarray | None = None
+        if self.svd_ is None:
+            return
+        self._project = np.ascontiguousarray(self.svd_.components_.T, dtype=np.float32)
+        if self.lda_ is not None:
+            width = min(len(self.lda_.classes_) - 1, self.lda_.scalings_.shape[1])
+            self._shift = np.asarray(self.lda_.xbar_, dtype=np.float32)
+            self._scalings = np.ascontiguousarray(self.lda_.scalings_[:, :width], np.float32)
+
     def _dense_of(self, vectors: sparse.csr_matrix) -> np.ndarray:
         """Unit LSA vector, then unit LDA vector, side by side (float32)."""
-        if self.svd_ is None:
+        if self._project is None:
             return np.zeros((vectors.shape[0], 0), dtype=np.float32)
-        lsa = self.svd_.transform(vectors)
-        parts = [normalize(lsa)]
-        if self.lda_ is not None:
-            parts.append(normalize(self.lda_.transform(lsa)))
-        return np.asarray(np.hstack(parts), dtype=np.float32)
+        lsa = np.asarray(vectors.astype(np.float32) @ self._project)
+        parts = [_unit(lsa)]
+        if self._shift is not None and self._scalings is not None:
+            parts.append(_unit((lsa - self._shift) @ self._scalings))
+        return np.hstack(parts)
 
     def __len__(self) -> int:
         return getattr(self, "_size", 0)
@@ -136,7 +156,7 @@ class SimilarIndex(BaseEstimator):
             parts.append(self._recent[rows[cut:] - main] @ vector.T)
         result = np.asarray(sparse.vstack(parts).todense(), dtype=np.float32).ravel()
         if self.lda_ is not None:
-            lsa = self.svd_.n_components if self.svd_ is not None else 0
+            lsa = self._project.shape[1] if self._project is not None else 0
             metric = self._dense[rows, lsa:] @ dense[lsa:]
             result += self.metric_weight * metric
         return result
@@ -148,7 +168,7 @@ class SimilarIndex(BaseEstimator):
             rows = np.arange(self._size)
             return [rows if allowed is None else rows[allowed[: self._size]]] * len(dense)
         weights = dense.copy()
-        weights[:, self.svd_.n_components :] *= self.metric_weight
+        weights[:, self.svd_.n_components :] *= self.metric_weight  # the LDA part
         cheap = weights @ self._dense[: self._size].T
         if allowed is not None:
             cheap[:, ~allowed[: self._size]] = -np.inf

@@ -374,9 +374,15 @@ def test_the_worker_answers_simple_repeats_in_their_batch_and_only_once(
     producer = bus.producer()
     for p in posts:
         producer.send(settings.topic_raw, p.model_dump_json().encode())
-    worker = Worker(bus, store, triager, settings, clock=clock, automation=automation)
-    totals = worker.run(threading.Event(), idle_exit_s=0.3)
-    assert totals.automated == 1 and [i for i, _ in outbox.sent] == ["1"]
+    def run() -> int:
+        worker = Worker(bus, store, triager, settings, clock=clock, automation=automation)
+        try:
+            return worker.run(threading.Event(), idle_exit_s=0.3).automated
+        finally:
+            worker.close()
+
+    assert run() == 1
+    assert [i for i, _ in outbox.sent] == ["1"]
     statuses = {i: store.get_item(i) for i in ("test:1", "test:2", "test:3")}
     assert {i: it.status for i, it in statuses.items() if it} == {
         "test:1": "resolved", "test:2": "open", "test:3": "open"}
@@ -385,14 +391,12 @@ def test_the_worker_answers_simple_repeats_in_their_batch_and_only_once(
     # the same posts again (a batch replayed after a crash): nothing is sent twice
     for p in posts:
         producer.send(settings.topic_raw, p.model_dump_json().encode())
-    again = Worker(bus, store, triager, settings, clock=clock, automation=automation)
-    assert again.run(threading.Event(), idle_exit_s=0.3).automated == 0
+    assert run() == 0
     assert len(outbox.sent) == 1 and len(store.outbound_since(START)) == 1
     # switched off, the worker leaves a new simple repeat to the agents
     automation.save_settings(AutomationSettings(enabled=False, daily_cap=100), by="olga")
     producer.send(settings.topic_raw, post(4, DELIVERY[0].format(n=4839204, d=4))
                   .model_dump_json().encode())
-    off = Worker(bus, store, triager, settings, clock=clock, automation=automation)
-    assert off.run(threading.Event(), idle_exit_s=0.3).automated == 0
+    assert run() == 0
     item = store.get_item("test:4")
     assert item is not None and item.status == "open" and len(outbox.sent) == 1
