@@ -107,8 +107,8 @@ def test_the_assist_panel_helps_with_the_open_item(
     [sent] = store.find_records(REPLY, {"item_id": "test:99"})
     assert sent["text"] == edited
 
+    ann.click("#lang-zh")  # the choice stays with the session
     ann.goto(f"{url}/agent?item=test:99")
-    ann.click("#lang-zh")
     expect(ann.locator("#assist h3")).to_have_text("辅助")
     expect(ann.locator("#similar-cases .outcome").first).to_have_text("首次回复即解决")
     expect(ann.locator("#tone-cue")).to_contain_text("客户")
