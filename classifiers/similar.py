@@ -200,7 +200,7 @@ class SimilarIndex(BaseEstimator):
             return [[] for _ in texts]
         vectors = self._sparse(list(texts))
         dense = self._dense_of(vectors)
-        found = []
+        found: list[list[Neighbour]] = []
         for i, rows in enumerate(self._candidates(dense, allowed)):
             if not len(rows):
                 found.append([])
