@@ -3,7 +3,10 @@
 Every action goes through the queue's rules (``pipeline.queue.AgentQueue``): a claim is exclusive
 and every change is a compare-and-set, so when two agents act on one item only one succeeds and
 the other is told who holds it. The queue and the open item's ownership refresh every two seconds
-(``data-refresh`` in the page), so nobody works from a stale view.
+(``data-refresh`` in the page), so nobody works from a stale view. Next to the open item the
+assist panel (``pipeline.assist``) shows similar resolved cases with their replies and outcomes,
+suggested replies filled from the post (edited, then copied into the reply), the tone cue and the
+best knowledge articles.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from dashboards.assist_api import services as assist_services
 from dashboards.auth import User, get_store, require_roles
 from dashboards.pages import flash, fragment, render
 from dashboards.queue_api import services
@@ -51,6 +55,7 @@ def item_context(request: Request, item: QueueItem, user: User) -> dict[str, Any
         "history": [p for p in context.posts if p.id != item.id],
         "replies": context.replies,
         "escalations": context.open_escalations,
+        "assist": assist_services(request).assistant.assist(item),
         "mine": is_mine(item, user),
         "topics": TOPICS,
         "channels": CHANNELS,

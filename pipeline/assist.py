@@ -29,10 +29,13 @@ from pipeline.assist_records import (
     ReplyTemplate,
     SimilarCase,
     SuggestedReply,
+    Tone,
 )
 from pipeline.records import AuditEntry, QueueItem, utcnow
 from pipeline.store import Store
 
+TEMPLATES = "assist_template"
+ARTICLES = "assist_article"
 REFIT_GROWTH = 2.0
 REPLY_MATCH = 0.6
 TOPIC_BONUS = 0.2
@@ -167,8 +170,15 @@ def resolved_with(template: ReplyTemplate, reply: str) -> bool:
     return bool(words) and len(words & _words(reply)) / len(words) >= REPLY_MATCH
 
 
-def tone_cue(post: dict[str, Any] | None) -> str | None:
-    """One line on how to open the reply, from the post's sentiment (and emotion, if scored)."""
+TONE_CUES: dict[Tone, str] = {
+    "angry": "customer is angry: acknowledge the problem and apologise first",
+    "unhappy": "customer is unhappy: acknowledge first, then explain the next step",
+    "pleased": "customer is pleased: thank them",
+}
+
+
+def tone_of(post: dict[str, Any] | None) -> Tone | None:
+    """How the customer feels, from the post's sentiment (and emotion, if scored)."""
     if post is None:
         return None
     sentiment = post.get("sentiment") or {}
@@ -176,12 +186,18 @@ def tone_cue(post: dict[str, Any] | None) -> str | None:
     emotion = (post.get("emotion") or {}).get("label")
     urgency = (post.get("urgency") or {}).get("label")
     if emotion == "anger" or (negative >= 0.6 and urgency in ("high", "critical")):
-        return "customer is angry: acknowledge the problem and apologise first"
+        return "angry"
     if emotion in ("sadness", "fear") or negative >= 0.5:
-        return "customer is unhappy: acknowledge first, then explain the next step"
+        return "unhappy"
     if emotion in ("joy", "optimism") or sentiment.get("label") == "positive":
-        return "customer is pleased: thank them"
+        return "pleased"
     return None
+
+
+def tone_cue(post: dict[str, Any] | None) -> str | None:
+    """One line on how to open the reply (the console shows it in the agent's language)."""
+    tone = tone_of(post)
+    return None if tone is None else TONE_CUES[tone]
 
 
 class Assistant:
@@ -196,24 +212,22 @@ class Assistant:
     def templates(
         self, topic: str | None = None, language: str | None = None
     ) -> list[ReplyTemplate]:
-        found = [ReplyTemplate.model_validate(d) for d in self.store.assist_docs("templates")]
-        return [
-            t
-            for t in found
-            if (topic is None or t.topic == topic) and (language is None or t.language == language)
-        ]
+        where = {k: v for k, v in (("topic", topic), ("language", language)) if v is not None}
+        found = [ReplyTemplate.model_validate(d) for d in self.store.find_records(TEMPLATES, where)]
+        return sorted(found, key=lambda t: t.id)
 
     def template(self, template_id: str) -> ReplyTemplate | None:
-        return next((t for t in self.templates() if t.id == template_id), None)
+        doc = self.store.get_record(TEMPLATES, template_id)
+        return None if doc is None else ReplyTemplate.model_validate(doc)
 
     def save_template(self, template: ReplyTemplate, by: str) -> ReplyTemplate:
         saved = template.model_copy(update={"updated_by": by, "updated_at": utcnow()})
-        self.store.save_assist_doc("templates", saved.id, saved.model_dump(mode="json"))
+        self.store.put_record(TEMPLATES, saved.id, saved.model_dump(mode="json"))
         self._audit(by, "template_saved", {"template": saved.id})
         return saved
 
     def delete_template(self, template_id: str, by: str) -> bool:
-        deleted = self.store.delete_assist_doc("templates", template_id)
+        deleted = self.store.delete_record(TEMPLATES, template_id)
         if deleted:
             self._audit(by, "template_deleted", {"template": template_id})
         return deleted
@@ -221,17 +235,18 @@ class Assistant:
     # ---- knowledge
 
     def articles(self, language: str | None = None) -> list[KnowledgeArticle]:
-        found = [KnowledgeArticle.model_validate(d) for d in self.store.assist_docs("knowledge")]
-        return [a for a in found if language is None or a.language == language]
+        where = {} if language is None else {"language": language}
+        found = self.store.find_records(ARTICLES, where)
+        return sorted((KnowledgeArticle.model_validate(d) for d in found), key=lambda a: a.id)
 
     def save_article(self, article: KnowledgeArticle, by: str) -> KnowledgeArticle:
         saved = article.model_copy(update={"updated_by": by, "updated_at": utcnow()})
-        self.store.save_assist_doc("knowledge", saved.id, saved.model_dump(mode="json"))
+        self.store.put_record(ARTICLES, saved.id, saved.model_dump(mode="json"))
         self._audit(by, "article_saved", {"article": saved.id})
         return saved
 
     def delete_article(self, article_id: str, by: str) -> bool:
-        deleted = self.store.delete_assist_doc("knowledge", article_id)
+        deleted = self.store.delete_record(ARTICLES, article_id)
         if deleted:
             self._audit(by, "article_deleted", {"article": article_id})
         return deleted
@@ -278,6 +293,7 @@ class Assistant:
         similar = self.cases.similar(item, k)
         return Assistance(
             item_id=item.id,
+            tone=tone_of(post),
             tone_cue=tone_cue(post),
             similar=similar,
             replies=self.suggest(item, post, similar),

@@ -1,8 +1,9 @@
 """Typed records of agent assist: what operators keep (reply templates, knowledge articles,
 automation rules) and what the assist layer hands agents (similar cases, suggested replies).
 
-Operator-kept records are stored as JSON documents by kind (``Store.save_assist_doc``); outbound
-replies have their own collection because the daily cap and the reopened report query them by time.
+Operator-kept records are the store's generic records (``Store.put_record``), one kind each;
+outbound replies have their own collection because the daily cap and the reopened report query
+them by time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pipeline.records import AwareDatetime, Record
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 FILLABLE = ("order_number", "product", "handle")
 Outcome = Literal["resolved_first_reply", "escalated", "reopened"]
+Tone = Literal["angry", "unhappy", "pleased"]
 
 
 def _known_placeholders(body: str) -> str:
@@ -117,6 +119,7 @@ class Assistance(Record):
     """What the agent sees next to an item."""
 
     item_id: str
+    tone: Tone | None
     tone_cue: str | None
     similar: list[SimilarCase]
     replies: list[SuggestedReply]

@@ -11,11 +11,15 @@ it), the reply goes out through the source's replier (``pipeline.replies``: the 
 ``reply``; record-only sources are never automated), is stored as an outbound reply,
 and the item is resolved through the queue rules, so every automated reply is in the audit log.
 ``reopen`` reverses it: the item goes back to the queue, and the reopened report lists it.
+
+The worker calls ``on_batch`` with every triaged batch right after the store write, so a simple
+repeat is answered within its batch; ``run`` sweeps the open queue with the same rules (for items
+queued before a rule was switched on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -25,12 +29,13 @@ from pydantic import BaseModel
 from pipeline.assist import Assistant, fill, post_fields
 from pipeline.assist_records import AutomationRule, AutomationSettings, OutboundReply
 from pipeline.queue import AgentQueue, QueueError, UnknownItem
-from pipeline.records import AuditEntry, QueueItem, utcnow
+from pipeline.records import AuditEntry, QueueItem, TriagedPost, utcnow
 from pipeline.replies import REPLY, RecordOnly, Repliers, ReplyRecord
 from pipeline.store import Store
 
 AGENT = "automation"
-SETTINGS_ID = "settings"
+SETTINGS = "automation_settings"
+RULES = "automation_rule"
 URGENT = ("high", "critical")
 SCAN_LIMIT = 1000
 
@@ -75,24 +80,19 @@ class Automation:
     # ---- what operators set
 
     def settings(self) -> AutomationSettings:
-        for doc in self.store.assist_docs("automation"):
-            if doc.get("kind") == SETTINGS_ID:
-                return AutomationSettings.model_validate(doc["value"])
-        return AutomationSettings()
+        doc = self.store.get_record(SETTINGS, "current")
+        return AutomationSettings() if doc is None else AutomationSettings.model_validate(doc)
 
     def save_settings(self, settings: AutomationSettings, by: str) -> AutomationSettings:
         saved = settings.model_copy(update={"updated_by": by, "updated_at": self.clock()})
         value = saved.model_dump(mode="json")
-        self.store.save_assist_doc("automation", SETTINGS_ID, {"kind": SETTINGS_ID, "value": value})
+        self.store.put_record(SETTINGS, "current", value)
         self._audit(by, "automation_settings", None, value)
         return saved
 
     def rules(self) -> list[AutomationRule]:
-        return [
-            AutomationRule.model_validate(d["value"])
-            for d in self.store.assist_docs("automation")
-            if d.get("kind") == "rule"
-        ]
+        found = [AutomationRule.model_validate(d) for d in self.store.find_records(RULES)]
+        return sorted(found, key=lambda r: r.id)
 
     def save_rule(self, rule: AutomationRule, by: str) -> AutomationRule:
         template = self.assistant.template(rule.template_id)
@@ -105,13 +105,12 @@ class Automation:
             )
         saved = rule.model_copy(update={"updated_by": by, "updated_at": self.clock()})
         value = saved.model_dump(mode="json")
-        doc = {"kind": "rule", "value": value}
-        self.store.save_assist_doc("automation", f"rule.{saved.id}", doc)
+        self.store.put_record(RULES, saved.id, value)
         self._audit(by, "automation_rule", None, value)
         return saved
 
     def delete_rule(self, topic: str, language: str, by: str) -> bool:
-        deleted = self.store.delete_assist_doc("automation", f"rule.{topic}.{language}")
+        deleted = self.store.delete_record(RULES, f"{topic}.{language}")
         if deleted:
             self._audit(by, "automation_rule_deleted", None, {"topic": topic, "language": language})
         return deleted
@@ -123,19 +122,29 @@ class Automation:
         midnight = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
         return sum(r.automated for r in self.store.outbound_since(midnight))
 
-    def decide(self, item: QueueItem) -> tuple[Decision, AutomationRule | None, str]:
-        """Whether this item may be answered automatically, why, and with what text."""
+    def decide(
+        self,
+        item: QueueItem,
+        settings: AutomationSettings | None = None,
+        rules: Sequence[AutomationRule] | None = None,
+    ) -> tuple[Decision, AutomationRule | None, str]:
+        """Whether this item may be answered automatically, why, and with what text
+        (``settings`` and ``rules`` as read once for a whole batch)."""
 
         def no(reason: str) -> tuple[Decision, AutomationRule | None, str]:
             return Decision(item.id, False, reason), None, ""
 
-        settings = self.settings()
+        settings = settings or self.settings()
         if not settings.enabled:
             return no("automation is switched off")
         if item.status != "open":
             return no(f"item is {item.status}")
         rule = next(
-            (r for r in self.rules() if (r.topic, r.language) == (item.topic, item.language)),
+            (
+                r
+                for r in (self.rules() if rules is None else rules)
+                if (r.topic, r.language) == (item.topic, item.language)
+            ),
             None,
         )
         if rule is None or not rule.enabled:
@@ -167,8 +176,13 @@ class Automation:
             return no(f"daily cap of {settings.daily_cap} reached")
         return Decision(item.id, True, f"rule {rule.id} at {confidence:.2f}"), rule, text
 
-    def handle(self, item: QueueItem) -> Decision:
-        decision, rule, text = self.decide(item)
+    def handle(
+        self,
+        item: QueueItem,
+        settings: AutomationSettings | None = None,
+        rules: Sequence[AutomationRule] | None = None,
+    ) -> Decision:
+        decision, rule, text = self.decide(item, settings, rules)
         if not decision.automated or rule is None:
             return decision
         now = self.clock()
@@ -212,13 +226,29 @@ class Automation:
         )
         return decision
 
+    def on_batch(self, triaged: Sequence[TriagedPost]) -> list[Decision]:
+        """The worker's stage: answer the batch's posts a rule covers, as stored just now.
+        Settings and rules are read once for the batch; with automation off that is all."""
+        settings = self.settings()
+        if not settings.enabled:
+            return []
+        rules = [r for r in self.rules() if r.enabled]
+        covered = {(r.topic, r.language) for r in rules}
+        ids = [
+            t.id for t in triaged if not t.is_spam and (t.topic.label, t.language) in covered
+        ]
+        items = [i for i in (self.store.get_item(x) for x in ids) if i is not None]
+        return [self.handle(item, settings, rules) for item in items]
+
     def run(self, limit: int = SCAN_LIMIT) -> list[Decision]:
         """Answer the open items automation may answer; the rest stay for agents."""
-        if not self.settings().enabled:
+        settings = self.settings()
+        if not settings.enabled:
             return []
-        covered = {(r.topic, r.language) for r in self.rules() if r.enabled}
+        rules = [r for r in self.rules() if r.enabled]
+        covered = {(r.topic, r.language) for r in rules}
         return [
-            self.handle(item)
+            self.handle(item, settings, rules)
             for item in self.store.list_queue("open", limit)
             if (item.topic, item.language) in covered
         ]

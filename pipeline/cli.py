@@ -147,7 +147,10 @@ def worker(
     """Consume posts.raw in micro-batches and triage them into the store and the queue."""
     from classifiers.registry import PACKAGED, Registry
     from classifiers.triager import Triager
+    from pipeline.assist import Assistant
+    from pipeline.automation import Automation
     from pipeline.bus import open_bus
+    from pipeline.replies import repliers_from_settings
     from pipeline.store import open_store
     from pipeline.worker import Worker
 
@@ -158,7 +161,8 @@ def worker(
     triager = Triager.from_registry(Registry(cfg.models_dir or PACKAGED))
     store = open_store(cfg)
     store.ensure_schema()
-    w = Worker(open_bus(cfg), store, triager, cfg)
+    automation = Automation(store, Assistant(store), repliers_from_settings(cfg, store))
+    w = Worker(open_bus(cfg), store, triager, cfg, automation=automation)
     stop = stop_on_signals()
     try:
         totals = w.run(stop, idle_exit_s=idle_exit)
@@ -167,7 +171,8 @@ def worker(
         store.close()
     console.print(
         f"worker: {totals.posts} posts triaged, {totals.spam} spam, "
-        f"{totals.dead_lettered} dead-lettered, {totals.queued_new} queued"
+        f"{totals.dead_lettered} dead-lettered, {totals.queued_new} queued, "
+        f"{totals.automated} answered by automation"
     )
 
 

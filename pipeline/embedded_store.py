@@ -22,7 +22,6 @@ from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, Use
 from pipeline.store import (
     COLLECTIONS,
     WriteResult,
-    check_assist_kind,
     latest_authors,
     post_document,
 )
@@ -45,8 +44,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (id TEXT PRIMARY KEY, value TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_item ON audit (item_id);
-CREATE TABLE IF NOT EXISTS assist (
-    kind TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, id));
 CREATE TABLE IF NOT EXISTS outbound (id TEXT PRIMARY KEY, at TEXT NOT NULL, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS outbound_at ON outbound (at);
 CREATE TABLE IF NOT EXISTS corrections (
@@ -157,6 +154,11 @@ class EmbeddedStore:
     def get_post(self, post_id: str) -> dict[str, Any] | None:
         rows = self._run("SELECT doc FROM posts WHERE id = ?", (post_id,))
         return orjson.loads(rows[0][0]) if rows else None
+
+    def delete_record(self, kind: str, key: str) -> bool:
+        with self._lock, self._db:
+            cursor = self._db.execute("DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
+            return cursor.rowcount > 0
 
     def get_author(self, author_id: str) -> dict[str, Any] | None:
         rows = self._run("SELECT doc FROM authors WHERE id = ?", (author_id,))
@@ -313,28 +315,6 @@ class EmbeddedStore:
             "SELECT id FROM queue WHERE author_id = ? AND status != 'resolved'", (author_id,)
         )
         return [r[0] for r in rows]
-
-    def save_assist_doc(self, kind: str, doc_id: str, doc: dict[str, Any]) -> None:
-        check_assist_kind(kind)
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO assist VALUES (?, ?, ?) ON CONFLICT(kind, id) DO UPDATE SET"
-                " doc = excluded.doc",
-                (kind, doc_id, _dumps(doc)),
-            )
-
-    def assist_docs(self, kind: str) -> list[dict[str, Any]]:
-        check_assist_kind(kind)
-        rows = self._run("SELECT doc FROM assist WHERE kind = ? ORDER BY id", (kind,))
-        return [orjson.loads(r[0]) for r in rows]
-
-    def delete_assist_doc(self, kind: str, doc_id: str) -> bool:
-        check_assist_kind(kind)
-        with self._lock, self._db:
-            cursor = self._db.execute(
-                "DELETE FROM assist WHERE kind = ? AND id = ?", (kind, doc_id)
-            )
-            return cursor.rowcount > 0
 
     def record_outbound(self, reply: OutboundReply) -> None:
         with self._lock, self._db:

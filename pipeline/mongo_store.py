@@ -32,7 +32,6 @@ from pipeline.group_insert import GroupInsert
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store import (
     WriteResult,
-    check_assist_kind,
     latest_authors,
     post_document,
 )
@@ -338,22 +337,6 @@ class MongoStore:
             items = self._folded({"author_id": author_id, "status": {"$ne": "resolved"}})
         return [i.id for i in items if i.status != "resolved"]
 
-    def save_assist_doc(self, kind: str, doc_id: str, doc: dict[str, Any]) -> None:
-        check_assist_kind(kind)
-        with _transient(f"saving {kind}"):
-            self._db[f"assist_{kind}"].replace_one({"_id": doc_id}, {**doc, "_id": doc_id}, True)
-
-    def assist_docs(self, kind: str) -> list[dict[str, Any]]:
-        check_assist_kind(kind)
-        with _transient(f"reading {kind}"):
-            docs = self._db[f"assist_{kind}"].find().sort("_id", ASCENDING)
-            return [{k: v for k, v in d.items() if k != "_id"} for d in docs]
-
-    def delete_assist_doc(self, kind: str, doc_id: str) -> bool:
-        check_assist_kind(kind)
-        with _transient(f"deleting {kind}"):
-            return self._db[f"assist_{kind}"].delete_one({"_id": doc_id}).deleted_count > 0
-
     def record_outbound(self, reply: OutboundReply) -> None:
         doc = reply.model_dump(mode="python")
         with _transient("recording a reply"):
@@ -415,6 +398,10 @@ class MongoStore:
         with _transient(f"reading a {kind} record"):
             found = self.records.find_one({"_id": f"{kind}/{key}"})
         return None if found is None else dict(found["doc"])
+
+    def delete_record(self, kind: str, key: str) -> bool:
+        with _transient(f"deleting a {kind} record"):
+            return self.records.delete_one({"_id": f"{kind}/{key}"}).deleted_count > 0
 
     def find_records(
         self,

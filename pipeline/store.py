@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from pipeline.settings import Settings
 
 COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit", "corrections")
-ASSIST_KINDS = ("templates", "knowledge", "automation")
 
 
 @dataclass(frozen=True)
@@ -98,14 +97,6 @@ class Store(Protocol):
     def open_items_of_author(self, author_id: str) -> list[str]:
         """Ids of the author's queue items not resolved yet (open, claimed or snoozed)."""
 
-    def save_assist_doc(self, kind: str, doc_id: str, doc: dict[str, Any]) -> None:
-        """Create or replace an operator-kept document (``kind`` in ``ASSIST_KINDS``)."""
-
-    def assist_docs(self, kind: str) -> list[dict[str, Any]]: ...
-
-    def delete_assist_doc(self, kind: str, doc_id: str) -> bool:
-        """True if there was such a document."""
-
     def record_outbound(self, reply: OutboundReply) -> None:
         """Store (or update, by id) a reply sent for a queue item."""
 
@@ -132,6 +123,9 @@ class Store(Protocol):
         backend, so it doubles as a ledger (breaches recorded once, escalation quota tokens)."""
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def delete_record(self, kind: str, key: str) -> bool:
+        """Remove one record; True if there was one."""
 
     def find_records(
         self,
@@ -201,11 +195,6 @@ def latest_authors(items: Sequence[TriagedPost]) -> list[dict[str, Any]]:
         if key not in latest or item.post.created_at >= latest[key].post.created_at:
             latest[key] = item
     return [author_document(i) for i in latest.values()]
-
-
-def check_assist_kind(kind: str) -> None:
-    if kind not in ASSIST_KINDS:
-        raise ValueError(f"unknown assist document kind {kind!r}")
 
 
 def open_store(settings: Settings) -> Store:

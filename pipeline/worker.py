@@ -24,6 +24,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from classifiers.triager import Triager
+from pipeline.automation import Automation
 from pipeline.bus import Bus, Message
 from pipeline.errors import TransientError
 from pipeline.incidents import link_incidents
@@ -49,6 +50,7 @@ class BatchStats:
     spam: int = 0
     stored_new: int = 0
     queued_new: int = 0
+    automated: int = 0
     seconds: float = 0.0
     topics: dict[str, int] = field(default_factory=dict)
 
@@ -61,6 +63,7 @@ class BatchStats:
             "spam",
             "stored_new",
             "queued_new",
+            "automated",
             "seconds",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -103,8 +106,10 @@ class Worker:
         triager: Triager,
         settings: Settings,
         clock: Callable[[], datetime] = utcnow,
+        automation: Automation | None = None,
     ) -> None:
         self.settings = settings
+        self.automation = automation
         self.store = store
         self.triager = triager
         self.clock = clock
@@ -155,6 +160,8 @@ class Worker:
         result = self._retrying(lambda: self.store.write_batch(triaged), "store write")
         if self.trends is not None:
             self._update_trends(triaged, now)
+        if self.automation is not None:
+            stats.automated = self._automate(triaged)
         for t in triaged:
             self.producer.send(
                 self.settings.topic_triaged, t.model_dump_json().encode(), key=t.id.encode()
@@ -184,6 +191,18 @@ class Worker:
         self._retrying(self.trends.flush, "trend write")
         if changed:
             self._retrying(lambda: link_incidents(self.store, changed, now), "incident write")
+
+    def _automate(self, triaged: list[TriagedPost]) -> int:
+        """Answer the simple repeats of the batch (after the write, so they are queue items).
+        A replayed batch finds them resolved and sends nothing twice; if the store fails here,
+        the posts stay with the agents and the batch goes on."""
+        assert self.automation is not None
+        try:
+            decisions = self.automation.on_batch(triaged)
+        except TransientError as exc:
+            log.warning("automation skipped for this batch (%s); its posts stay with agents", exc)
+            return 0
+        return sum(d.automated for d in decisions)
 
     def _publish_trend(self, trend: Trend) -> None:
         self.producer.send(

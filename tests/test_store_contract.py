@@ -198,3 +198,16 @@ def test_records_are_found_by_fields_and_by_a_range_of_their_at_time(store: Stor
     (doc,) = store.find_records("trend_records", {"what": "z"})
     stored = doc["at"]
     assert (datetime.fromisoformat(stored) if isinstance(stored, str) else stored) == at
+
+
+def test_deleting_a_record_removes_only_it(store: Store) -> None:
+    store.put_record("k", "a", {"n": 1})
+    store.put_record("k", "b", {"n": 2})
+    store.put_record("other", "a", {"n": 3})
+    assert store.delete_record("k", "a") is True
+    assert store.delete_record("k", "a") is False
+    assert store.get_record("k", "a") is None
+    assert [d["n"] for d in store.find_records("k")] == [2]
+    assert store.get_record("other", "a") == {"n": 3}
+    store.put_record("k", "a", {"n": 4})  # a deleted key can be written again
+    assert sorted(d["n"] for d in store.find_records("k")) == [2, 4]

@@ -21,6 +21,15 @@
     var every = parseInt(el.dataset.every || "2000", 10);
     setInterval(function () { refresh(el); }, every);
   });
+  // A suggested reply, as the agent edited it, becomes the reply they send.
+  document.querySelectorAll(".use-suggestion").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var text = button.parentElement.querySelector(".suggestion-text").value;
+      var reply = document.getElementById(button.dataset.target);
+      reply.value = text;
+      reply.focus();
+    });
+  });
   tick();
   setInterval(tick, 1000);
 })();
