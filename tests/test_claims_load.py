@@ -7,58 +7,21 @@ measured by bench/claims.py and reported in docs/performance.md.
 
 from __future__ import annotations
 
-import random
 import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
+from bench.claims import synthetic
 from pipeline.mongo_store import MongoStore
-from pipeline.priority import band_for
 from pipeline.queue import AgentQueue
-from pipeline.records import Author, Post, Prediction, Priority, TriagedPost
 
-NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ITEMS = 10_000
 AGENTS = 50
 PROCESSES = 2
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
-
-
-def queued(n: int) -> list[TriagedPost]:
-    """``n`` triaged posts with spread-out priorities, built directly (no models needed)."""
-    rng = random.Random(5)
-    out = []
-    for i in range(n):
-        score = round(rng.uniform(0, 100), 2)
-        post = Post(
-            source="load",
-            native_id=str(i),
-            author=Author(id=f"u{i % 1500}"),
-            text=f"load post {i}",
-            created_at=NOW - timedelta(seconds=rng.randint(0, 3600)),
-        )
-        label = Prediction(label="high", confidence=0.9)
-        out.append(
-            TriagedPost(
-                post=post,
-                language="en",
-                spam=Prediction(label="ham", confidence=0.99),
-                is_spam=False,
-                topic=Prediction(label="delivery", confidence=0.8),
-                urgency=label,
-                sentiment=Prediction(label="negative", confidence=0.7),
-                entities=[],
-                redacted_text=post.text,
-                priority=Priority(score=score, band=band_for(score), reasons=["load"]),
-                model_versions={"load": "1"},
-                timings_ms={},
-                triaged_at=NOW,
-            )
-        )
-    return out
 
 
 def test_fifty_agents_empty_the_queue_without_sharing_an_item(
@@ -68,7 +31,7 @@ def test_fifty_agents_empty_the_queue_without_sharing_an_item(
     stores = [MongoStore(mongo_uri, database, timeout_ms=60_000) for _ in range(PROCESSES)]
     try:
         stores[0].ensure_schema()
-        items = queued(ITEMS)
+        items = synthetic(ITEMS)
         for i in range(0, ITEMS, 1000):
             stores[0].write_batch(items[i : i + 1000])
         claims: dict[str, list[str]] = {}
