@@ -66,7 +66,7 @@ def run(stream: Stream, data: Path, config: DetectorConfig, seed: int = 7) -> li
     for batch, batch_labels in batches(stream, data, seed):
         labels.update(zip(batch.ids, batch_labels.tolist(), strict=True))
         detector.update_batch(batch)
-    ended = {t.id: t.ended_at for t in detector.trends if t.ended_at is not None}
+    ended = {t.id: t.ended_at for t in detector.trends.values() if t.ended_at is not None}
     for a in alerts:
         end = ended.get(a.trend.id)
         a.ended = None if end is None else int(end.timestamp() // 60)

@@ -19,7 +19,8 @@ queued before a rule was switched on).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time as clock_time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -31,13 +32,14 @@ from pipeline.assist_records import AutomationRule, AutomationSettings, Outbound
 from pipeline.queue import AgentQueue, QueueError, UnknownItem
 from pipeline.records import AuditEntry, QueueItem, TriagedPost, utcnow
 from pipeline.replies import REPLY, RecordOnly, Repliers, ReplyRecord
-from pipeline.store import Store
+from pipeline.store import Store, author_key, post_document
 
 AGENT = "automation"
 SETTINGS = "automation_settings"
 RULES = "automation_rule"
 URGENT = ("high", "critical")
 SCAN_LIMIT = 1000
+CONFIG_TTL_S = 5.0  # how soon a worker sees settings and rules changed in another process
 
 
 class AutomationError(QueueError):
@@ -51,6 +53,14 @@ class Decision:
     item_id: str
     automated: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class Known:
+    """What ``on_batch`` read for the whole batch: the posts, and each author's open items."""
+
+    posts: Mapping[str, dict[str, Any]]
+    open_items: Mapping[str, list[str]]
 
 
 class ReopenedReply(BaseModel):
@@ -76,6 +86,8 @@ class Automation:
         self.repliers = repliers
         self.clock = clock
         self.queue = AgentQueue(store, lease=timedelta(minutes=2), clock=clock, repliers=repliers)
+        self._config: tuple[AutomationSettings, list[AutomationRule]] | None = None
+        self._config_read_at = 0.0
 
     # ---- what operators set
 
@@ -87,6 +99,7 @@ class Automation:
         saved = settings.model_copy(update={"updated_by": by, "updated_at": self.clock()})
         value = saved.model_dump(mode="json")
         self.store.put_record(SETTINGS, "current", value)
+        self._config = None
         self._audit(by, "automation_settings", None, value)
         return saved
 
@@ -106,14 +119,26 @@ class Automation:
         saved = rule.model_copy(update={"updated_by": by, "updated_at": self.clock()})
         value = saved.model_dump(mode="json")
         self.store.put_record(RULES, saved.id, value)
+        self._config = None
         self._audit(by, "automation_rule", None, value)
         return saved
 
     def delete_rule(self, topic: str, language: str, by: str) -> bool:
         deleted = self.store.delete_record(RULES, f"{topic}.{language}")
+        self._config = None
         if deleted:
             self._audit(by, "automation_rule_deleted", None, {"topic": topic, "language": language})
         return deleted
+
+    def current(self) -> tuple[AutomationSettings, list[AutomationRule]]:
+        """Settings and enabled rules, read at most every ``CONFIG_TTL_S``: the worker asks
+        every batch, and most batches should cost the store nothing when automation is off."""
+        now = clock_time.monotonic()
+        if self._config is None or now - self._config_read_at > CONFIG_TTL_S:
+            settings = self.settings()
+            rules = [r for r in self.rules() if r.enabled] if settings.enabled else []
+            self._config, self._config_read_at = (settings, rules), now
+        return self._config
 
     # ---- deciding and sending
 
@@ -127,9 +152,10 @@ class Automation:
         item: QueueItem,
         settings: AutomationSettings | None = None,
         rules: Sequence[AutomationRule] | None = None,
+        known: Known | None = None,
     ) -> tuple[Decision, AutomationRule | None, str]:
         """Whether this item may be answered automatically, why, and with what text
-        (``settings`` and ``rules`` as read once for a whole batch)."""
+        (``settings``, ``rules`` and ``known`` as read once for a whole batch)."""
 
         def no(reason: str) -> tuple[Decision, AutomationRule | None, str]:
             return Decision(item.id, False, reason), None, ""
@@ -149,7 +175,7 @@ class Automation:
         )
         if rule is None or not rule.enabled:
             return no(f"no automation for {item.topic}/{item.language}")
-        post = self.store.get_post(item.id)
+        post = known.posts.get(item.id) if known else self.store.get_post(item.id)
         if post is None:
             return no("post not found")
         confidence = float(post["topic"]["confidence"])
@@ -160,7 +186,12 @@ class Automation:
             return no(f"negative {negative:.2f} above {rule.max_negative:.2f}")
         if item.urgency in URGENT:
             return no(f"urgency {item.urgency}")
-        others = [i for i in self.store.open_items_of_author(item.author_id) if i != item.id]
+        open_items = (
+            known.open_items.get(item.author_id, [])
+            if known
+            else self.store.open_items_of_author(item.author_id)
+        )
+        others = [i for i in open_items if i != item.id]
         if others:
             return no(f"author has {len(others)} other open item(s)")
         replier = self.repliers.by_source.get(item.source)
@@ -181,8 +212,9 @@ class Automation:
         item: QueueItem,
         settings: AutomationSettings | None = None,
         rules: Sequence[AutomationRule] | None = None,
+        known: Known | None = None,
     ) -> Decision:
-        decision, rule, text = self.decide(item, settings, rules)
+        decision, rule, text = self.decide(item, settings, rules, known)
         if not decision.automated or rule is None:
             return decision
         now = self.clock()
@@ -228,17 +260,25 @@ class Automation:
 
     def on_batch(self, triaged: Sequence[TriagedPost]) -> list[Decision]:
         """The worker's stage: answer the batch's posts a rule covers, as stored just now.
-        Settings and rules are read once for the batch; with automation off that is all."""
-        settings = self.settings()
+        The covered posts' items and their authors' open items are read in one call each (a
+        read per post would scan the queue per post on FerretDB); with automation off, or no
+        post covered, the batch costs the store nothing."""
+        settings, rules = self.current()
         if not settings.enabled:
             return []
-        rules = [r for r in self.rules() if r.enabled]
         covered = {(r.topic, r.language) for r in rules}
-        ids = [
-            t.id for t in triaged if not t.is_spam and (t.topic.label, t.language) in covered
-        ]
-        items = [i for i in (self.store.get_item(x) for x in ids) if i is not None]
-        return [self.handle(item, settings, rules) for item in items]
+        chosen = [t for t in triaged if not t.is_spam and (t.topic.label, t.language) in covered]
+        if not chosen:
+            return []
+        items = self.store.get_items([t.id for t in chosen])
+        open_items: dict[str, list[str]] = {}
+        for i in self.store.author_items(sorted({author_key(t) for t in chosen})):
+            if i.status != "resolved":
+                open_items.setdefault(i.author_id, []).append(i.id)
+        known = Known({t.id: post_document(t) for t in chosen}, open_items)
+        order = {t.id: n for n, t in enumerate(chosen)}
+        items.sort(key=lambda i: order[i.id])
+        return [self.handle(item, settings, rules, known) for item in items]
 
     def run(self, limit: int = SCAN_LIMIT) -> list[Decision]:
         """Answer the open items automation may answer; the rest stay for agents."""

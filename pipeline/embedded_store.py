@@ -241,6 +241,14 @@ class EmbeddedStore:
         rows = self._run("SELECT doc FROM queue WHERE id = ?", (item_id,))
         return QueueItem.model_validate_json(rows[0][0]) if rows else None
 
+    def get_items(self, item_ids: Sequence[str]) -> list[QueueItem]:
+        if not item_ids:
+            return []
+        rows = self._run(
+            f"SELECT doc FROM queue WHERE id IN ({','.join('?' * len(item_ids))})", tuple(item_ids)
+        )
+        return [QueueItem.model_validate_json(r[0]) for r in rows]
+
     def update_item(self, item_id: str, version: int, changes: dict[str, Any]) -> QueueItem | None:
         """Compare-and-set under SQLite's write lock: only a writer at ``version`` succeeds."""
         with self._lock:

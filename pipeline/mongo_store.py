@@ -58,7 +58,7 @@ class MongoStore:
         self.authors: Collection[dict[str, Any]] = self._db["authors"]
         self.audit: Collection[dict[str, Any]] = self._db["audit"]
         self.claims: Collection[dict[str, Any]] = self._db["claims"]
-        self.records: Collection[dict[str, Any]] = self._db["records"]
+        self._kinds: set[str] = set()  # record kinds whose collection has its indexes
         self._index = ClaimIndex()
         self._index_lock = threading.Lock()
         self._index_loaded_at: float | None = None
@@ -77,11 +77,9 @@ class MongoStore:
             self.queue.create_index([("author_id", ASCENDING)])
             self.claims.create_index([("item_id", ASCENDING)])
             self.audit.create_index([("item_id", ASCENDING), ("at", ASCENDING)])
-            self.records.create_index([("kind", ASCENDING), ("seq", ASCENDING)])
             for name in ("trends", "escalations"):
                 self._db[name].create_index([("created_at", DESCENDING)])
             self._db["corrections"].create_index([("at", ASCENDING)])
-            self.records.create_index([("kind", ASCENDING), ("doc.at", ASCENDING)])
             self._db["outbound"].create_index([("at", ASCENDING)])
 
     def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
@@ -199,6 +197,12 @@ class MongoStore:
     def get_item(self, item_id: str) -> QueueItem | None:
         with _transient("reading a queue item"):
             return self._current(item_id)
+
+    def get_items(self, item_ids: Sequence[str]) -> list[QueueItem]:
+        if not item_ids:
+            return []
+        with _transient("reading queue items"):
+            return self._folded({"_id": {"$in": list(item_ids)}})
 
     def update_item(self, item_id: str, version: int, changes: dict[str, Any]) -> QueueItem | None:
         with _transient("changing a queue item"):
@@ -376,32 +380,46 @@ class MongoStore:
             items = self._folded({"author_id": {"$in": list(author_ids)}})
         return sorted(items, key=lambda i: (i.enqueued_at, i.id))
 
+    def records(self, kind: str) -> Collection[dict[str, Any]]:
+        """The collection of one record kind. One per kind, because FerretDB v1 scans the whole
+        collection for a lookup by ``_id``: a minute's trend counts must not slow the read of
+        the automation settings."""
+        if not kind.isidentifier():
+            raise ValueError(f"bad record kind {kind!r}")
+        collection = self._db[f"records.{kind}"]
+        if kind not in self._kinds:
+            with _transient(f"indexing {kind} records"):
+                collection.create_index([("seq", ASCENDING)])
+                collection.create_index([("doc.at", ASCENDING)])
+            self._kinds.add(kind)
+        return collection
+
     def put_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        records = self.records(kind)
         with _transient(f"writing a {kind} record"):
-            self.records.update_one(
-                {"_id": f"{kind}/{key}"},
-                {"$set": {"kind": kind, "doc": doc}, "$setOnInsert": {"seq": _seq()}},
-                upsert=True,
+            records.update_one(
+                {"_id": key}, {"$set": {"doc": doc}, "$setOnInsert": {"seq": _seq()}}, upsert=True
             )
 
     def add_record(self, kind: str, key: str, doc: dict[str, Any]) -> bool:
+        records = self.records(kind)
         with _transient(f"adding a {kind} record"):
             try:
-                self.records.insert_one(
-                    {"_id": f"{kind}/{key}", "kind": kind, "doc": doc, "seq": _seq()}
-                )
+                records.insert_one({"_id": key, "doc": doc, "seq": _seq()})
             except DuplicateKeyError:
                 return False
         return True
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        records = self.records(kind)
         with _transient(f"reading a {kind} record"):
-            found = self.records.find_one({"_id": f"{kind}/{key}"})
+            found = records.find_one({"_id": key})
         return None if found is None else dict(found["doc"])
 
     def delete_record(self, kind: str, key: str) -> bool:
+        records = self.records(kind)
         with _transient(f"deleting a {kind} record"):
-            return self.records.delete_one({"_id": f"{kind}/{key}"}).deleted_count > 0
+            return records.delete_one({"_id": key}).deleted_count > 0
 
     def find_records(
         self,
@@ -411,7 +429,7 @@ class MongoStore:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"kind": kind}
+        query: dict[str, Any] = {}
         if since is not None or until is not None:
             query["doc.at"] = {
                 **({"$gte": since} if since is not None else {}),
@@ -422,8 +440,9 @@ class MongoStore:
                 raise ValueError(f"bad record field {field!r}")
             is_many = isinstance(value, list | tuple | set)
             query[f"doc.{field}"] = {"$in": list(value)} if is_many else value
+        records = self.records(kind)
         with _transient(f"reading {kind} records"):
-            found = self.records.find(query).sort([("seq", ASCENDING)]).limit(limit)
+            found = records.find(query).sort([("seq", ASCENDING)]).limit(limit)
             return [dict(d["doc"]) for d in found]
 
     def posts_between(

@@ -73,6 +73,9 @@ class Store(Protocol):
 
     def get_item(self, item_id: str) -> QueueItem | None: ...
 
+    def get_items(self, item_ids: Sequence[str]) -> list[QueueItem]:
+        """The items of these ids that exist, as they are now, in one read (a batch's)."""
+
     def update_item(self, item_id: str, version: int, changes: dict[str, Any]) -> QueueItem | None:
         """Apply ``changes`` if the item is still at ``version`` (then at ``version + 1``);
         None if someone changed it first. Every change of an item's state goes through here."""

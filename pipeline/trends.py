@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from itertools import chain, pairwise
+from itertools import chain, islice, pairwise
 from typing import Any, Literal
 
 import numpy as np
@@ -61,6 +61,7 @@ DETECT_WINDOW = 15
 SAMPLE_PER_MINUTE = 2000
 PERSIST_TERMS_PER_MINUTE = 5000
 BASELINE_KEYS = 50_000
+HOUR_KEYS = 20_000  # terms kept per closed hour for the 24-hour window: memory stays bounded
 LOAD_LIMIT = 1_000_000  # records read at once: a day of buckets of many workers
 
 URL = re.compile(r"https?://\S+|www\.\S+")
@@ -329,8 +330,9 @@ class TrendDetector:
         self.window15: Counter[Key] = Counter()  # the 15 minutes up to ``closed``
         self.dirty: set[int] = set()
         self.flushed_at: int | None = None  # the newest minute when buckets were last written
+        self.revisions: dict[int, int] = {}  # the next revision of each own bucket
         self.active: dict[str, Active] = {}
-        self.trends: list[Trend] = []  # every trend created or changed, newest last
+        self.trends: dict[str, Trend] = {}  # the newest version of every trend, by id
         self._pending_trends: dict[str, Trend] = {}
         self.state_dirty = False
         if store is not None:
@@ -440,6 +442,8 @@ class TrendDetector:
         for counts in (self.own, self.base):
             for old in [m for m in counts if m < minute - 90 and m not in self.dirty]:
                 del counts[old]  # a minute not yet written waits for the next flush
+        for old in [m for m in self.revisions if m < minute - 90 and m not in self.own]:
+            del self.revisions[old]  # over an hour late: never counted, so never rewritten
         for old in [m for m in self.samples if m <= minute - DETECT_WINDOW]:
             del self.samples[old]
         return changed
@@ -448,7 +452,9 @@ class TrendDetector:
         total: Counter[Key] = Counter()
         for m in range(hour * 60, hour * 60 + 60):
             total.update(self.counts(m))
-        self.hours[hour] = total
+        meta = Counter({k: c for k, c in total.items() if is_meta(k)})
+        terms = (kc for kc in total.most_common(HOUR_KEYS + len(meta)) if not is_meta(kc[0]))
+        self.hours[hour] = meta + Counter(dict(islice(terms, HOUR_KEYS)))
         for old in [h for h in self.hours if h < hour - 24]:
             del self.hours[old]
         n = total.get("all", 0)
@@ -629,7 +635,7 @@ class TrendDetector:
         return changed
 
     def _record(self, trend: Trend) -> None:
-        self.trends.append(trend)
+        self.trends[trend.id] = trend
         self._pending_trends[trend.id] = trend
 
     # ---------------------------------------------------------- persistence
@@ -638,8 +644,10 @@ class TrendDetector:
         """Write what changed: the buckets of closed minutes once the stream reaches a new
         minute (of every minute with ``everything``), trends, and the baseline after an hour
         closed. Late posts of closed minutes wait for the next new minute, so a replay whose
-        batches span many minutes does not rewrite them every batch. Idempotent, so the worker
-        may retry it; it is the detector's only I/O."""
+        batches span many minutes does not rewrite them every batch. A bucket written again
+        (late posts) is inserted as its next revision, never updated: inserts are what the
+        MongoDB-wire store does cheaply, and readers take each minute's newest revision.
+        Idempotent, so the worker may retry it; it is the detector's only I/O."""
         if self.store is None:
             self._pending_trends = {}
             return
@@ -648,8 +656,11 @@ class TrendDetector:
             minutes = sorted(m for m in self.dirty if upto is None or m <= upto)
             for m in minutes:
                 if m in self.own:
-                    doc = self._bucket_doc(m)
-                    self.store.put_record("trend_buckets", f"{self.worker_id}:{m}", doc)
+                    rev = self.revisions.get(m, 0)
+                    doc = {**self._bucket_doc(m), "rev": rev}
+                    self.store.add_record("trend_buckets", f"{self.worker_id}:{m}:{rev}", doc)
+            for m in minutes:
+                self.revisions[m] = self.revisions.get(m, 0) + 1
             self.dirty -= set(minutes)
             self.flushed_at = self.watermark
         for t in self._pending_trends.values():
@@ -714,7 +725,9 @@ class TrendDetector:
             self.hours_seen = int(state["hours_seen"])
             self.seasonal = list(state["seasonal"])
             self.hourly_volume = float(state["hourly_volume"])
-        buckets = self.store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since)
+        buckets = newest_revisions(
+            self.store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since)
+        )
         if not buckets:
             return
         newest = max(int(b["minute"]) for b in buckets)
@@ -761,6 +774,16 @@ def describe(posts: Sequence[Sampled]) -> dict[str, Any]:
     }
 
 
+def newest_revisions(buckets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each worker's newest revision of each minute's bucket (older ones are superseded)."""
+    newest: dict[tuple[str, int], dict[str, Any]] = {}
+    for doc in buckets:
+        at = (str(doc["worker"]), int(doc["minute"]))
+        if at not in newest or int(doc.get("rev", 0)) > int(newest[at].get("rev", 0)):
+            newest[at] = doc
+    return list(newest.values())
+
+
 def minute_time(minute: int) -> datetime:
     return datetime.fromtimestamp(minute * 60, UTC)
 
@@ -785,7 +808,8 @@ def bucket_counts(
 ) -> dict[int, Counter[str]]:
     """Counts per minute in ``[since, until)``, summed over every worker's buckets."""
     merged: dict[int, Counter[str]] = {}
-    for doc in store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since, until=until):
+    docs = store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since, until=until)
+    for doc in newest_revisions(docs):
         merged.setdefault(int(doc["minute"]), Counter()).update(
             {str(k): int(c) for k, c in zip(doc["keys"], doc["counts"], strict=True)}
         )

@@ -139,6 +139,21 @@ def test_another_connection_sees_every_change_at_once(
     assert store.update_item(first.id, first.version, {"status": "resolved"}) is None
 
 
+def test_items_read_in_one_call_are_as_current_as_one_by_one(
+    store: Store, other: Store, batch: list[TriagedPost]
+) -> None:
+    store.write_batch(batch)
+    queued = [t.id for t in batch if not t.is_spam]
+    first = store.claim_next("ann", NOW + timedelta(minutes=10), NOW)
+    assert first is not None
+    wanted = [*queued[:5], first.id, "test:no-such-item"]
+    items = {i.id: i for i in other.get_items(wanted)}
+    assert set(items) == set(wanted) - {"test:no-such-item"}
+    assert items[first.id].status == "claimed" and items[first.id].version == first.version
+    assert all(items[i] == other.get_item(i) for i in items)
+    assert other.get_items([]) == []
+
+
 def test_depth_topics_and_audit(store: Store, batch: list[TriagedPost]) -> None:
     store.write_batch(batch)
     depth = store.queue_depth()

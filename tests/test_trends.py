@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from classifiers.triager import Triager
+from pipeline import trends
 from pipeline.bus import InProcessBus
 from pipeline.embedded_store import EmbeddedStore
 from pipeline.records import Author, Post
@@ -121,8 +122,24 @@ def test_steady_background_raises_no_alert_and_a_burst_raises_one() -> None:
     # the co-occurring keys of the same posts join the one trend instead of alerting again
     stream(detector, range(6 * 60 + 20, 9 * 60), seed=3)
     assert len(alerts) == 1
-    last = [t for t in detector.trends if t.id == trend.id][-1]
+    last = detector.trends[trend.id]
     assert last.status in {"fading", "ended"} and last.related
+
+
+def test_a_closed_hour_keeps_its_most_frequent_terms_and_every_meta_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(trends, "HOUR_KEYS", 5)
+    detector = TrendDetector()
+    stream(detector, range(0, 61))
+    hour = detector.hours[START_MIN // 60]
+    full = detector.window(60, START_MIN + 59)
+    terms = [k for k in hour if not trends.is_meta(k)]
+    assert hour["all"] == full["all"] == 6 * 60 and hour["lang=en"] == full["lang=en"]
+    assert len(terms) == 5 and len([k for k in full if not trends.is_meta(k)]) > 5
+    assert min(hour[k] for k in terms) >= max(
+        c for k, c in full.items() if k not in hour and not trends.is_meta(k)
+    )
 
 
 def test_a_new_phrase_is_an_emerging_trend() -> None:
@@ -201,6 +218,23 @@ def test_workers_merge_their_counts(store: Store) -> None:
     assert sum(c["refund"] for c in merged.values()) == 60
     reader = TrendDetector(store, worker_id="reader")
     assert reader.window(15)["refund"] == 30 and reader.window(15)["#sale"] == 15
+
+
+def test_late_posts_rewrite_a_minute_once_and_readers_count_it_once(store: Store) -> None:
+    rng = random.Random(4)
+    detector = TrendDetector(store, worker_id="wl")
+    detector.update_batch(batch_of(START_MIN, ["refund now", "refund later"], rng))
+    detector.update_batch(batch_of(START_MIN + 1, ["parcel"], rng))
+    detector.flush()  # minute 0 closed and written
+    detector.update_batch(batch_of(START_MIN, ["refund late"], rng))  # a late post of minute 0
+    detector.update_batch(batch_of(START_MIN + 2, ["parcel"], rng))
+    detector.flush()  # minute 0 written again, as its next revision
+    detector.close()
+    revisions = [d["rev"] for d in store.find_records("trend_buckets", {"minute": START_MIN})]
+    assert sorted(revisions) == [0, 1]
+    merged = bucket_counts(store, START, START + timedelta(minutes=3))
+    assert merged[START_MIN]["refund"] == 3 and merged[START_MIN]["all"] == 3
+    assert TrendDetector(store, worker_id="reader").window(3)["refund"] == 3
 
 
 def test_the_worker_feeds_every_batch_to_the_detector_and_publishes_alerts(
