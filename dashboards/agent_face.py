@@ -240,17 +240,19 @@ def resolve_incident_form(
     request: Request,
     incident_id: str,
     user: Agent,
-    store: StoreDep,
     reply: Annotated[str, Form()],
 ) -> Response:
-    """One reply for every item of a spike's incident that nobody else holds."""
+    """One reply, sent to the author of every item of a spike's incident that nobody else
+    holds."""
     try:
-        done = resolve_incident(store, incident_id, user.name, reply, utcnow())
+        done = resolve_incident(queue_for(request), incident_id, user.name, reply, utcnow())
     except TriageError as exc:
         flash(request, str(exc), "error")
         return back_to()
-    skipped = (
-        f", {len(done.skipped_items)} held by others left to them" if done.skipped_items else ""
+    skipped = "".join(f"; {i}: {why}" for i, why in done.skip_reasons.items())
+    flash(
+        request,
+        f"incident {incident_id}: {len(done.resolved_items)} items resolved{skipped}",
+        "error" if done.status == "open" else "ok",
     )
-    flash(request, f"incident {incident_id}: {len(done.resolved_items)} items resolved{skipped}")
     return back_to()

@@ -1,8 +1,9 @@
 """Incidents over HTTP, under ``/api/v1``: the spikes grouped for agents, each with its items
-and suggested bulk reply, and resolving one with the reply that was sent.
+and suggested bulk reply, and resolving one with a reply sent to each of its customers.
 
 Reading needs the ``agent`` or ``operator`` role, resolving the ``agent`` role (admin passes
-both); the acting agent is the signed-in user. Refusals: 404 unknown incident, 409 already
+both); the acting agent is the signed-in user, and the replies go out through the queue's
+repliers (``dashboards.queue_api.services``). Refusals: 404 unknown incident, 409 already
 resolved, 422 bad input. Incident ids hold a spike's key (``#tag``, two words), so clients
 URL-encode them in paths.
 """
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from dashboards.auth import User, get_store, require_roles
+from dashboards.queue_api import Services
 from pipeline.incidents import Incident, get_incident, incidents, resolve_incident
 from pipeline.records import QueueItem, utcnow
 from pipeline.store import Store
@@ -59,8 +61,9 @@ def get_one(incident_id: IncidentId, user: Reader, store: StoreDep) -> IncidentV
 
 @router.post("/incidents/{incident_id}/resolve", responses=ERRORS)
 def resolve(
-    incident_id: IncidentId, user: Agent, store: StoreDep, body: Annotated[ResolveBody, Body()]
+    incident_id: IncidentId, user: Agent, svc: Services, body: Annotated[ResolveBody, Body()]
 ) -> Incident:
-    """Resolve every item of the incident that no other agent holds, each with its audit
-    record; the answer lists the items resolved and those left to their holders."""
-    return resolve_incident(store, incident_id, user.name, body.reply, utcnow())
+    """Reply to the author of every item that no other agent holds, on their channel, and
+    resolve it with its audit record. The answer lists the items resolved and those skipped
+    with why; while a reply could not be sent the incident stays open, to resolve again."""
+    return resolve_incident(svc.queue, incident_id, user.name, body.reply, utcnow())

@@ -483,11 +483,16 @@ def models_rollback(name: str = "triage") -> None:
 
 
 def agent_queue(lease_minutes: float = 10.0) -> AgentQueue:
+    """The queue on the configured store; resolutions reply through the configured connectors."""
+    from pipeline.replies import repliers_from_settings
     from pipeline.store import open_store
 
-    store = open_store(settings())
+    cfg = settings()
+    store = open_store(cfg)
     store.ensure_schema()
-    return AgentQueue(store, lease=timedelta(minutes=lease_minutes))
+    return AgentQueue(
+        store, lease=timedelta(minutes=lease_minutes), repliers=repliers_from_settings(cfg, store)
+    )
 
 
 def show_item(item: QueueItem) -> None:
@@ -674,18 +679,21 @@ def incidents_resolve(
     agent: Annotated[str, typer.Option(help="the agent who sent the reply")],
     reply: Annotated[str, typer.Option(help="the reply sent to every customer")],
 ) -> None:
-    """Resolve every item of an incident that no other agent holds, one audit record each."""
+    """Reply to the author of every item of an incident that no other agent holds, on their
+    channel, and resolve it with its audit record. Exits 1 while a reply could not be sent:
+    the incident stays open, and running this again answers only those left."""
     from pipeline.incidents import resolve_incident
-    from pipeline.store import open_store
 
-    store = open_store(settings())
+    queue = agent_queue()
     try:
-        store.ensure_schema()
-        done = resolve_incident(store, incident, agent, reply, datetime.now(UTC))
+        done = resolve_incident(queue, incident, agent, reply, datetime.now(UTC))
     finally:
-        store.close()
-    held = f"; left to their holders: {', '.join(done.skipped_items)}" if done.skipped_items else ""
-    console.print(f"incident {done.id}: {len(done.resolved_items)} items resolved{held}")
+        queue.store.close()
+    console.print(f"incident {done.id}: {len(done.resolved_items)} items resolved, {done.status}")
+    for item_id, why in done.skip_reasons.items():
+        typer.echo(f"  skipped {item_id}: {why}")  # plain lines, never wrapped
+    if done.status == "open":
+        raise typer.Exit(1)
 
 
 def main() -> None:

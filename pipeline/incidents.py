@@ -3,9 +3,12 @@
 Agents get one incident with a count and a suggested bulk reply instead of two hundred separate
 posts. An item belongs to a spike when its text carries the spike's term, hashtag, mention or
 phrase (or, for a topic spike, it has that topic) and it was posted after the spike began.
-Resolving the incident resolves its items through the queue's own compare-and-set
-(``Store.update_item``), one audit record per item, exactly as a single resolution would; items
-another agent holds under a live lease are left to that agent and listed as skipped.
+Resolving the incident resolves each item exactly as a single resolution would
+(``AgentQueue.reply_and_close``): the reply goes to the item's author on the channel they wrote
+on (record-only sources just record it), once per item however the request is retried or raced,
+then the item closes with its audit record naming the reply. Items another agent holds under a
+live lease are left to that agent; an item whose reply could not be sent stays open, and so does
+the incident, so resolving it again answers the rest. Both are listed as skipped, with why.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
 from pipeline.errors import TriageError
-from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record, Resolution
+from pipeline.queue import AgentQueue, QueueError
+from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record
 from pipeline.store import Store
 from pipeline.trends import TOKEN, URL, Trend, parse_key
 
@@ -62,6 +66,17 @@ class BadReply(IncidentError):
     status = 422
 
 
+class Skip(NamedTuple):
+    """Why an item of the incident was not answered, and whether resolving again may."""
+
+    reason: str
+    retry: bool
+
+
+# An item whose reply failed goes back to the queue, open, as it was before the incident took it.
+RELEASE: dict[str, Any] = {"status": "open", "agent": None, "lease_until": None}
+
+
 class Incident(Record):
     id: str
     trend_id: str
@@ -77,6 +92,9 @@ class Incident(Record):
     resolved_at: AwareDatetime | None = None
     resolved_items: list[str] = Field(default_factory=list)
     skipped_items: list[str] = Field(default_factory=list)
+    skip_reasons: dict[str, str] = Field(
+        default_factory=dict, description="why each skipped item was not answered"
+    )
 
 
 def belongs(item: QueueItem, trend: Trend) -> bool:
@@ -160,74 +178,89 @@ def link_incidents(store: Store, trends: Sequence[Trend], now: datetime) -> list
 
 
 def resolve_incident(
-    store: Store, incident_id: str, agent: str, reply: str, now: datetime
+    queue: AgentQueue, incident_id: str, agent: str, reply: str, now: datetime
 ) -> Incident:
-    """Resolve every item of the incident that nobody else holds, each with its audit record."""
+    """Answer every item of the incident that nobody else holds, each through the queue's own
+    resolution (its reply on the item's channel, then its close and audit record).
+
+    The incident stays open while a reply could not be sent, so resolving it again answers only
+    the items still unanswered: the queue sends one reply per item version, however often or
+    concurrently this runs."""
     if not reply.strip():
         raise BadReply("a resolution needs the reply that was sent")
-    incident = get_incident(store, incident_id)
+    incident = get_incident(queue.store, incident_id)
     if incident.status == "resolved":
         raise IncidentRefused(f"incident {incident_id} is already resolved")
-    resolution = Resolution(reply=reply, by=agent, at=now).model_dump()
-    resolved, skipped, audit = [], [], []
+    resolved = list(incident.resolved_items)
+    skipped: dict[str, Skip] = {}
     for item_id in incident.item_ids:
-        done = None
-        for _ in range(CAS_ATTEMPTS):
-            item = store.get_item(item_id)
-            if item is None or item.status == "resolved":
-                break
-            held = item.status == "claimed" and item.agent != agent
-            if held and item.lease_until is not None and item.lease_until >= now:
-                break
-            done = store.update_item(
-                item.id,
-                item.version,
-                {
-                    "status": "resolved",
-                    "agent": agent,
-                    "lease_until": None,
-                    "snooze_until": None,
-                    "resolution": resolution,
-                },
-            )
-            if done is not None:
-                break
-        if done is None:
-            skipped.append(item_id)
-            continue
-        resolved.append(item_id)
-        audit.append(
+        if item_id not in resolved:
+            outcome = resolve_item(queue, item_id, incident_id, agent, reply, now)
+            if outcome is None:
+                resolved.append(item_id)
+            else:
+                skipped[item_id] = outcome
+    reasons = {i: s.reason for i, s in skipped.items()}
+    queue.store.record_audit(
+        [
             AuditEntry(
                 at=now,
                 actor=agent,
-                action="resolve",
-                item_id=item_id,
-                detail={
-                    "incident": incident_id,
-                    "reply": reply,
-                    "status": done.status,
-                    "version": done.version,
-                },
+                action="resolve_incident",
+                detail={"incident": incident_id, "resolved": len(resolved), "skipped": reasons},
             )
-        )
-    audit.append(
-        AuditEntry(
-            at=now,
-            actor=agent,
-            action="resolve_incident",
-            detail={"incident": incident_id, "resolved": len(resolved), "skipped": skipped},
-        )
+        ]
     )
-    store.record_audit(audit)
+    done = not any(s.retry for s in skipped.values())
     finished = incident.model_copy(
         update={
-            "status": "resolved",
+            "status": "resolved" if done else "open",
             "updated_at": now,
-            "resolved_by": agent,
-            "resolved_at": now,
+            "resolved_by": agent if done else None,
+            "resolved_at": now if done else None,
             "resolved_items": resolved,
-            "skipped_items": skipped,
+            "skipped_items": list(skipped),
+            "skip_reasons": reasons,
         }
     )
-    save(store, finished)
+    save(queue.store, finished)
     return finished
+
+
+def resolve_item(
+    queue: AgentQueue, item_id: str, incident_id: str, agent: str, reply: str, now: datetime
+) -> Skip | None:
+    """Take the item under the queue's lease (so no one claims it while its reply goes out),
+    then reply and close it; None when done, else why it was skipped."""
+    held = hold(queue, item_id, incident_id, agent, now)
+    if isinstance(held, Skip):
+        return held
+    try:
+        queue.reply_and_close(held, agent, reply, now, {"incident": incident_id}, RELEASE)
+    except QueueError as exc:  # another request is resolving it
+        return Skip(str(exc), retry=False)
+    except Exception as exc:  # any connector's failure: this item waits, the others go on
+        return Skip(f"reply not sent: {exc}", retry=True)
+    return None
+
+
+def hold(
+    queue: AgentQueue, item_id: str, incident_id: str, agent: str, now: datetime
+) -> QueueItem | Skip:
+    """The item held by ``agent``, or why it cannot be: resolved already, or another agent
+    holds it under a live lease (theirs to answer)."""
+    for _ in range(CAS_ATTEMPTS):
+        item = queue.store.get_item(item_id)
+        if item is None:
+            return Skip("no such item", retry=False)
+        if item.status == "resolved":
+            return Skip(f"already resolved by {item.agent}", retry=False)
+        live = item.status == "claimed" and item.lease_until is not None and item.lease_until >= now
+        if live and item.agent == agent:
+            return item
+        if live:
+            return Skip(f"held by {item.agent}", retry=False)
+        taken = queue.take(item, agent, now, {"incident": incident_id})
+        if taken is not None:
+            return taken
+    return Skip("it kept changing; resolve the incident again", retry=True)

@@ -119,15 +119,33 @@ class AgentQueue:
         now = self.clock()
         if not reply.strip():
             raise QueueError("a resolution needs the reply that was sent")
-        item = self._held(item_id, agent, now)
-        # One reply per version of the item, however many requests race to resolve it.
+        return self.reply_and_close(self._held(item_id, agent, now), agent, reply, now)
+
+    def reply_and_close(
+        self,
+        item: QueueItem,
+        agent: str,
+        reply: str,
+        now: datetime,
+        detail: dict[str, Any] | None = None,
+        if_unsent: dict[str, Any] | None = None,
+    ) -> QueueItem:
+        """Send ``reply`` on the channel of ``item`` (held by ``agent``), then close it.
+
+        Shared by single and incident resolutions. One reply per version of the item, however
+        many requests race to resolve it. When the send fails nothing was said: the item moves
+        to a new version (``if_unsent``, by default a fresh lease) so that a retry may reply,
+        and the error propagates."""
         if not self.store.add_record("resolve_once", f"{item.id}#{item.version}", {"by": agent}):
             raise NotHolder(f"{item.id} is already being resolved; reload it")
         try:
             sent = self.repliers.send(item, reply, agent, now, "resolve")
-        except Exception:
-            # Nothing was said: move the item to a new version so that a retry may reply.
-            self.store.update_item(item.id, item.version, {"lease_until": now + self.lease})
+        except Exception as exc:
+            moved = self.store.update_item(
+                item.id, item.version, if_unsent or {"lease_until": now + self.lease}
+            )
+            if moved is not None:
+                self._audit(agent, "reply_failed", moved, now, {"error": str(exc)})
             raise
         resolution = Resolution(reply=reply, by=agent, at=now)
         late = [k for k in self.sla.pending(item) if now > self.sla.due(item, k)]
@@ -143,7 +161,7 @@ class AgentQueue:
                 "first_response_at": item.first_response_at or now,
                 "sla_breaches": sorted({*item.sla_breaches, *late}),
             },
-            {"reply": reply, "reply_id": sent.id, "delivery": sent.delivery},
+            {**(detail or {}), "reply": reply, "reply_id": sent.id, "delivery": sent.delivery},
         )
         for kind in late:
             if kind not in item.sla_breaches:
@@ -210,6 +228,25 @@ class AgentQueue:
             {"agent": to, "lease_until": now + self.lease},
             {"from": agent, "to": to, "reason": reason},
         )
+
+    def take(
+        self, item: QueueItem, agent: str, now: datetime, detail: dict[str, Any]
+    ) -> QueueItem | None:
+        """Claim this item (not the next by priority) for ``agent`` under a lease: None when it
+        changed meanwhile. The caller checks that nobody else holds it."""
+        taken = self.store.update_item(
+            item.id,
+            item.version,
+            {
+                "status": "claimed",
+                "agent": agent,
+                "lease_until": now + self.lease,
+                "snooze_until": None,
+            },
+        )
+        if taken is not None:
+            self._audit(agent, "claim", taken, now, {**detail, "lease_until": taken.lease_until})
+        return taken
 
     def held(self, item_id: str, agent: str) -> QueueItem:
         """The item, if ``agent`` holds it under a live lease (for escalations)."""

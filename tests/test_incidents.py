@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -16,6 +17,7 @@ from httpx import Response
 from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
+from dashboards.queue_api import QueueServices
 from pipeline.embedded_store import EmbeddedStore
 from pipeline.incidents import (
     IncidentError,
@@ -24,7 +26,10 @@ from pipeline.incidents import (
     link_incidents,
     resolve_incident,
 )
-from pipeline.records import AuditEntry, Author, Post
+from pipeline.queue import AgentQueue
+from pipeline.records import AuditEntry, Author, Post, QueueItem
+from pipeline.replies import Repliers
+from pipeline.settings import Settings
 from pipeline.store import Store
 from pipeline.trends import SamplePost, Trend
 
@@ -44,9 +49,26 @@ OTHER = [
 ]
 
 
-def post(i: int, text: str, minutes_ago: int = 5) -> Post:
+class Outbox:
+    """X's reply endpoint, as the tests see it: what was sent; replies to posts in ``down`` fail."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.down: set[str] = set()
+        self._lock = threading.Lock()
+
+    def reply(self, item: QueueItem, text: str) -> str:
+        native = item.id.split(":", 1)[1]
+        if native in self.down:
+            raise ConnectionError("network down")
+        with self._lock:
+            self.sent.append((native, text))
+            return f"r{len(self.sent)}"
+
+
+def post(i: int, text: str, minutes_ago: int = 5, source: str = "x") -> Post:
     return Post(
-        source="x",
+        source=source,
         native_id=str(i),
         author=Author(id=f"u{i}"),
         text=text,
@@ -86,6 +108,16 @@ def queued(store: Store, triager: Triager) -> list[str]:
     return sorted(t.id for t in triaged if not t.is_spam and t.id != "x:200")
 
 
+@pytest.fixture
+def outbox() -> Outbox:
+    return Outbox()
+
+
+@pytest.fixture
+def queue(store: Store, outbox: Outbox) -> AgentQueue:
+    return AgentQueue(store, repliers=Repliers(store, {"x": outbox}))
+
+
 def test_open_items_of_a_spike_become_one_incident(store: Store, queued: list[str]) -> None:
     spike_ids = sorted(f"x:{i}" for i in range(len(SPIKE)))
     assert set(spike_ids) <= set(queued)
@@ -108,35 +140,98 @@ def test_an_ended_or_volume_spike_makes_no_incident(store: Store, queued: list[s
     assert link_incidents(store, [ended, volume], NOW) == []
 
 
-def test_resolving_the_incident_resolves_its_items_with_audit(
-    store: Store, queued: list[str]
+def test_resolving_the_incident_replies_to_each_customer_and_audits(
+    store: Store, queued: list[str], queue: AgentQueue, outbox: Outbox
 ) -> None:
     (incident,) = link_incidents(store, [spike_trend()], NOW)
     lease = NOW + timedelta(minutes=10)
     held = store.claim_next("bob", lease, NOW)  # bob holds the most urgent item
     assert held is not None
     later = NOW + timedelta(minutes=1)
-    done = resolve_incident(store, incident.id, "ann", "We are on it, sorry!", later)
+    done = resolve_incident(queue, incident.id, "ann", "We are on it, sorry!", later)
     assert done.status == "resolved" and done.resolved_by == "ann"
     expected_skipped = [held.id] if held.id in incident.item_ids else []
     assert done.skipped_items == expected_skipped
+    assert done.skip_reasons == {i: "held by bob" for i in expected_skipped}
     assert sorted(done.resolved_items + done.skipped_items) == incident.item_ids
+    # one reply to each author on X, none to bob's item: bob answers it himself
+    assert sorted(outbox.sent) == sorted(
+        (i.split(":")[1], "We are on it, sorry!") for i in done.resolved_items
+    )
     for item_id in done.resolved_items:
         item = store.get_item(item_id)
-        assert item is not None and item.status == "resolved"
+        assert item is not None and item.status == "resolved" and item.agent == "ann"
         assert item.resolution is not None and item.resolution.reply == "We are on it, sorry!"
+        assert item.first_response_at == later
     for item_id in other_ids(queued):
         item = store.get_item(item_id)
         assert item is not None and item.status in ("open", "claimed")
     assert get_incident(store, incident.id).status == "resolved"
-    audit = audit_entries(store)
-    resolved_audit = [a for a in audit if a.action == "resolve"]
+    authors = [f"x:u{i}" for i in range(len(SPIKE))]
+    replies = {r.id: r for r in queue.repliers.for_authors(authors)}
+    resolved_audit = [a for a in audit_entries(store) if a.action == "resolve"]
     assert sorted(a.item_id for a in resolved_audit if a.item_id) == sorted(done.resolved_items)
-    assert all(a.detail["incident"] == incident.id for a in resolved_audit)
+    for entry in resolved_audit:
+        assert entry.detail["incident"] == incident.id and entry.detail["delivery"] == "sent"
+        assert replies[entry.detail["reply_id"]].item_id == entry.item_id
     with pytest.raises(IncidentError):
-        resolve_incident(store, incident.id, "ann", "again", later)
+        resolve_incident(queue, incident.id, "ann", "again", later)
     with pytest.raises(IncidentError):
-        resolve_incident(store, "incident:nope", "ann", "x", later)
+        resolve_incident(queue, "incident:nope", "ann", "x", later)
+    assert len(outbox.sent) == len(done.resolved_items)
+
+
+def test_an_unsent_reply_leaves_its_item_and_the_incident_open_to_resolve_again(
+    store: Store, queued: list[str], queue: AgentQueue, outbox: Outbox
+) -> None:
+    (incident,) = link_incidents(store, [spike_trend()], NOW)
+    failing = incident.item_ids[1]
+    outbox.down.add(failing.split(":")[1])
+    later = NOW + timedelta(minutes=1)
+    first = resolve_incident(queue, incident.id, "ann", "Fixed, sorry!", later)
+    assert first.status == "open" and first.resolved_by is None
+    assert first.skip_reasons == {failing: "reply not sent: network down"}
+    assert sorted(first.resolved_items) == sorted(set(incident.item_ids) - {failing})
+    item = store.get_item(failing)
+    assert item is not None and item.status == "open" and item.agent is None
+    assert [i.id for i in incidents(store, "open")] == [incident.id]
+    assert len(outbox.sent) == len(incident.item_ids) - 1
+
+    outbox.down.clear()
+    again = resolve_incident(queue, incident.id, "ann", "Fixed, sorry!", later)
+    assert again.status == "resolved" and again.skip_reasons == {}
+    assert sorted(again.resolved_items) == incident.item_ids
+    # every customer was answered exactly once over both attempts
+    assert sorted(n for n, _ in outbox.sent) == sorted(i.split(":")[1] for i in incident.item_ids)
+    closed = [a for a in audit_entries(store) if a.action == "resolve"]
+    assert sorted(a.item_id for a in closed if a.item_id) == incident.item_ids
+    assert [a.item_id for a in audit_entries(store) if a.action == "reply_failed"] == [failing]
+
+
+def test_racing_resolutions_reply_once_per_item(
+    store: Store, queued: list[str], queue: AgentQueue, outbox: Outbox
+) -> None:
+    (incident,) = link_incidents(store, [spike_trend()], NOW)
+    start = threading.Barrier(3)
+    results = []
+
+    def resolve(agent: str) -> None:
+        start.wait()
+        results.append(resolve_incident(queue, incident.id, agent, f"from {agent}", NOW))
+
+    threads = [threading.Thread(target=resolve, args=(a,)) for a in ("ann", "ann", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3
+    assert sorted(n for n, _ in outbox.sent) == sorted(i.split(":")[1] for i in incident.item_ids)
+    for item_id in incident.item_ids:
+        item = store.get_item(item_id)
+        assert item is not None and item.status == "resolved"
+        assert item.resolution is not None and item.resolution.reply == f"from {item.agent}"
+    closed = [a.item_id for a in audit_entries(store) if a.action == "resolve"]
+    assert sorted(i for i in closed if i) == incident.item_ids
 
 
 def other_ids(queued: list[str]) -> list[str]:
@@ -156,11 +251,16 @@ def audit_entries(store: Store) -> list[AuditEntry]:
     ]
 
 
-def test_agents_reach_incidents_over_the_api(store: Store, queued: list[str]) -> None:
+def test_agents_reach_incidents_over_the_api(
+    store: Store, queued: list[str], outbox: Outbox
+) -> None:
     (incident,) = link_incidents(store, [spike_trend()], NOW)
     for name, roles in (("ann", ["agent"]), ("oli", ["operator"]), ("mia", ["marketing"])):
         store.save_user(make_account(name, PASSWORD, roles))
     app = create_app(store)
+    services = QueueServices.from_settings(store, Settings())
+    services.queue.repliers = Repliers(store, {"x": outbox})
+    app.state.queue_services = services
     ann, oli, mia = (signed_in(app, name) for name in ("ann", "oli", "mia"))
     path = f"/api/v1/incidents/{quote(incident.id, safe='')}"
     listed = ann.get("/api/v1/incidents")
@@ -180,6 +280,8 @@ def test_agents_reach_incidents_over_the_api(store: Store, queued: list[str]) ->
     assert done.status_code == 200, done.text
     assert done.json()["status"] == "resolved" and done.json()["resolved_by"] == "ann"
     assert sorted(done.json()["resolved_items"]) == incident.item_ids
+    sent = sorted((i.split(":")[1], "Fixed, sorry!") for i in incident.item_ids)
+    assert sorted(outbox.sent) == sent
     for item_id in incident.item_ids:
         item = store.get_item(item_id)
         assert item is not None and item.status == "resolved" and item.agent == "ann"
@@ -187,6 +289,7 @@ def test_agents_reach_incidents_over_the_api(store: Store, queued: list[str]) ->
     assert sorted(a.item_id for a in resolve_audit if a.item_id) == incident.item_ids
     again = send(ann, f"{path}/resolve", {"reply": "Fixed, sorry!"})
     assert again.status_code == 409 and "already resolved" in again.json()["detail"]
+    assert len(outbox.sent) == len(incident.item_ids)
     assert ann.get("/api/v1/incidents").json() == []
     assert [i["id"] for i in ann.get("/api/v1/incidents?status=resolved").json()] == [incident.id]
 
@@ -194,10 +297,14 @@ def test_agents_reach_incidents_over_the_api(store: Store, queued: list[str]) ->
 def test_agents_list_and_resolve_incidents_from_the_command_line(
     tmp_path: Path, triager: Triager
 ) -> None:
+    """Replies go through the configured connectors: without X credentials the X item's reply
+    cannot be sent, so it and the incident stay open; the record-only items are answered."""
     store = EmbeddedStore(tmp_path / "triage.sqlite3")
     store.ensure_schema()
-    store.write_batch(triager.triage([post(i, t) for i, t in enumerate(SPIKE)], NOW))
+    posts = [post(i, t, source="x" if i == 0 else "test") for i, t in enumerate(SPIKE)]
+    store.write_batch(triager.triage(posts, NOW))
     (incident,) = link_incidents(store, [spike_trend()], NOW)
+    assert "x:0" in incident.item_ids
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")},
            "TRIAGE_DATA_DIR": str(tmp_path)}
 
@@ -212,14 +319,19 @@ def test_agents_list_and_resolve_incidents_from_the_command_line(
     assert incident.id in listed.stdout and "#acmedown" in listed.stdout
     bad = triage("resolve", "incident:nope", "--agent", "ann", "--reply", "x")
     assert bad.returncode == 2 and bad.stderr.strip() == "triage: no incident 'incident:nope'"
-    done = triage("resolve", incident.id, "--agent", "ann", "--reply", "Fixed, sorry!")
-    assert done.returncode == 0, done.stderr
-    assert f"{len(incident.item_ids)} items resolved" in done.stdout
-    assert all(
-        (item := store.get_item(i)) is not None and item.status == "resolved"
-        for i in incident.item_ids
-    )
-    assert "none open" in triage("list").stdout
+    recorded = sorted(i for i in incident.item_ids if i != "x:0")
+    for _ in range(2):  # resolving again answers nobody twice
+        done = triage("resolve", incident.id, "--agent", "ann", "--reply", "Fixed, sorry!")
+        assert done.returncode == 1, done.stderr
+        assert f"{len(recorded)} items resolved, open" in done.stdout
+        assert "skipped x:0: reply not sent: no way to reply on 'x'" in done.stdout
+        replies = Repliers(store).for_authors([f"test:u{i}" for i in range(len(SPIKE))])
+        assert sorted(r.item_id for r in replies) == recorded
+        assert {r.delivery for r in replies} == {"recorded"}
+    for item_id in incident.item_ids:
+        item = store.get_item(item_id)
+        assert item is not None and item.status == ("open" if item_id == "x:0" else "resolved")
+    assert incident.id in triage("list").stdout
     assert triage("list", "--status", "later").stderr.startswith("triage: unknown --status")
 
 
