@@ -15,7 +15,9 @@ Both are CPU time, so other jobs on a shared machine inflate them less than wall
 rounds of figure 2 are few, so its on/off difference is noisy and figure 1 over figure 2 is
 the share to read.
 
-    .venv/bin/python bench/trends_speed.py [--minutes 3] [--detector-only]
+    .venv/bin/python bench/trends_speed.py [--minutes 3] [--rounds 5] [--detector-only]
+
+``--rounds`` is the number of worker batches a side (more, for a steadier on/off difference).
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ def worker_batches(triager: Triager, trends: bool, rounds: int) -> list[float]:
 
 def main() -> None:
     minutes = int(sys.argv[sys.argv.index("--minutes") + 1]) if "--minutes" in sys.argv else 3
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
     triager = Triager.from_registry(Registry(PACKAGED))
     triager.triage(posts(50), START)  # warm the models
     ms, calls = detector_alone(triager, minutes)
@@ -169,8 +172,8 @@ def main() -> None:
     )
     if "--detector-only" in sys.argv:
         return
-    off = worker_batches(triager, trends=False, rounds=5)
-    on = worker_batches(triager, trends=True, rounds=5)
+    off = worker_batches(triager, trends=False, rounds=rounds)
+    on = worker_batches(triager, trends=True, rounds=rounds)
     m_off, m_on = statistics.median(off), statistics.median(on)
     print(
         f"worker per-batch CPU time (median of {len(off)} batches of {BATCH}): trends off "
