@@ -345,38 +345,43 @@ class TrendDetector:
         return self.update_batch(Batch.from_triaged(items, now))
 
     def update_batch(self, batch: Batch) -> list[Trend]:
-        """Close the minutes this batch has moved past (testing each), then count the batch."""
+        """Count the batch minute by minute in time order, closing (and testing) each minute
+        the stream moves past before the next is counted: a replay's batch that spans many
+        minutes is tested as the same posts arriving live would be, not closed uncounted."""
         if not batch.ids:
             return []
         changed: list[Trend] = []
         minutes = batch.minutes
-        newest = int(minutes.max())
-        if self.watermark is not None:
-            for closing in range(max(self.watermark, newest - 61), newest):
-                changed.extend(self._close_minute(closing))
-        floor = (self.watermark if self.watermark is not None else newest) - 59
+        floor = (self.watermark if self.watermark is not None else int(minutes.max())) - 59
         tokens = tokenise(batch.texts)
         for minute in np.unique(minutes).tolist():
             if minute < floor:
                 continue  # over an hour late: too late to count
-            idx = np.flatnonzero(minutes == minute)
-            whole = idx.size == len(batch.ids)
-            part = batch if whole else batch.take(idx)
-            part_tokens = tokens if whole else [tokens[i] for i in idx.tolist()]
-            own = self.own.setdefault(minute, Counter())
-            if self.closed is not None and self.closed - DETECT_WINDOW < minute <= self.closed:
-                late: Counter[Key] = Counter()  # late posts of a minute already in the window
-                count_into(late, part, part_tokens)
-                own.update(late)
-                self.window15.update(late)
-            else:
-                count_into(own, part, part_tokens)
-            if self.store is not None:
-                self.dirty.add(minute)
-            self._sample(part, part_tokens, minute)
-        if self.watermark is None or newest > self.watermark:
-            self.watermark = newest
+            if self.watermark is not None:
+                for closing in range(max(self.watermark, minute - 61), minute):
+                    changed.extend(self._close_minute(closing))
+            if self.watermark is None or minute > self.watermark:
+                self.watermark = minute
+            self._count(batch, tokens, np.flatnonzero(minutes == minute), minute)
         return changed
+
+    def _count(self, batch: Batch, tokens: list[list[str]], idx: np.ndarray, minute: int) -> None:
+        """Count the posts at ``idx`` (all of ``minute``) into the minute, and into the window
+        too if that minute is already in it (late posts)."""
+        whole = idx.size == len(batch.ids)
+        part = batch if whole else batch.take(idx)
+        part_tokens = tokens if whole else [tokens[i] for i in idx.tolist()]
+        own = self.own.setdefault(minute, Counter())
+        if self.closed is not None and self.closed - DETECT_WINDOW < minute <= self.closed:
+            late: Counter[Key] = Counter()
+            count_into(late, part, part_tokens)
+            own.update(late)
+            self.window15.update(late)
+        else:
+            count_into(own, part, part_tokens)
+        if self.store is not None:
+            self.dirty.add(minute)
+        self._sample(part, part_tokens, minute)
 
     def _sample(self, part: Batch, tokens: Sequence[list[str]], minute: int) -> None:
         bucket = self.samples.setdefault(minute, [])
