@@ -4,7 +4,9 @@ Each batch is counted once, vectorised: one regular-expression pass over the bat
 (PII-redacted) text gives terms, hashtags and mentions, one ``zip`` gives the two-word phrases, and
 the topic, language, source and sentiment columns are counted alongside. Counts go into per-minute
 buckets keyed by the post's minute; sliding windows of 1, 15 and 60 minutes are running sums of
-those buckets, and 24 hours of hourly roll-ups sit beside them.
+those buckets, and 24 hours of hourly roll-ups sit beside them. A batch that spans many minutes
+(a replay's, a worker catching up) is counted minute by minute in time order, each minute closed
+before the next is counted, so it is tested as the same posts arriving live would be.
 
 When a minute closes the detector tests every key that is frequent enough in the last 15 minutes
 against its baseline. The baseline of a key is its share of all posts, an EWMA over closed hours
