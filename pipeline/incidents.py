@@ -191,10 +191,11 @@ def resolve_incident(
     incident = get_incident(queue.store, incident_id)
     if incident.status == "resolved":
         raise IncidentRefused(f"incident {incident_id} is already resolved")
-    resolved = list(incident.resolved_items)
+    resolved = list(incident.resolved_items)  # by an earlier attempt: never answered twice
+    answered = set(resolved)
     skipped: dict[str, Skip] = {}
     for item_id in incident.item_ids:
-        if item_id not in resolved:
+        if item_id not in answered:
             outcome = resolve_item(queue, item_id, incident_id, agent, reply, now)
             if outcome is None:
                 resolved.append(item_id)
