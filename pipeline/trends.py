@@ -235,7 +235,10 @@ def tokenise(texts: Sequence[str]) -> list[list[str]]:
 def count_into(counts: Counter[Key], batch: Batch, tokens: Sequence[list[str]]) -> None:
     """Add every key of ``batch`` (whose posts' tokens are ``tokens``) to ``counts``, in place:
     each ``update`` from an iterable is one C-level loop, with no per-batch counter to merge."""
-    counts.update(chain.from_iterable(map(set, tokens)))
+    words = [set(t) for t in tokens]
+    for w in words:
+        w.discard("all")  # the key "all" counts posts: the word must not add to it
+    counts.update(chain.from_iterable(words))
     counts.update(chain.from_iterable(set(pairwise(t)) for t in tokens))
     counts.update(map("topic=".__add__, batch.topics))
     counts.update(map("lang=".__add__, batch.languages))

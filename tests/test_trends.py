@@ -96,6 +96,12 @@ def test_a_term_counts_once_per_post() -> None:
     assert detector.window(1)["lol"] == 2
 
 
+def test_the_word_all_does_not_add_to_the_volume() -> None:
+    detector = TrendDetector()
+    detector.update_batch(batch_of(START_MIN, ["all my orders are late", "hello"], random.Random()))
+    assert detector.window(1)["all"] == 2 and detector.window(1)["orders"] == 1
+
+
 def test_keys_stay_with_their_post_across_one_pass_over_the_batch() -> None:
     texts = ["Storm ZZSEPZZ coming", "see https://x.co/a", "", "zzsepzz storm"]
     assert tokenise(texts) == [["storm", "zzsepzz", "coming"], ["see"], [], ["zzsepzz", "storm"]]
