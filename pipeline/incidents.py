@@ -212,7 +212,13 @@ def resolve_incident(
             )
         ]
     )
-    done = not any(s.retry for s in skipped.values())
+    # Read back what the items are now: a concurrent resolution of this incident may have
+    # failed on an item this one skipped as "being resolved", and whichever finishes last
+    # writes the incident, so its status must come from the items, not from this attempt.
+    status = {i.id: i.status for i in queue.store.get_items(incident.item_ids)}
+    resolved = [i for i in incident.item_ids if status.get(i) == "resolved"]
+    waiting = [i for i in skipped if status.get(i) == "open"]
+    done = not waiting and not any(s.retry for s in skipped.values())
     finished = incident.model_copy(
         update={
             "status": "resolved" if done else "open",

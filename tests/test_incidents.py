@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -20,7 +21,9 @@ from dashboards.auth import make_account
 from dashboards.queue_api import QueueServices
 from pipeline.embedded_store import EmbeddedStore
 from pipeline.incidents import (
+    Incident,
     IncidentError,
+    IncidentRefused,
     get_incident,
     incidents,
     link_incidents,
@@ -213,18 +216,22 @@ def test_racing_resolutions_reply_once_per_item(
 ) -> None:
     (incident,) = link_incidents(store, [spike_trend()], NOW)
     start = threading.Barrier(3)
-    results = []
+    results: list[Incident | str] = []
 
     def resolve(agent: str) -> None:
         start.wait()
-        results.append(resolve_incident(queue, incident.id, agent, f"from {agent}", NOW))
+        try:
+            results.append(resolve_incident(queue, incident.id, agent, f"from {agent}", NOW))
+        except IncidentRefused as exc:  # it came after another had resolved the incident
+            results.append(str(exc))
 
     threads = [threading.Thread(target=resolve, args=(a,)) for a in ("ann", "ann", "bob")]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(results) == 3
+    assert len(results) == 3 and any(isinstance(r, Incident) for r in results)
+    assert all(isinstance(r, Incident) or "already resolved" in r for r in results)
     assert sorted(n for n, _ in outbox.sent) == sorted(i.split(":")[1] for i in incident.item_ids)
     for item_id in incident.item_ids:
         item = store.get_item(item_id)
@@ -232,6 +239,58 @@ def test_racing_resolutions_reply_once_per_item(
         assert item.resolution is not None and item.resolution.reply == f"from {item.agent}"
     closed = [a.item_id for a in audit_entries(store) if a.action == "resolve"]
     assert sorted(i for i in closed if i) == incident.item_ids
+
+
+class GatedOutbox(Outbox):
+    """Runs ``gates[native id]`` before that reply: the test orders two racing resolutions."""
+
+    def __init__(self, base: Outbox) -> None:
+        super().__init__()
+        self.base = base
+        self.gates: dict[str, Callable[[], None]] = {}
+
+    def reply(self, item: QueueItem, text: str) -> str:
+        gate = self.gates.get(item.id.split(":", 1)[1])
+        if gate is not None:
+            gate()
+        return self.base.reply(item, text)
+
+
+def test_a_resolution_finishing_last_keeps_the_incident_open_for_a_reply_that_failed_meanwhile(
+    store: Store, queued: list[str], outbox: Outbox
+) -> None:
+    (incident,) = link_incidents(store, [spike_trend()], NOW)
+    gated = GatedOutbox(outbox)
+    queue = AgentQueue(store, repliers=Repliers(store, {"x": gated}))
+    first, last = (i.split(":")[1] for i in (incident.item_ids[0], incident.item_ids[-1]))
+    ann_holds, ann_may_fail, ann_done = threading.Event(), threading.Event(), threading.Event()
+
+    def ann_gate() -> None:  # ann holds the first item while bob passes it by
+        ann_holds.set()
+        ann_may_fail.wait(10)
+        outbox.down.add(first)
+
+    def bob_gate() -> None:  # bob's last reply waits until ann has failed and finished
+        ann_may_fail.set()
+        ann_done.wait(10)
+
+    gated.gates = {first: ann_gate, last: bob_gate}
+    results: dict[str, Incident] = {}
+
+    def ann() -> None:
+        results["ann"] = resolve_incident(queue, incident.id, "ann", "Fixed!", NOW)
+        ann_done.set()
+
+    thread = threading.Thread(target=ann)
+    thread.start()
+    assert ann_holds.wait(10)
+    results["bob"] = resolve_incident(queue, incident.id, "bob", "Fixed!", NOW)
+    thread.join()
+    item = store.get_item(incident.item_ids[0])
+    assert item is not None and item.status == "open"
+    assert results["ann"].status == results["bob"].status == "open"
+    assert get_incident(store, incident.id).status == "open"
+    assert incident.item_ids[0] not in get_incident(store, incident.id).resolved_items
 
 
 def other_ids(queued: list[str]) -> list[str]:
