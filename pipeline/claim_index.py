@@ -36,6 +36,10 @@ def claimable(item: QueueItem, now: datetime) -> bool:
     return False
 
 
+def _live(item: QueueItem, now: datetime) -> bool:
+    return item.status == "claimed" and item.lease_until is not None and item.lease_until >= now
+
+
 class ClaimIndex:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -43,6 +47,7 @@ class ClaimIndex:
         self._order: list[Key] = []  # claimable-looking items, most urgent first
         self._timed: list[tuple[datetime, str, int]] = []  # when a lease or snooze lapses
         self._taken: set[str] = set()  # picked by a thread of this process, not settled yet
+        self._held: dict[str, set[str]] = {}  # agent: the claimed items they hold (or held)
 
     def merge(self, items: Iterable[QueueItem]) -> None:
         """Add or refresh items; an entry only ever moves to a newer version."""
@@ -88,15 +93,24 @@ class ClaimIndex:
             if current is None:
                 old = self._items.pop(item_id, None)
                 if old is not None:
-                    self._drop_key(old)
+                    self._forget(old)
                 return
             old = self._items.get(item_id)
             if old is None or current.version >= old.version:
                 self._put(old, current)
 
+    def loads(self, now: datetime) -> dict[str, int]:
+        """Items each agent holds under a live lease."""
+        with self._lock:
+            counts = {
+                agent: sum(1 for i in ids if _live(self._items[i], now))
+                for agent, ids in self._held.items()
+            }
+        return {agent: n for agent, n in counts.items() if n}
+
     def _put(self, old: QueueItem | None, item: QueueItem) -> None:
         if old is not None:
-            self._drop_key(old)
+            self._forget(old)
         if item.status == "resolved":
             self._items.pop(item.id, None)
             return
@@ -105,10 +119,17 @@ class ClaimIndex:
             bisect.insort(self._order, _key(item))
         elif item.status == "claimed" and item.lease_until is not None:
             heapq.heappush(self._timed, (item.lease_until, item.id, item.version))
+            if item.agent is not None:
+                self._held.setdefault(item.agent, set()).add(item.id)
         elif item.status == "snoozed" and item.snooze_until is not None:
             heapq.heappush(self._timed, (item.snooze_until, item.id, item.version))
 
-    def _drop_key(self, item: QueueItem) -> None:
+    def _forget(self, item: QueueItem) -> None:
+        """Take this version of the item out of claim order and out of its holder's items."""
+        if item.agent is not None and (ids := self._held.get(item.agent)) is not None:
+            ids.discard(item.id)
+            if not ids:
+                del self._held[item.agent]
         key = _key(item)
         i = bisect.bisect_left(self._order, key)
         if i < len(self._order) and self._order[i] == key:

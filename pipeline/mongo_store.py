@@ -197,6 +197,12 @@ class MongoStore:
             if taken is not None:
                 return taken
 
+    def agent_loads(self, now: datetime) -> dict[str, int]:
+        """From the claim index: exact for this process's own changes, and for other processes'
+        as of the index's last re-read (seconds old at most while claims are made)."""
+        self._load_index()
+        return self._index.loads(now)
+
     def get_item(self, item_id: str) -> QueueItem | None:
         with _transient("reading a queue item"):
             return self._current(item_id)
