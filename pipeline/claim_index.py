@@ -5,7 +5,9 @@ FerretDB v1 (SQLite backend) pushes no filter or sort down except ``{_id: ...}``
 find decodes every queue document on every claim. The store loads this index once, keeps it
 current with its own writes and re-reads it in the background for other processes' writes. The
 index only proposes candidates: the ledger insert in ``MongoStore`` decides who gets one, so a
-stale entry costs a refused insert, never a double claim.
+stale entry costs a refused insert, never a double claim, as long as the ledger token it would
+collide with is still there. Ledger tokens are compacted away a while after they are folded into
+the queue, so ``pick`` only proposes entries known current more recently than that.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -48,14 +51,28 @@ class ClaimIndex:
         self._timed: list[tuple[datetime, str, int]] = []  # when a lease or snooze lapses
         self._taken: set[str] = set()  # picked by a thread of this process, not settled yet
         self._held: dict[str, set[str]] = {}  # agent: the claimed items they hold (or held)
+        self._seen: dict[str, float] = {}  # when each entry was last known current (monotonic)
 
-    def merge(self, items: Iterable[QueueItem]) -> None:
-        """Add or refresh items; an entry only ever moves to a newer version."""
+    def merge(self, items: Iterable[QueueItem], read_at: float | None = None) -> None:
+        """Add or refresh items read at ``read_at`` (monotonic; default now); an entry only ever
+        moves to a newer version."""
+        at = time.monotonic() if read_at is None else read_at
         with self._lock:
             for item in items:
                 old = self._items.get(item.id)
                 if old is None or item.version > old.version:
-                    self._put(old, item)
+                    self._put(old, item, at)
+                elif item.version == old.version:
+                    self._seen[item.id] = max(at, self._seen[item.id])
+
+    def replace(self, items: Iterable[QueueItem], read_at: float) -> None:
+        """Merge a read of every unresolved item that started at ``read_at``; entries it did not
+        return, and not known current since, were resolved elsewhere and leave the index."""
+        self.merge(items, read_at)
+        with self._lock:
+            gone = [i for i, seen in self._seen.items() if seen < read_at and i not in self._taken]
+            for item_id in gone:
+                self._drop(item_id)
 
     def pick(
         self,
@@ -64,9 +81,11 @@ class ClaimIndex:
         languages: Sequence[str] | None,
         authors: Sequence[str] | None,
         exclude_authors: Sequence[str] | None,
+        known_since: float,
     ) -> QueueItem | None:
-        """The most urgent claimable item these filters allow, reserved for the caller until
-        ``settle``: two threads of one process never try the same item."""
+        """The most urgent claimable item these filters allow, among entries known current since
+        ``known_since`` (monotonic), reserved for the caller until ``settle``: two threads of
+        one process never try the same item."""
         with self._lock:
             self._lapse(now)
             wanted = None if authors is None else set(authors)
@@ -75,6 +94,7 @@ class ClaimIndex:
                 item = self._items[key[2]]
                 if (
                     item.id in self._taken
+                    or self._seen[item.id] < known_since
                     or not claimable(item, now)
                     or (topics and item.topic not in topics)
                     or (languages and item.language not in languages)
@@ -91,13 +111,11 @@ class ClaimIndex:
         with self._lock:
             self._taken.discard(item_id)
             if current is None:
-                old = self._items.pop(item_id, None)
-                if old is not None:
-                    self._forget(old)
+                self._drop(item_id)
                 return
             old = self._items.get(item_id)
             if old is None or current.version >= old.version:
-                self._put(old, current)
+                self._put(old, current, time.monotonic())
 
     def loads(self, now: datetime) -> dict[str, int]:
         """Items each agent holds under a live lease."""
@@ -108,13 +126,14 @@ class ClaimIndex:
             }
         return {agent: n for agent, n in counts.items() if n}
 
-    def _put(self, old: QueueItem | None, item: QueueItem) -> None:
+    def _put(self, old: QueueItem | None, item: QueueItem, seen: float) -> None:
+        if item.status == "resolved":
+            self._drop(item.id)
+            return
         if old is not None:
             self._forget(old)
-        if item.status == "resolved":
-            self._items.pop(item.id, None)
-            return
         self._items[item.id] = item
+        self._seen[item.id] = seen
         if item.status == "open":
             bisect.insort(self._order, _key(item))
         elif item.status == "claimed" and item.lease_until is not None:
@@ -123,6 +142,12 @@ class ClaimIndex:
                 self._held.setdefault(item.agent, set()).add(item.id)
         elif item.status == "snoozed" and item.snooze_until is not None:
             heapq.heappush(self._timed, (item.snooze_until, item.id, item.version))
+
+    def _drop(self, item_id: str) -> None:
+        old = self._items.pop(item_id, None)
+        self._seen.pop(item_id, None)
+        if old is not None:
+            self._forget(old)
 
     def _forget(self, item: QueueItem) -> None:
         """Take this version of the item out of claim order and out of its holder's items."""

@@ -41,10 +41,18 @@ DUPLICATE_KEY = 11000
 FOLD_BY_ID = 500  # fold up to this many items with an $in on the ledger, more with one read
 INDEX_REFRESH_S = 5.0  # at least; a re-read that took t seconds waits 5 t
 COMPACT_IDLE_S = 0.5  # queue documents catch up with the ledger after this much quiet
+LEDGER_KEEP_S = 1800.0  # a token folded into its queue document is deleted after this long
+DELETE_BY_ID = 500  # ledger tokens deleted per call
 
 
 class MongoStore:
-    def __init__(self, uri: str, database: str = "triage", timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        uri: str,
+        database: str = "triage",
+        timeout_ms: int = 5000,
+        ledger_keep_s: float = LEDGER_KEEP_S,
+    ) -> None:
         self._client: MongoClient[dict[str, Any]] = MongoClient(
             uri,
             tz_aware=True,
@@ -61,11 +69,15 @@ class MongoStore:
         self.claims: Collection[dict[str, Any]] = self._db["claims"]
         self.records: Collection[dict[str, Any]] = self._db["records"]
         self._index = ClaimIndex()
-        self._index_lock = threading.Lock()
+        self._index_lock = threading.RLock()
+        self._index_read = threading.Condition(self._index_lock)
         self._index_loaded_at: float | None = None
         self._index_cost_s = 0.0
         self._refreshing = False
-        self._compactor = Compactor(self.queue)
+        # A stale index entry is safe while the token it would collide with is kept: entries
+        # not known current for a sixth of the ledger's keep time are re-read before use.
+        self._index_trust_s = ledger_keep_s / 6
+        self._compactor = Compactor(self.queue, self.claims, ledger_keep_s)
         self._tokens = GroupInsert(self.claims)
         self._audits = GroupInsert(self.audit)
 
@@ -178,10 +190,14 @@ class MongoStore:
                    "snooze_until": None}
         reread = False
         while True:  # each lost race drops an item from the index, so this ends
-            candidate = self._index.pick(now, topics, languages, authors, exclude_authors)
+            known_since = time.monotonic() - self._index_trust_s
+            candidate = self._index.pick(
+                now, topics, languages, authors, exclude_authors, known_since
+            )
             if candidate is None:
                 # Nothing here: items another process queued may not have reached this index
-                # yet; read them now, unless it was read a moment ago.
+                # yet, or entries are too old to trust; read them now, unless it was read a
+                # moment ago.
                 if reread or not self._load_index(wait=True):
                     return None
                 reread = True
@@ -270,7 +286,8 @@ class MongoStore:
         """Fill the claim index once, then re-read it now and then for the changes other
         processes make (new items from workers, releases elsewhere): in the background, or with
         ``wait`` right now. Re-reads are spaced by five times what the last one took (at least
-        ``INDEX_REFRESH_S``, or a second with ``wait``). True if this call read it."""
+        ``INDEX_REFRESH_S``, or a second with ``wait``, which also waits for a re-read under
+        way). True if this call read it or waited for it."""
         with self._index_lock:
             if self._index_loaded_at is None:  # every claim waits for the first read
                 self._refresh_index()
@@ -278,8 +295,12 @@ class MongoStore:
                 # the collector's full passes, which stopped every claiming thread for 200 ms.
                 gc.freeze()
                 return True
+            if self._refreshing:
+                if wait:
+                    self._index_read.wait_for(lambda: not self._refreshing)
+                return wait
             spacing = max(1.0 if wait else INDEX_REFRESH_S, 5 * self._index_cost_s)
-            if self._refreshing or time.monotonic() < self._index_loaded_at + spacing:
+            if time.monotonic() < self._index_loaded_at + spacing:
                 return False
             self._refreshing = True
         if wait:
@@ -296,11 +317,13 @@ class MongoStore:
         started = time.monotonic()
         try:
             with _transient("loading the queue"):
-                self._index.merge(self._unresolved())
+                self._index.replace(self._unresolved(), started)
         finally:
-            self._index_loaded_at = time.monotonic()
-            self._index_cost_s = self._index_loaded_at - started
-            self._refreshing = False
+            with self._index_lock:
+                self._index_loaded_at = time.monotonic()
+                self._index_cost_s = self._index_loaded_at - started
+                self._refreshing = False
+                self._index_read.notify_all()
 
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
@@ -473,11 +496,21 @@ class Compactor:
     store has been quiet for ``COMPACT_IDLE_S``: on FerretDB v1 an update by ``_id`` scans the
     whole collection under SQLite's write lock, which would stall every claim behind it.
     Documents that never catch up (the process ended first) are still read right, through the
-    ledger; catching up keeps those reads short and the status index useful on MongoDB."""
+    ledger; catching up keeps those reads short and the status index useful on MongoDB.
 
-    def __init__(self, queue: Collection[dict[str, Any]]) -> None:
+    A token folded into its document is deleted ``keep_s`` later, so that the ledger holds
+    recent changes only (on FerretDB every read of it decodes all of it). Not at once: a writer
+    that read the item before the fold would insert that token's ``_id`` again and win. The
+    claim index re-reads entries older than a sixth of ``keep_s`` before proposing them."""
+
+    def __init__(
+        self, queue: Collection[dict[str, Any]], ledger: Collection[dict[str, Any]], keep_s: float
+    ) -> None:
         self._queue = queue
+        self._ledger = ledger
+        self._keep_s = keep_s
         self._pending: deque[tuple[str, int, dict[str, Any]]] = deque()
+        self._folded: deque[tuple[float, str]] = deque()  # (when, token id), oldest first
         self._last_add = 0.0
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -498,26 +531,44 @@ class Compactor:
         self._wake.set()
 
     def _run(self) -> None:
-        while not self._stopped.is_set():
-            self._wake.wait()
-            quiet = time.monotonic() - self._last_add
-            if quiet < COMPACT_IDLE_S:
-                self._stopped.wait(COMPACT_IDLE_S - quiet)
-                continue
-            with self._lock:
-                if not self._pending:
-                    self._wake.clear()
+        job: tuple[str, int, dict[str, Any]] | None = None
+        try:
+            while not self._stopped.is_set():
+                self._wake.wait(self._until_due())
+                quiet = time.monotonic() - self._last_add
+                if quiet < COMPACT_IDLE_S:
+                    self._stopped.wait(COMPACT_IDLE_S - quiet)
                     continue
-                item_id, version, changes = self._pending.popleft()
-            try:
-                self._queue.update_one(
-                    {"_id": item_id}, {"$set": {**changes, "version": version}}
-                )
-            except PyMongoError:
-                with self._lock:  # the ledger still holds the change; readers apply it
-                    self._thread = None  # the next change starts a new thread
-                return
+                with self._lock:
+                    job = self._pending.popleft() if self._pending else None
+                    if job is None:
+                        self._wake.clear()
+                if job is not None:
+                    item_id, version, changes = job
+                    self._queue.update_one(
+                        {"_id": item_id}, {"$set": {**changes, "version": version}}
+                    )
+                    self._folded.append((time.monotonic(), f"{item_id}#{version}"))
+                    job = None
+                elif self._until_due() == 0:
+                    self._delete_due()
+        except PyMongoError:
+            with self._lock:  # the ledger still holds the changes; readers apply them
+                if job is not None:  # folded in order, so the next thread starts with it
+                    self._pending.appendleft(job)
+                self._thread = None  # the next change starts a new thread
 
+    def _until_due(self) -> float | None:
+        """Seconds until the oldest folded token may go; None if there is none."""
+        if not self._folded:
+            return None
+        return max(0.0, self._folded[0][0] + self._keep_s - time.monotonic())
+
+    def _delete_due(self) -> None:
+        due: list[str] = []
+        while self._folded and len(due) < DELETE_BY_ID and self._until_due() == 0:
+            due.append(self._folded.popleft()[1])
+        self._ledger.delete_many({"_id": {"$in": due}})
 
 def _seq() -> int:
     """Insertion order for side records (nanoseconds; FerretDB has no natural order)."""
