@@ -16,7 +16,7 @@ import bisect
 import heapq
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from pipeline.records import QueueItem
@@ -65,11 +65,23 @@ class ClaimIndex:
                 elif item.version == old.version:
                     self._seen[item.id] = max(at, self._seen[item.id])
 
-    def replace(self, items: Iterable[QueueItem], read_at: float) -> None:
-        """Merge a read of every unresolved item that started at ``read_at``; entries it did not
-        return, and not known current since, were resolved elsewhere and leave the index."""
-        self.merge(items, read_at)
+    def versions(self) -> dict[str, int]:
+        """The version of every entry: what a re-read need not validate again."""
         with self._lock:
+            return {item_id: item.version for item_id, item in self._items.items()}
+
+    def replace(
+        self, changed: Iterable[QueueItem], unchanged: Mapping[str, int], read_at: float
+    ) -> None:
+        """Merge a read of every unresolved item that started at ``read_at``: ``changed`` items,
+        and the versions of those found as ``versions`` gave them. Entries it did not return,
+        and not known current since, were resolved elsewhere and leave the index."""
+        self.merge(changed, read_at)
+        with self._lock:
+            for item_id, version in unchanged.items():
+                item = self._items.get(item_id)
+                if item is not None and item.version == version:
+                    self._seen[item_id] = max(read_at, self._seen[item_id])
             gone = [i for i, seen in self._seen.items() if seen < read_at and i not in self._taken]
             for item_id in gone:
                 self._drop(item_id)
@@ -82,19 +94,22 @@ class ClaimIndex:
         authors: Sequence[str] | None,
         exclude_authors: Sequence[str] | None,
         known_since: float,
-    ) -> QueueItem | None:
+    ) -> tuple[QueueItem | None, bool]:
         """The most urgent claimable item these filters allow, among entries known current since
         ``known_since`` (monotonic), reserved for the caller until ``settle``: two threads of
-        one process never try the same item."""
+        one process never try the same item. Also whether an older entry was passed over."""
+        stale = False
         with self._lock:
             self._lapse(now)
             wanted = None if authors is None else set(authors)
             unwanted = set(exclude_authors or ())
             for key in self._order:
                 item = self._items[key[2]]
+                if self._seen[item.id] < known_since:
+                    stale = True
+                    continue
                 if (
                     item.id in self._taken
-                    or self._seen[item.id] < known_since
                     or not claimable(item, now)
                     or (topics and item.topic not in topics)
                     or (languages and item.language not in languages)
@@ -103,8 +118,8 @@ class ClaimIndex:
                 ):
                     continue
                 self._taken.add(item.id)
-                return item
-            return None
+                return item, stale
+            return None, stale
 
     def settle(self, item_id: str, current: QueueItem | None) -> None:
         """Release the reservation; ``current`` is what the item is now, if known."""

@@ -11,7 +11,7 @@ import gc
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -191,14 +191,14 @@ class MongoStore:
         reread = False
         while True:  # each lost race drops an item from the index, so this ends
             known_since = time.monotonic() - self._index_trust_s
-            candidate = self._index.pick(
+            candidate, stale = self._index.pick(
                 now, topics, languages, authors, exclude_authors, known_since
             )
             if candidate is None:
                 # Nothing here: items another process queued may not have reached this index
-                # yet, or entries are too old to trust; read them now, unless it was read a
-                # moment ago.
-                if reread or not self._load_index(wait=True):
+                # yet, or entries were too old to trust; read them now, unless it was read a
+                # moment ago (or, but for old entries, is being read now).
+                if reread or not self._load_index(wait=True, join=stale):
                     return None
                 reread = True
                 continue
@@ -262,32 +262,28 @@ class MongoStore:
     def _folded(self, query: dict[str, Any]) -> list[QueueItem]:
         """Queue documents matching ``query`` as they are now (see ``_current``)."""
         docs = list(self.queue.find(query))
-        ids = [d["_id"] for d in docs]
+        tokens = self._ledger([d["_id"] for d in docs])
+        return [_queue_item(_apply(doc, tokens.get(doc["_id"], ()))) for doc in docs]
+
+    def _ledger(self, ids: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Ledger tokens by item, of the items ``ids`` (every item if None)."""
         # One scan of the ledger either way on FerretDB; on MongoDB $in uses the item_id index.
-        where = {"item_id": {"$in": ids}} if len(ids) <= FOLD_BY_ID else {}
+        where = {"item_id": {"$in": ids}} if ids is not None and len(ids) <= FOLD_BY_ID else {}
         tokens: dict[str, list[dict[str, Any]]] = {}
         for token in self.claims.find(where, {"item_id": 1, "version": 1, "changes": 1}):
             tokens.setdefault(token["item_id"], []).append(token)
-        items = []
-        for doc in docs:
-            version = doc.get("version", 0)
-            for token in sorted(tokens.get(doc["_id"], ()), key=lambda t: t["version"]):
-                if token["version"] > version:
-                    doc.update({**token["changes"], "version": token["version"]})
-                    version = token["version"]
-            items.append(_queue_item(doc))
-        return items
+        return tokens
 
     def _unresolved(self) -> list[QueueItem]:
         """Every item not resolved yet; resolved is final, so a resolved document stays so."""
         return [i for i in self._folded({"status": {"$ne": "resolved"}}) if i.status != "resolved"]
 
-    def _load_index(self, wait: bool = False) -> bool:
+    def _load_index(self, wait: bool = False, join: bool = False) -> bool:
         """Fill the claim index once, then re-read it now and then for the changes other
         processes make (new items from workers, releases elsewhere): in the background, or with
         ``wait`` right now. Re-reads are spaced by five times what the last one took (at least
-        ``INDEX_REFRESH_S``, or a second with ``wait``, which also waits for a re-read under
-        way). True if this call read it or waited for it."""
+        ``INDEX_REFRESH_S``, or a second with ``wait``; with ``join`` too, it waits for a re-read
+        under way). True if this call read it or waited for it."""
         with self._index_lock:
             if self._index_loaded_at is None:  # every claim waits for the first read
                 self._refresh_index()
@@ -296,9 +292,9 @@ class MongoStore:
                 gc.freeze()
                 return True
             if self._refreshing:
-                if wait:
+                if wait and join:
                     self._index_read.wait_for(lambda: not self._refreshing)
-                return wait
+                return wait and join
             spacing = max(1.0 if wait else INDEX_REFRESH_S, 5 * self._index_cost_s)
             if time.monotonic() < self._index_loaded_at + spacing:
                 return False
@@ -317,7 +313,24 @@ class MongoStore:
         started = time.monotonic()
         try:
             with _transient("loading the queue"):
-                self._index.replace(self._unresolved(), started)
+                # Validated only where the index is behind: most items have not changed since the
+                # last read, and building 10,000 of them again held the GIL and set off full
+                # collections (150 ms pauses) in the middle of claims. The ledger is read last,
+                # as it changes fastest: read first, a process started a moment after another
+                # tried every item the other had just taken, and lost every race.
+                known = self._index.versions()
+                docs = list(self.queue.find({"status": {"$ne": "resolved"}}))
+                tokens = self._ledger()
+                changed, unchanged = [], {}
+                for doc in docs:
+                    doc = _apply(doc, tokens.get(doc["_id"], ()))
+                    if doc["status"] == "resolved":
+                        continue
+                    if known.get(doc["_id"]) == doc.get("version", 0):
+                        unchanged[doc["_id"]] = doc.get("version", 0)
+                    else:
+                        changed.append(_queue_item(doc))
+                self._index.replace(changed, unchanged, started)
         finally:
             with self._index_lock:
                 self._index_loaded_at = time.monotonic()
@@ -573,6 +586,16 @@ class Compactor:
 def _seq() -> int:
     """Insertion order for side records (nanoseconds; FerretDB has no natural order)."""
     return time.time_ns()
+
+
+def _apply(doc: dict[str, Any], tokens: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """``doc`` with the tokens newer than its version applied, in order."""
+    version = doc.get("version", 0)
+    for token in sorted(tokens, key=lambda t: t["version"]):
+        if token["version"] > version:
+            doc.update({**token["changes"], "version": token["version"]})
+            version = token["version"]
+    return doc
 
 
 def _queue_item(doc: dict[str, Any]) -> QueueItem:
