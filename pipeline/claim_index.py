@@ -105,9 +105,6 @@ class ClaimIndex:
             unwanted = set(exclude_authors or ())
             for key in self._order:
                 item = self._items[key[2]]
-                if self._seen[item.id] < known_since:
-                    stale = True
-                    continue
                 if (
                     item.id in self._taken
                     or not claimable(item, now)
@@ -116,6 +113,9 @@ class ClaimIndex:
                     or (wanted is not None and item.author_id not in wanted)
                     or item.author_id in unwanted
                 ):
+                    continue
+                if self._seen[item.id] < known_since:
+                    stale = True
                     continue
                 self._taken.add(item.id)
                 return item, stale
