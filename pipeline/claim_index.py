@@ -94,11 +94,14 @@ class ClaimIndex:
         authors: Sequence[str] | None,
         exclude_authors: Sequence[str] | None,
         known_since: float,
+        skip: int = 0,
     ) -> tuple[QueueItem | None, bool]:
         """The most urgent claimable item these filters allow, among entries known current since
         ``known_since`` (monotonic), reserved for the caller until ``settle``: two threads of
-        one process never try the same item. Also whether an older entry was passed over."""
+        one process never try the same item. ``skip`` passes over that many such items first,
+        where there are more. Also whether an older entry was passed over."""
         stale = False
+        found: QueueItem | None = None
         with self._lock:
             self._lapse(now)
             wanted = None if authors is None else set(authors)
@@ -117,9 +120,13 @@ class ClaimIndex:
                 if self._seen[item.id] < known_since:
                     stale = True
                     continue
-                self._taken.add(item.id)
-                return item, stale
-            return None, stale
+                found = item
+                if skip == 0:
+                    break
+                skip -= 1
+            if found is not None:
+                self._taken.add(found.id)
+            return found, stale
 
     def settle(self, item_id: str, current: QueueItem | None) -> None:
         """Release the reservation; ``current`` is what the item is now, if known."""
