@@ -58,10 +58,7 @@ class Agents:
 
     def load(self, now: datetime) -> Counter[str]:
         """Items each agent holds under a live lease."""
-        held = self.store.list_queue("claimed", limit=100_000)
-        return Counter(
-            i.agent for i in held if i.agent and i.lease_until and i.lease_until >= now
-        )
+        return Counter(self.store.agent_loads(now))
 
     def with_room(self, now: datetime) -> set[str]:
         """Agents who are available and below their capacity."""

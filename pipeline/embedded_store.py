@@ -237,6 +237,14 @@ class EmbeddedStore:
                 raise TransientError(f"embedded store: {exc}") from exc
         return QueueItem.model_validate_json(rows[0][0]) if rows else None
 
+    def agent_loads(self, now: datetime) -> dict[str, int]:
+        rows = self._run(
+            "SELECT agent, COUNT(*) FROM queue WHERE status = 'claimed' AND lease_until >= ?"
+            " AND agent IS NOT NULL GROUP BY agent",
+            (_iso(now),),
+        )
+        return {agent: n for agent, n in rows}
+
     def get_item(self, item_id: str) -> QueueItem | None:
         rows = self._run("SELECT doc FROM queue WHERE id = ?", (item_id,))
         return QueueItem.model_validate_json(rows[0][0]) if rows else None

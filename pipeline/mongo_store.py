@@ -7,10 +7,11 @@ worker needs, and which every MongoDB-wire server executes as one fast bulk call
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -37,13 +38,22 @@ from pipeline.store import (
 )
 
 DUPLICATE_KEY = 11000
+LEAP_MAX = 63  # after lost races, a claim tries at most this many items further down
 FOLD_BY_ID = 500  # fold up to this many items with an $in on the ledger, more with one read
 INDEX_REFRESH_S = 5.0  # at least; a re-read that took t seconds waits 5 t
 COMPACT_IDLE_S = 0.5  # queue documents catch up with the ledger after this much quiet
+LEDGER_KEEP_S = 1800.0  # a token folded into its queue document is deleted after this long
+DELETE_BY_ID = 500  # ledger tokens deleted per call
 
 
 class MongoStore:
-    def __init__(self, uri: str, database: str = "triage", timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        uri: str,
+        database: str = "triage",
+        timeout_ms: int = 5000,
+        ledger_keep_s: float = LEDGER_KEEP_S,
+    ) -> None:
         self._client: MongoClient[dict[str, Any]] = MongoClient(
             uri,
             tz_aware=True,
@@ -60,11 +70,15 @@ class MongoStore:
         self.claims: Collection[dict[str, Any]] = self._db["claims"]
         self._kinds: set[str] = set()  # record kinds whose collection has its indexes
         self._index = ClaimIndex()
-        self._index_lock = threading.Lock()
+        self._index_lock = threading.RLock()
+        self._index_read = threading.Condition(self._index_lock)
         self._index_loaded_at: float | None = None
         self._index_cost_s = 0.0
         self._refreshing = False
-        self._compactor = Compactor(self.queue)
+        # A stale index entry is safe while the token it would collide with is kept: entries
+        # not known current for a sixth of the ledger's keep time are re-read before use.
+        self._index_trust_s = ledger_keep_s / 6
+        self._compactor = Compactor(self.queue, self.claims, ledger_keep_s)
         self._tokens = GroupInsert(self.claims)
         self._audits = GroupInsert(self.audit)
 
@@ -173,13 +187,21 @@ class MongoStore:
         self._load_index()
         changes = {"status": "claimed", "agent": agent, "lease_until": lease_until,
                    "snooze_until": None}
-        reread = False
+        reread, lost = False, 0
         while True:  # each lost race drops an item from the index, so this ends
-            candidate = self._index.pick(now, topics, languages, authors, exclude_authors)
+            known_since = time.monotonic() - self._index_trust_s
+            # After a lost race, further down: another process is taking the items just below
+            # the one lost, and trying them one by one behind it, this process lost every race
+            # (one load-test run: 0 of 10,000 items for one of two processes).
+            candidate, stale = self._index.pick(
+                now, topics, languages, authors, exclude_authors, known_since,
+                skip=min((1 << min(lost, 16)) - 1, LEAP_MAX),
+            )
             if candidate is None:
                 # Nothing here: items another process queued may not have reached this index
-                # yet; read them now, unless it was read a moment ago.
-                if reread or not self._load_index(wait=True):
+                # yet, or entries were too old to trust; read them now, unless it was read a
+                # moment ago (or, but for old entries, is being read now).
+                if reread or not self._load_index(wait=True, join=stale):
                     return None
                 reread = True
                 continue
@@ -193,6 +215,13 @@ class MongoStore:
                 self._index.settle(candidate.id, taken)
             if taken is not None:
                 return taken
+            lost += 1
+
+    def agent_loads(self, now: datetime) -> dict[str, int]:
+        """From the claim index: exact for this process's own changes, and for other processes'
+        as of the index's last re-read (seconds old at most while claims are made)."""
+        self._load_index()
+        return self._index.loads(now)
 
     def get_item(self, item_id: str) -> QueueItem | None:
         with _transient("reading a queue item"):
@@ -243,37 +272,41 @@ class MongoStore:
     def _folded(self, query: dict[str, Any]) -> list[QueueItem]:
         """Queue documents matching ``query`` as they are now (see ``_current``)."""
         docs = list(self.queue.find(query))
-        ids = [d["_id"] for d in docs]
+        tokens = self._ledger([d["_id"] for d in docs])
+        return [_queue_item(_apply(doc, tokens.get(doc["_id"], ()))) for doc in docs]
+
+    def _ledger(self, ids: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Ledger tokens by item, of the items ``ids`` (every item if None)."""
         # One scan of the ledger either way on FerretDB; on MongoDB $in uses the item_id index.
-        where = {"item_id": {"$in": ids}} if len(ids) <= FOLD_BY_ID else {}
+        where = {"item_id": {"$in": ids}} if ids is not None and len(ids) <= FOLD_BY_ID else {}
         tokens: dict[str, list[dict[str, Any]]] = {}
         for token in self.claims.find(where, {"item_id": 1, "version": 1, "changes": 1}):
             tokens.setdefault(token["item_id"], []).append(token)
-        items = []
-        for doc in docs:
-            version = doc.get("version", 0)
-            for token in sorted(tokens.get(doc["_id"], ()), key=lambda t: t["version"]):
-                if token["version"] > version:
-                    doc.update({**token["changes"], "version": token["version"]})
-                    version = token["version"]
-            items.append(_queue_item(doc))
-        return items
+        return tokens
 
     def _unresolved(self) -> list[QueueItem]:
         """Every item not resolved yet; resolved is final, so a resolved document stays so."""
         return [i for i in self._folded({"status": {"$ne": "resolved"}}) if i.status != "resolved"]
 
-    def _load_index(self, wait: bool = False) -> bool:
+    def _load_index(self, wait: bool = False, join: bool = False) -> bool:
         """Fill the claim index once, then re-read it now and then for the changes other
         processes make (new items from workers, releases elsewhere): in the background, or with
         ``wait`` right now. Re-reads are spaced by five times what the last one took (at least
-        ``INDEX_REFRESH_S``, or a second with ``wait``). True if this call read it."""
+        ``INDEX_REFRESH_S``, or a second with ``wait``; with ``join`` too, it waits for a re-read
+        under way). True if this call read it or waited for it."""
         with self._index_lock:
             if self._index_loaded_at is None:  # every claim waits for the first read
                 self._refresh_index()
+                # What is alive now lives as long as the process (the index, the app): out of
+                # the collector's full passes, which stopped every claiming thread for 200 ms.
+                gc.freeze()
                 return True
+            if self._refreshing:
+                if wait and join:
+                    self._index_read.wait_for(lambda: not self._refreshing)
+                return wait and join
             spacing = max(1.0 if wait else INDEX_REFRESH_S, 5 * self._index_cost_s)
-            if self._refreshing or time.monotonic() < self._index_loaded_at + spacing:
+            if time.monotonic() < self._index_loaded_at + spacing:
                 return False
             self._refreshing = True
         if wait:
@@ -290,11 +323,30 @@ class MongoStore:
         started = time.monotonic()
         try:
             with _transient("loading the queue"):
-                self._index.merge(self._unresolved())
+                # Validated only where the index is behind: most items have not changed since the
+                # last read, and building 10,000 of them again held the GIL and set off full
+                # collections (150 ms pauses) in the middle of claims. The ledger is read last,
+                # as it changes fastest: read first, a process started a moment after another
+                # tried every item the other had just taken, and lost every race.
+                known = self._index.versions()
+                docs = list(self.queue.find({"status": {"$ne": "resolved"}}))
+                tokens = self._ledger()
+                changed, unchanged = [], {}
+                for doc in docs:
+                    doc = _apply(doc, tokens.get(doc["_id"], ()))
+                    if doc["status"] == "resolved":
+                        continue
+                    if known.get(doc["_id"]) == doc.get("version", 0):
+                        unchanged[doc["_id"]] = doc.get("version", 0)
+                    else:
+                        changed.append(_queue_item(doc))
+                self._index.replace(changed, unchanged, started)
         finally:
-            self._index_loaded_at = time.monotonic()
-            self._index_cost_s = self._index_loaded_at - started
-            self._refreshing = False
+            with self._index_lock:
+                self._index_loaded_at = time.monotonic()
+                self._index_cost_s = self._index_loaded_at - started
+                self._refreshing = False
+                self._index_read.notify_all()
 
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
@@ -482,11 +534,21 @@ class Compactor:
     store has been quiet for ``COMPACT_IDLE_S``: on FerretDB v1 an update by ``_id`` scans the
     whole collection under SQLite's write lock, which would stall every claim behind it.
     Documents that never catch up (the process ended first) are still read right, through the
-    ledger; catching up keeps those reads short and the status index useful on MongoDB."""
+    ledger; catching up keeps those reads short and the status index useful on MongoDB.
 
-    def __init__(self, queue: Collection[dict[str, Any]]) -> None:
+    A token folded into its document is deleted ``keep_s`` later, so that the ledger holds
+    recent changes only (on FerretDB every read of it decodes all of it). Not at once: a writer
+    that read the item before the fold would insert that token's ``_id`` again and win. The
+    claim index re-reads entries older than a sixth of ``keep_s`` before proposing them."""
+
+    def __init__(
+        self, queue: Collection[dict[str, Any]], ledger: Collection[dict[str, Any]], keep_s: float
+    ) -> None:
         self._queue = queue
+        self._ledger = ledger
+        self._keep_s = keep_s
         self._pending: deque[tuple[str, int, dict[str, Any]]] = deque()
+        self._folded: deque[tuple[float, str]] = deque()  # (when, token id), oldest first
         self._last_add = 0.0
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -507,30 +569,58 @@ class Compactor:
         self._wake.set()
 
     def _run(self) -> None:
-        while not self._stopped.is_set():
-            self._wake.wait()
-            quiet = time.monotonic() - self._last_add
-            if quiet < COMPACT_IDLE_S:
-                self._stopped.wait(COMPACT_IDLE_S - quiet)
-                continue
-            with self._lock:
-                if not self._pending:
-                    self._wake.clear()
+        job: tuple[str, int, dict[str, Any]] | None = None
+        try:
+            while not self._stopped.is_set():
+                self._wake.wait(self._until_due())
+                quiet = time.monotonic() - self._last_add
+                if quiet < COMPACT_IDLE_S:
+                    self._stopped.wait(COMPACT_IDLE_S - quiet)
                     continue
-                item_id, version, changes = self._pending.popleft()
-            try:
-                self._queue.update_one(
-                    {"_id": item_id}, {"$set": {**changes, "version": version}}
-                )
-            except PyMongoError:
-                with self._lock:  # the ledger still holds the change; readers apply it
-                    self._thread = None  # the next change starts a new thread
-                return
+                with self._lock:
+                    job = self._pending.popleft() if self._pending else None
+                    if job is None:
+                        self._wake.clear()
+                if job is not None:
+                    item_id, version, changes = job
+                    self._queue.update_one(
+                        {"_id": item_id}, {"$set": {**changes, "version": version}}
+                    )
+                    self._folded.append((time.monotonic(), f"{item_id}#{version}"))
+                    job = None
+                elif self._until_due() == 0:
+                    self._delete_due()
+        except PyMongoError:
+            with self._lock:  # the ledger still holds the changes; readers apply them
+                if job is not None:  # folded in order, so the next thread starts with it
+                    self._pending.appendleft(job)
+                self._thread = None  # the next change starts a new thread
 
+    def _until_due(self) -> float | None:
+        """Seconds until the oldest folded token may go; None if there is none."""
+        if not self._folded:
+            return None
+        return max(0.0, self._folded[0][0] + self._keep_s - time.monotonic())
+
+    def _delete_due(self) -> None:
+        due: list[str] = []
+        while self._folded and len(due) < DELETE_BY_ID and self._until_due() == 0:
+            due.append(self._folded.popleft()[1])
+        self._ledger.delete_many({"_id": {"$in": due}})
 
 def _seq() -> int:
     """Insertion order for side records (nanoseconds; FerretDB has no natural order)."""
     return time.time_ns()
+
+
+def _apply(doc: dict[str, Any], tokens: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """``doc`` with the tokens newer than its version applied, in order."""
+    version = doc.get("version", 0)
+    for token in sorted(tokens, key=lambda t: t["version"]):
+        if token["version"] > version:
+            doc.update({**token["changes"], "version": token["version"]})
+            version = token["version"]
+    return doc
 
 
 def _queue_item(doc: dict[str, Any]) -> QueueItem:

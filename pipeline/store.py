@@ -71,6 +71,10 @@ class Store(Protocol):
         """Atomically take the highest-priority open (or lease-expired) item an agent may take;
         ``authors`` / ``exclude_authors`` narrow it for affinity routing."""
 
+    def agent_loads(self, now: datetime) -> dict[str, int]:
+        """Items each agent holds under a live lease at ``now`` (agents holding none left out):
+        the capacity check of every "next", so it must not read the whole queue."""
+
     def get_item(self, item_id: str) -> QueueItem | None: ...
 
     def get_items(self, item_ids: Sequence[str]) -> list[QueueItem]:

@@ -74,6 +74,24 @@ def test_claims_follow_priority_and_are_exclusive(store: Store, batch: list[Tria
     assert later is not None and later.id == first.id
 
 
+def test_agent_loads_count_live_leases_only(store: Store, batch: list[TriagedPost]) -> None:
+    store.write_batch(batch)
+    long, short = NOW + timedelta(minutes=10), NOW + timedelta(minutes=1)
+    a1, a2, a3 = (store.claim_next("ann", long, NOW) for _ in range(3))
+    b1 = store.claim_next("bob", short, NOW)
+    assert a1 and a2 and a3 and b1
+    assert store.agent_loads(NOW) == {"ann": 3, "bob": 1}
+    assert store.update_item(a1.id, a1.version, {"status": "open", "agent": None,
+                                                 "lease_until": None})
+    assert store.update_item(a2.id, a2.version, {"status": "resolved", "lease_until": None})
+    assert store.agent_loads(NOW) == {"ann": 1, "bob": 1}
+    later = NOW + timedelta(minutes=2)  # bob's lease has lapsed, so he holds nothing
+    assert store.agent_loads(later) == {"ann": 1}
+    taken = store.claim_next("dee", later + timedelta(minutes=10), later, authors=[b1.author_id])
+    assert taken is not None and taken.id == b1.id
+    assert store.agent_loads(later) == {"ann": 1, "dee": 1}
+
+
 def test_claims_respect_skills(store: Store, batch: list[TriagedPost]) -> None:
     store.write_batch(batch)
     item = store.claim_next("li", NOW + timedelta(minutes=5), NOW, languages=["zh"])
@@ -126,6 +144,7 @@ def test_another_connection_sees_every_change_at_once(
     assert seen is not None and seen.status == "claimed" and seen.agent == "ann"
     assert seen.version == first.version
     assert [i.id for i in other.list_queue("claimed")] == [first.id]
+    assert other.agent_loads(NOW) == {"ann": 1}
     assert sum(other.queue_depth().values()) == store.count("queue") - 1
     taken = []
     while (item := other.claim_next("bob", lease, NOW)) is not None:
