@@ -281,8 +281,8 @@ TESTS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 @dataclass(frozen=True)
 class DetectorConfig:
     test: str = "poisson"
-    alpha: float = 1e-9
-    min_count: int = 8
+    alpha: float = 1e-7
+    min_count: int = 5
     min_ratio: float = 4.0
     hourly_beta: float = 0.05
     seasonal_gamma: float = 0.3
