@@ -9,7 +9,7 @@ group and database, so phases never see each other's posts.
    consumer group's committed offsets, which the worker moves only after its store writes: the
    rate is posts committed per second from the first commit to the last, so model loading is not
    counted. CPU per post comes from the workers' /proc counters over that window, peak resident
-   memory from ``wait4``'s rusage.
+   memory from the kernel's high-water mark of each worker (``VmHWM``).
 2. Latency: two workers; posts are produced at a fixed rate; every 20th is a probe whose queue
    item is looked for by id every 20 ms. Latency is from just before ``send`` to the first poll
    that finds the item, i.e. when an agent could claim it.
@@ -59,6 +59,15 @@ TARGETS = {
     "ratio_vs_quixstreams": ">= 3",
     "worker_rss_mb": "<= 400",
 }
+
+
+def high_water_mb(pid: int) -> float | None:
+    """The peak resident memory of a running process, in MB (``VmHWM`` in /proc)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
 
 
 @dataclass
@@ -207,21 +216,20 @@ class Bench:
         ]
 
     def stop_workers(self, procs: list[subprocess.Popen[bytes]]) -> list[float]:
-        """Ctrl-C each worker (it finishes its batch and commits); return peak RSS in MB each."""
+        """Ctrl-C each worker (it finishes its batch and commits); return peak RSS in MB each.
+
+        The peak is the kernel's high-water mark of the worker's own memory (``VmHWM``), read
+        just before the stop. Not ``wait4``'s ``ru_maxrss``: Linux carries that across
+        ``exec`` from the forked copy of this process, so it reported the bench's own size."""
+        peaks = [high_water_mb(p.pid) for p in procs]
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGINT)
-        peaks = []
         for p in procs:
-            try:
-                _, status, usage = os.wait4(p.pid, 0)
-            except ChildProcessError:
-                continue
-            p.returncode = os.waitstatus_to_exitcode(status)
+            p.wait()
             if p.returncode not in (0, -signal.SIGINT, 130):
                 raise RuntimeError(f"worker exited {p.returncode}; see {self.logs}")
-            peaks.append(usage.ru_maxrss / 1024)
-        return peaks
+        return [p for p in peaks if p is not None]
 
     def drop(self, run: Run) -> None:
         with contextlib.suppress(Exception):
