@@ -141,15 +141,27 @@ def save(store: Store, incident: Incident) -> None:
     )
 
 
-def link_incidents(store: Store, trends: Sequence[Trend], now: datetime) -> list[Incident]:
+def link_incidents(
+    store: Store,
+    trends: Sequence[Trend],
+    now: datetime,
+    candidates: Sequence[QueueItem] | None = None,
+) -> list[Incident]:
     """Group the open items of each active spike into its incident (created or grown).
 
-    Idempotent: an incident's id is its trend's, and its items only ever grow, so the worker
-    may retry it after a transient failure."""
+    The worker passes ``candidates``, the queue items it wrote recently: reading the open
+    queue instead makes a MongoDB-wire server without indexes (FerretDB v1) decode every
+    unresolved item, and the worker hold them all, each time a spike changes. Without them the
+    most urgent ``SCAN_OPEN_ITEMS`` open items are read. Idempotent: an incident's id is its
+    trend's, and its items only ever grow, so the worker may retry it after a transient
+    failure."""
     live = [t for t in trends if t.status != "ended" and t.kind in GROUPED_KINDS]
     if not live:
         return []
-    open_items = store.list_queue("open", limit=SCAN_OPEN_ITEMS)
+    if candidates is None:
+        open_items = store.list_queue("open", limit=SCAN_OPEN_ITEMS)
+    else:
+        open_items = [i for i in candidates if i.status == "open"]
     existing = {i.id: i for i in incidents(store, status="open")}
     changed = []
     for trend in live:

@@ -16,9 +16,10 @@ import base64
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -28,7 +29,7 @@ from pipeline.automation import Automation
 from pipeline.bus import Bus, Message
 from pipeline.errors import TransientError
 from pipeline.incidents import link_incidents
-from pipeline.records import DeadLetter, Post, TriagedPost, utcnow
+from pipeline.records import DeadLetter, Post, QueueItem, TriagedPost, utcnow
 from pipeline.settings import Settings
 from pipeline.store import Store
 from pipeline.trends import Trend, TrendDetector
@@ -39,6 +40,7 @@ T = TypeVar("T")
 # message (16 MiB): beyond this the original is cut, and the reason says so. The whole record
 # stays on the raw topic.
 MAX_DEAD_ORIGINAL_BYTES = 11 * 1024 * 1024
+RECENT_ITEMS = 10_000
 
 
 @dataclass
@@ -121,6 +123,8 @@ class Worker:
         self.trends = (
             TrendDetector(store, publish=self._publish_trend) if settings.trends_enabled else None
         )
+        # the posts a new or grown spike may group into its incident (not a read of the queue)
+        self._recent: deque[TriagedPost] = deque(maxlen=RECENT_ITEMS)
 
     # ------------------------------------------------------------ one batch
 
@@ -187,10 +191,15 @@ class Worker:
         """Count the batch for trends (in memory), then write what changed, and group the queue
         items of new or changed spikes into incidents; alerts go out with the producer flush."""
         assert self.trends is not None
+        self._recent.extend(t for t in triaged if not t.is_spam)
         changed = self.trends.update(triaged, now)
         self._retrying(self.trends.flush, "trend write")
         if changed:
-            self._retrying(lambda: link_incidents(self.store, changed, now), "incident write")
+            since = min(t.started_at for t in changed) - timedelta(minutes=15)
+            recent = [QueueItem.from_triaged(t) for t in self._recent if t.post.created_at >= since]
+            self._retrying(
+                lambda: link_incidents(self.store, changed, now, recent), "incident write"
+            )
 
     def _automate(self, triaged: list[TriagedPost]) -> int:
         """Answer the simple repeats of the batch (after the write, so they are queue items).

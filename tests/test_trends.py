@@ -14,6 +14,7 @@ from classifiers.triager import Triager
 from pipeline import trends
 from pipeline.bus import InProcessBus
 from pipeline.embedded_store import EmbeddedStore
+from pipeline.incidents import incidents
 from pipeline.records import Author, Post
 from pipeline.store import Store
 from pipeline.trends import (
@@ -287,3 +288,7 @@ def test_the_worker_feeds_every_batch_to_the_detector_and_publishes_alerts(
     stored = store.find_records("trend_records")
     assert {d["id"] for d in stored} >= {a.id for a in alerts}
     assert store.find_records("trend_buckets")
+    # the spike's posts, as the worker wrote them, became one incident without a queue scan
+    fire = {i.id for i in store.list_queue("open", 10_000) if "acmefire" in i.text}
+    grouped = [set(i.item_ids) for i in incidents(store) if i.item_ids and set(i.item_ids) <= fire]
+    assert grouped and max(map(len, grouped)) >= 10
