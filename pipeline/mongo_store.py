@@ -41,6 +41,7 @@ DUPLICATE_KEY = 11000
 LEAP_MAX = 63  # after lost races, a claim tries at most this many items further down
 FOLD_BY_ID = 500  # fold up to this many items with an $in on the ledger, more with one read
 INDEX_REFRESH_S = 5.0  # at least; a re-read that took t seconds waits 5 t
+STOP_WAIT_S = 10.0  # the longest a close waits for the background catch-up's write
 COMPACT_IDLE_S = 0.5  # queue documents catch up with the ledger after this much quiet
 LEDGER_KEEP_S = 1800.0  # a token folded into its queue document is deleted after this long
 DELETE_BY_ID = 500  # ledger tokens deleted per call
@@ -565,8 +566,14 @@ class Compactor:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop, and wait for a write under way: a write landing after its database was
+        dropped recreates the collection, and FerretDB v1 can crash (SIGBUS) in that race."""
         self._stopped.set()
         self._wake.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=STOP_WAIT_S)
 
     def _run(self) -> None:
         job: tuple[str, int, dict[str, Any]] | None = None

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
 
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
@@ -58,6 +59,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterat
         s = MongoStore(request.getfixturevalue("mongo_uri"), f"test_{unique}")
     s.ensure_schema()
     yield s
+    s.close()  # first: its background writes must not land in a database being dropped
     if isinstance(s, MongoStore):
-        s._client.drop_database(f"test_{unique}")
-    s.close()
+        with MongoClient(request.getfixturevalue("mongo_uri")) as client:
+            client.drop_database(f"test_{unique}")

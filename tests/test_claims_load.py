@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from pymongo import MongoClient
 
 from bench.claims import synthetic
 from pipeline.mongo_store import MongoStore
@@ -71,6 +72,7 @@ def test_fifty_agents_empty_the_queue_without_sharing_an_item(
         per_agent = Counter(names[0] for names in claims.values())
         assert len(per_agent) == AGENTS  # every agent got work
     finally:
-        stores[0]._client.drop_database(database)
         for s in stores:
-            s.close()
+            s.close()  # first: their background writes must not land in a dropped database
+        with MongoClient(mongo_uri) as client:
+            client.drop_database(database)

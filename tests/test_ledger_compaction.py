@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import MongoClient
 
 from bench.claims import synthetic
 from pipeline.mongo_store import MongoStore
@@ -25,9 +26,10 @@ def stores(mongo_uri: str, unique: str) -> Iterator[list[MongoStore]]:
     made[0].ensure_schema()
     made[0].write_batch(synthetic(20))
     yield made
-    made[0]._client.drop_database(f"test_{unique}")
     for s in made:
-        s.close()
+        s.close()  # first: their background writes must not land in a database being dropped
+    with MongoClient(mongo_uri) as client:
+        client.drop_database(f"test_{unique}")
 
 
 def wait_for_empty_ledger(store: MongoStore) -> None:
