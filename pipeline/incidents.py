@@ -203,16 +203,19 @@ def resolve_incident(
     incident = get_incident(queue.store, incident_id)
     if incident.status == "resolved":
         raise IncidentRefused(f"incident {incident_id} is already resolved")
-    resolved = list(incident.resolved_items)  # by an earlier attempt: never answered twice
-    answered = set(resolved)
+    answered = set(incident.resolved_items)  # by an earlier attempt: never answered twice
     skipped: dict[str, Skip] = {}
     for item_id in incident.item_ids:
         if item_id not in answered:
             outcome = resolve_item(queue, item_id, incident_id, agent, reply, now)
-            if outcome is None:
-                resolved.append(item_id)
-            else:
+            if outcome is not None:
                 skipped[item_id] = outcome
+    # Read back what the items are now: a concurrent resolution of this incident may have
+    # failed on an item this one skipped as "being resolved", and whichever finishes last
+    # writes the incident, so its status must come from the items, not from this attempt.
+    status = {i.id: i.status for i in queue.store.get_items(incident.item_ids)}
+    resolved = [i for i in incident.item_ids if status.get(i) == "resolved"]
+    waiting = [i for i in skipped if status.get(i) == "open"]
     reasons = {i: s.reason for i, s in skipped.items()}
     queue.store.record_audit(
         [
@@ -224,12 +227,6 @@ def resolve_incident(
             )
         ]
     )
-    # Read back what the items are now: a concurrent resolution of this incident may have
-    # failed on an item this one skipped as "being resolved", and whichever finishes last
-    # writes the incident, so its status must come from the items, not from this attempt.
-    status = {i.id: i.status for i in queue.store.get_items(incident.item_ids)}
-    resolved = [i for i in incident.item_ids if status.get(i) == "resolved"]
-    waiting = [i for i in skipped if status.get(i) == "open"]
     done = not waiting and not any(s.retry for s in skipped.values())
     finished = incident.model_copy(
         update={
