@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -10,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import CoordinatorNotAvailableError
 
+from pipeline.errors import TransientError
 from pipeline.kafka_bus import KafkaBus
 from pipeline.mongo_store import MongoStore
 
@@ -139,10 +142,32 @@ def committed(deployment: Deployment) -> dict[int, int]:
 
 
 def group_members(deployment: Deployment) -> int:
-    """How many workers the broker counts in the deployment's consumer group now."""
+    """How many workers the broker counts in the deployment's consumer group now; 0 while it has
+    no coordinator for the group yet (a fresh broker makes its offsets topic on the first join)."""
     admin = KafkaAdminClient(bootstrap_servers=deployment.kafka, request_timeout_ms=10_000)
     try:
         group = f"workers.{deployment.name}"
         return len(admin.describe_groups([group])[group]["members"])
+    except CoordinatorNotAvailableError:
+        return 0
     finally:
         admin.close()
+
+
+def stored(deployment: Deployment) -> int:
+    """Posts in the store now; -1 while the store is away or too busy to answer (an observer's
+    read, not what is under test)."""
+    store = deployment.store()
+    try:
+        return store.count("posts")
+    except TransientError:
+        return -1
+    finally:
+        store.close()
+
+
+def stop_gracefully(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out[-2000:]
+    return out

@@ -5,7 +5,6 @@ nobody has to restart anything by hand."""
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -15,9 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import TransientError
 from tests.helpers import post_bytes, wait_for
-from tests.pipeline_runs import Deployment, committed, group_members, ids_where, service
+from tests.pipeline_runs import (
+    Deployment,
+    committed,
+    group_members,
+    ids_where,
+    service,
+    stop_gracefully,
+    stored,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.faults, pytest.mark.slow]
 
@@ -42,23 +48,30 @@ def assert_each_post_once(deployment: Deployment, n: int) -> None:
         store.close()
 
 
-def stored(deployment: Deployment) -> int:
-    """Posts in the store now; -1 while the store is away or too busy to answer (an observer's
-    read, not what is under test)."""
-    store = deployment.store()
-    try:
-        return store.count("posts")
-    except TransientError:
-        return -1
-    finally:
-        store.close()
+class Feeder(threading.Thread):
+    """Keeps posts coming, so a run lasts as long as the test needs whatever the machine's load."""
 
+    def __init__(self, deployment: Deployment, chunk: int = 100, every_s: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.deployment, self.chunk, self.every_s = deployment, chunk, every_s
+        self.sent = 0
+        self.done = threading.Event()
 
-def stop_gracefully(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out[-2000:]
-    return out
+    def run(self) -> None:
+        bus = self.deployment.bus()
+        producer = bus.producer()
+        while not self.done.is_set():
+            for i in range(self.sent, self.sent + self.chunk):
+                producer.send(f"raw.{self.deployment.name}", post_bytes(i))
+            producer.flush()
+            self.sent += self.chunk
+            self.done.wait(self.every_s)
+        producer.close()
+
+    def finish(self) -> int:
+        self.done.set()
+        self.join(120)
+        return self.sent
 
 
 def test_kafka_outage_of_30s_loses_nothing(deployment: Deployment, tmp_path: Path) -> None:
@@ -98,55 +111,35 @@ def test_kafka_outage_of_30s_loses_nothing(deployment: Deployment, tmp_path: Pat
 def test_store_outage_pauses_without_committing_and_resumes(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Posts keep arriving through a 28 s store outage, so the worker has work it cannot write
+    whatever its speed: it must hold its offsets, pause, and replay once the store is back."""
     # Two retries (about 11 s against a dead server) are fewer than the outage lasts, so the
     # worker must also give the batch back, pause and replay it.
     monkeypatch.setenv("TRIAGE_WRITE_RETRIES", "2")
-    n = 3000
-    deployment.produce([post_bytes(i) for i in range(n)])
+    deployment.produce([])
     worker = deployment.start_worker()
-    wait_for(lambda: stored(deployment) >= 400, 180, "the first posts stored")
-    service("stop", "ferretdb")
+    feeder = Feeder(deployment)
+    feeder.start()
     try:
-        time.sleep(8)  # a batch in flight when the store went may still commit
-        before = committed(deployment)
-        time.sleep(20)
-        assert committed(deployment) == before, "offsets moved while the store was down"
-        assert worker.poll() is None, "the worker gave up during the outage"
-        assert sum(before.values()) < n
+        wait_for(lambda: stored(deployment) >= 400, 180, "the first posts stored")
+        service("stop", "ferretdb")
+        try:
+            time.sleep(8)  # a batch in flight when the store went may still commit
+            before, sent = committed(deployment), feeder.sent
+            time.sleep(20)
+            assert committed(deployment) == before, "offsets moved while the store was down"
+            assert worker.poll() is None, "the worker gave up during the outage"
+            assert feeder.sent > sent, "no posts arrived during the outage"
+        finally:
+            service("start", "ferretdb")
     finally:
-        service("start", "ferretdb")
+        n = feeder.finish()
     wait_for(lambda: stored(deployment) >= n, 240, f"{n} posts stored after the outage")
     deployment.workers.clear()
     out = stop_gracefully(worker)
     assert "store write failed" in out and "pausing" in out, out[-2000:]
     assert sum(committed(deployment).values()) == n
     assert_each_post_once(deployment, n)
-
-
-class Feeder(threading.Thread):
-    """Keeps posts coming, so a run lasts as long as the test needs whatever the machine's load."""
-
-    def __init__(self, deployment: Deployment, chunk: int = 100, every_s: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        self.deployment, self.chunk, self.every_s = deployment, chunk, every_s
-        self.sent = 0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        bus = self.deployment.bus()
-        producer = bus.producer()
-        while not self.done.is_set():
-            for i in range(self.sent, self.sent + self.chunk):
-                producer.send(f"raw.{self.deployment.name}", post_bytes(i))
-            producer.flush()
-            self.sent += self.chunk
-            self.done.wait(self.every_s)
-        producer.close()
-
-    def finish(self) -> int:
-        self.done.set()
-        self.join(120)
-        return self.sent
 
 
 def test_a_worker_joining_and_leaving_loses_and_doubles_nothing(deployment: Deployment) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline.records import DeadLetter
-from tests.helpers import post_bytes
-from tests.pipeline_runs import Deployment, ids_where
+from tests.helpers import post_bytes, wait_for
+from tests.pipeline_runs import Deployment, group_members, ids_where, stop_gracefully, stored
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.slow]
 
@@ -35,10 +35,15 @@ def test_ten_thousand_posts_through_two_workers_land_exactly_once(deployment: De
     values = [post_bytes(i) for i in range(n)]
     for k, bad in enumerate(MALFORMED * 5):
         values.insert(k * 1999 % len(values), bad)
+    # Both workers are in the group before the first post: a worker that starts faster could
+    # otherwise triage all 10,000 alone before the other has joined.
+    deployment.produce([])
+    workers = [deployment.start_worker(), deployment.start_worker()]
+    wait_for(lambda: group_members(deployment) == 2, 180, "both workers in the group")
     deployment.produce(values)
-    deployment.start_worker("--idle-exit", "15")
-    deployment.start_worker("--idle-exit", "15")
-    outputs = deployment.wait_for_exit(timeout_s=420)
+    wait_for(lambda: stored(deployment) >= n, 420, f"{n} posts stored")
+    deployment.workers.clear()
+    outputs = [stop_gracefully(w) for w in workers]
     store = deployment.store()
     bus = deployment.bus()
 
