@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any, Literal, NamedTuple
@@ -23,7 +24,7 @@ from pydantic import Field
 
 from pipeline.errors import TriageError
 from pipeline.queue import AgentQueue, QueueError
-from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record
+from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record, TriagedPost
 from pipeline.store import Store
 from pipeline.trends import TOKEN, URL, Trend, parse_key
 
@@ -97,7 +98,24 @@ class Incident(Record):
     )
 
 
-def belongs(item: QueueItem, trend: Trend) -> bool:
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What matching a post to a spike reads: a worker keeps thousands of these, where whole
+    triaged posts would cost it about 70 MB."""
+
+    id: str
+    post_created_at: datetime
+    topic: str
+    text: str
+
+    @classmethod
+    def of(cls, item: QueueItem | TriagedPost) -> Candidate:
+        if isinstance(item, QueueItem):
+            return cls(item.id, item.post_created_at, item.topic, item.text)
+        return cls(item.id, item.post.created_at, item.topic.label, item.redacted_text)
+
+
+def belongs(item: Candidate, trend: Trend) -> bool:
     """Whether a queue item carries one of the spike's keys and came after it began."""
     if item.post_created_at < trend.started_at - timedelta(minutes=15):
         return False
@@ -145,34 +163,40 @@ def link_incidents(
     store: Store,
     trends: Sequence[Trend],
     now: datetime,
-    candidates: Sequence[QueueItem] | None = None,
+    candidates: Sequence[Candidate] | None = None,
 ) -> list[Incident]:
     """Group the open items of each active spike into its incident (created or grown).
 
-    The worker passes ``candidates``, the queue items it wrote recently: reading the open
-    queue instead makes a MongoDB-wire server without indexes (FerretDB v1) decode every
-    unresolved item, and the worker hold them all, each time a spike changes. Without them the
-    most urgent ``SCAN_OPEN_ITEMS`` open items are read. Idempotent: an incident's id is its
-    trend's, and its items only ever grow, so the worker may retry it after a transient
-    failure."""
+    The worker passes ``candidates``, the posts it queued recently: reading the open queue
+    instead makes a MongoDB-wire server without indexes (FerretDB v1) decode every unresolved
+    item, and the worker hold them all, each time a spike changes. Without them the most urgent
+    ``SCAN_OPEN_ITEMS`` open items are read. Either way the matches are read back in one call and
+    only those still open join: an agent may have claimed or answered one since it was queued.
+    Idempotent: an incident's id is its trend's, and its items only ever grow, so the worker may
+    retry it after a transient failure."""
     live = [t for t in trends if t.status != "ended" and t.kind in GROUPED_KINDS]
     if not live:
         return []
     if candidates is None:
-        open_items = store.list_queue("open", limit=SCAN_OPEN_ITEMS)
-    else:
-        open_items = [i for i in candidates if i.status == "open"]
+        candidates = [Candidate.of(i) for i in store.list_queue("open", limit=SCAN_OPEN_ITEMS)]
     existing = {i.id: i for i in incidents(store, status="open")}
+    grouped = {iid: set(i.item_ids) for iid, i in existing.items()}
+    matched = {t.id: [c for c in candidates if belongs(c, t)] for t in live}
+    new_ids = {
+        c.id for t in live for c in matched[t.id] if c.id not in grouped.get(f"incident:{t.id}", ())
+    }
+    still_open = {i.id for i in store.get_items(sorted(new_ids)) if i.status == "open"}
     changed = []
     for trend in live:
-        members = [item for item in open_items if belongs(item, trend)]
         iid = f"incident:{trend.id}"
         old = existing.get(iid)
-        ids = sorted({*(old.item_ids if old else []), *(m.id for m in members)})
+        known = grouped.get(iid, set())
+        members = [c for c in matched[trend.id] if c.id in known or c.id in still_open]
+        ids = sorted(known | {m.id for m in members})
         if len(ids) < MIN_ITEMS or (old is not None and ids == old.item_ids):
             continue
         topics = Counter({**(old.topics if old else {})})
-        topics.update(m.topic for m in members if old is None or m.id not in old.item_ids)
+        topics.update(m.topic for m in members if m.id not in known)
         incident = Incident(
             id=iid,
             trend_id=trend.id,

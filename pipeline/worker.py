@@ -28,8 +28,8 @@ from classifiers.triager import Triager
 from pipeline.automation import Automation
 from pipeline.bus import Bus, Message
 from pipeline.errors import TransientError
-from pipeline.incidents import link_incidents
-from pipeline.records import DeadLetter, Post, QueueItem, TriagedPost, utcnow
+from pipeline.incidents import Candidate, link_incidents
+from pipeline.records import DeadLetter, Post, TriagedPost, utcnow
 from pipeline.settings import Settings
 from pipeline.store import Store
 from pipeline.trends import Trend, TrendDetector
@@ -124,7 +124,7 @@ class Worker:
             TrendDetector(store, publish=self._publish_trend) if settings.trends_enabled else None
         )
         # the posts a new or grown spike may group into its incident (not a read of the queue)
-        self._recent: deque[TriagedPost] = deque(maxlen=RECENT_ITEMS)
+        self._recent: deque[Candidate] = deque(maxlen=RECENT_ITEMS)
 
     # ------------------------------------------------------------ one batch
 
@@ -191,12 +191,12 @@ class Worker:
         """Count the batch for trends (in memory), then write what changed, and group the queue
         items of new or changed spikes into incidents; alerts go out with the producer flush."""
         assert self.trends is not None
-        self._recent.extend(t for t in triaged if not t.is_spam)
+        self._recent.extend(Candidate.of(t) for t in triaged if not t.is_spam)
         changed = self.trends.update(triaged, now)
         self._retrying(self.trends.flush, "trend write")
         if changed:
             since = min(t.started_at for t in changed) - timedelta(minutes=15)
-            recent = [QueueItem.from_triaged(t) for t in self._recent if t.post.created_at >= since]
+            recent = [c for c in self._recent if c.post_created_at >= since]
             self._retrying(
                 lambda: link_incidents(self.store, changed, now, recent), "incident write"
             )

@@ -21,6 +21,7 @@ from dashboards.auth import make_account
 from dashboards.queue_api import QueueServices
 from pipeline.embedded_store import EmbeddedStore
 from pipeline.incidents import (
+    Candidate,
     Incident,
     IncidentError,
     IncidentRefused,
@@ -135,6 +136,23 @@ def test_open_items_of_a_spike_become_one_incident(store: Store, queued: list[st
     assert link_incidents(store, [spike_trend()], NOW) == []
     assert [i.id for i in incidents(store)] == [incident.id]
     assert get_incident(store, incident.id).item_ids == spike_ids
+
+
+def test_a_worker_s_recent_posts_join_only_while_their_items_are_still_open(
+    store: Store, queued: list[str], triager: Triager, queue: AgentQueue
+) -> None:
+    """The worker matches spikes against the posts it queued, not a read of the queue; an item
+    an agent claimed since then stays with that agent, and posts never queued join nothing."""
+    recent = [
+        Candidate.of(t) for t in triager.triage([post(i, t) for i, t in enumerate(SPIKE)], NOW)
+    ]
+    recent.append(Candidate(id="x:999", post_created_at=NOW, topic="other", text="#acmedown"))
+    item = store.get_item("x:2")
+    assert item is not None and queue.take(item, "bob", NOW, {}) is not None
+    (incident,) = link_incidents(store, [spike_trend()], NOW, recent)
+    open_spike = sorted(f"x:{i}" for i in range(len(SPIKE)) if i != 2)
+    assert incident.item_ids == open_spike and incident.count == len(open_spike)
+    assert link_incidents(store, [spike_trend()], NOW, recent) == []
 
 
 def test_an_ended_or_volume_spike_makes_no_incident(store: Store, queued: list[str]) -> None:
@@ -364,13 +382,18 @@ def test_agents_list_and_resolve_incidents_from_the_command_line(
     store.write_batch(triager.triage(posts, NOW))
     (incident,) = link_incidents(store, [spike_trend()], NOW)
     assert "x:0" in incident.item_ids
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")},
-           "TRIAGE_DATA_DIR": str(tmp_path)}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")},
+        "TRIAGE_DATA_DIR": str(tmp_path),
+    }
 
     def triage(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "pipeline", "incidents", *args],
-            env=env, capture_output=True, text=True, timeout=120,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     listed = triage("list")
