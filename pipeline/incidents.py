@@ -26,7 +26,7 @@ from pipeline.errors import TriageError
 from pipeline.queue import AgentQueue, QueueError
 from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record, TriagedPost
 from pipeline.store import Store
-from pipeline.trends import TOKEN, URL, Trend, parse_key
+from pipeline.trends import TOKEN, URL, Trend, parse_key, word_keys
 
 SCAN_OPEN_ITEMS = 2000
 MIN_ITEMS = 2
@@ -122,7 +122,7 @@ def belongs(item: Candidate, trend: Trend) -> bool:
     if trend.kind == "topic":
         return item.topic == trend.what.split("=", 1)[1]
     tokens = TOKEN.findall(URL.sub(" ", item.text.lower()))
-    words = set(tokens)
+    words = word_keys(tokens)
     pairs = set(pairwise(tokens))
     for name in (trend.what, *trend.related):
         key = parse_key(name)

@@ -34,6 +34,7 @@ a new minute, so late posts of closed minutes since then are lost with a crash t
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import random
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from itertools import chain, islice, pairwise
+from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -63,6 +65,8 @@ DETECT_WINDOW = 15
 SAMPLE_PER_MINUTE = 2000
 PERSIST_TERMS_PER_MINUTE = 5000
 BASELINE_KEYS = 50_000
+HOUR_CANDIDATE = 2  # a key's least count in 15 minutes for the hourly test to look at it
+HOUR_PREFILTER = 0.05  # the quarter hour's p-value under which a key gets the hourly test
 HOUR_KEYS = 20_000  # terms kept per closed hour for the 24-hour window: memory stays bounded
 LOAD_LIMIT = 1_000_000  # records read at once: a day of buckets of many workers
 
@@ -235,9 +239,7 @@ def tokenise(texts: Sequence[str]) -> list[list[str]]:
 def count_into(counts: Counter[Key], batch: Batch, tokens: Sequence[list[str]]) -> None:
     """Add every key of ``batch`` (whose posts' tokens are ``tokens``) to ``counts``, in place:
     each ``update`` from an iterable is one C-level loop, with no per-batch counter to merge."""
-    words = [set(t) for t in tokens]
-    for w in words:
-        w.discard("all")  # the key "all" counts posts: the word must not add to it
+    words = [word_keys(t) for t in tokens]
     counts.update(chain.from_iterable(words))
     counts.update(chain.from_iterable(set(pairwise(t)) for t in tokens))
     counts.update(map("topic=".__add__, batch.topics))
@@ -248,8 +250,17 @@ def count_into(counts: Counter[Key], batch: Batch, tokens: Sequence[list[str]]) 
     counts["all"] += len(batch.ids)
 
 
-def post_keys(tokens: list[str], topic: str, language: str, source: str) -> frozenset[Key]:
+def word_keys(tokens: list[str]) -> set[Key]:
+    """A post's word keys: its tokens, and a hashtag's word as a term too (``#bangladesh`` and
+    ``bangladesh`` are one story, written both ways)."""
     keys: set[Key] = set(tokens)
+    keys.update([t[1:] for t in tokens if t[0] == "#" and len(t) > 1])
+    keys.discard("all")  # the key "all" counts posts: the word must not add to it
+    return keys
+
+
+def post_keys(tokens: list[str], topic: str, language: str, source: str) -> frozenset[Key]:
+    keys: set[Key] = word_keys(tokens)
     keys.update(pairwise(tokens))
     keys.update(("topic=" + topic, "lang=" + language, "source=" + source, "all"))
     return frozenset(keys)
@@ -289,6 +300,10 @@ class DetectorConfig:
     warmup_hours: int = 3
     end_ratio: float = 1.5
     end_after_min: int = 60
+    # the slower test, on the trailing hour: events that build up over hours, a few posts every
+    # quarter, never stand out in 15 minutes
+    hour_alpha: float = 1e-9
+    hour_min_count: int = 6
 
 
 @dataclass
@@ -510,7 +525,7 @@ class TrendDetector:
             return changed
         # a key can only have become a burst if it was counted in the minute that closed
         candidates = [
-            k for k in self.counts(minute) if window[k] >= cfg.min_count and interesting(k)
+            k for k in self.counts(minute) if window[k] >= HOUR_CANDIDATE and interesting(k)
         ]
         claimed = {k for a in self.active.values() for k in a.keys}
         volume = self._volume_expected(minute)
@@ -524,9 +539,25 @@ class TrendDetector:
         if volume is not None and "all" in candidates:
             lam[candidates.index("all")] = volume
         p = self.test(x, lam)
-        hits = np.flatnonzero((p < cfg.alpha) & (x >= cfg.min_ratio * lam))
+        hits = (p < cfg.alpha) & (x >= cfg.min_count) & (x >= cfg.min_ratio * lam)
+        # the hourly test looks only at keys already unusual in the quarter hour
+        slow = np.flatnonzero(~hits & (p < HOUR_PREFILTER) & (x >= cfg.min_ratio * lam))
+        if len(slow):
+            hour = [self.counts(m) for m in range(minute - 59, minute + 1)]
+            x_hour = np.array([sum(c.get(candidates[i], 0) for c in hour) for i in slow], float)
+            lam_hour = self.expected([candidates[i] for i in slow], sum(c["all"] for c in hour))
+            p_hour = self.test(x_hour, lam_hour)
+            slow_hits = (
+                (p_hour < cfg.hour_alpha)
+                & (x_hour >= cfg.hour_min_count)
+                & (x_hour >= cfg.min_ratio * lam_hour)
+                & np.array([candidates[i] != "all" for i in slow])
+            )
+            p[slow[slow_hits]] = p_hour[slow_hits]
+            hits[slow[slow_hits]] = True
         order = sorted(
-            hits.tolist(), key=lambda i: (p[i], -x[i], KIND_ORDER.get(key_kind(candidates[i]), 9))
+            np.flatnonzero(hits).tolist(),
+            key=lambda i: (p[i], -x[i], KIND_ORDER.get(key_kind(candidates[i]), 9)),
         )
         for i in order:
             key = candidates[i]
@@ -553,9 +584,15 @@ class TrendDetector:
     def _open(self, key: Key, minute: int, x: int, lam: float, p: float) -> Trend:
         posts = self._matching([key], minute)
         ids = {s.id for s in posts}
+        at = minute_time(minute + 1)
         for active in self.active.values():
-            overlap = len(ids & active.post_ids)
-            if ids and overlap >= 0.3 * min(len(ids), len(active.post_ids) or 1):
+            # The key joins a trend whose posts its own posts are: those that carry two of the
+            # trend's keys (its lead alone while it has one). A single shared key is not enough:
+            # through a common word ("crash") a long-running trend would swallow the next event
+            # one key at a time.
+            need = min(2, len(active.keys))
+            shared = sum(len(active.keys.intersection(s.keys)) >= need for s in posts)
+            if shared and shared >= 0.3 * len(ids):
                 active.keys.add(key)
                 active.post_ids |= ids
                 trend = active.trend.model_copy(
@@ -564,7 +601,6 @@ class TrendDetector:
                 active.trend = trend
                 self._record(trend)
                 return trend
-        at = minute_time(minute + 1)
         trend = Trend(
             id=f"{key_kind(key)}:{key_name(key)}:{minute}",
             what=key_name(key),
@@ -683,12 +719,12 @@ class TrendDetector:
             self.state_dirty = False
 
     def _bucket_doc(self, minute: int) -> dict[str, Any]:
-        counts = self.own[minute]
-        meta = [(k, c) for k, c in counts.items() if is_meta(k)]
-        terms = [
-            (k, c) for k, c in counts.most_common(PERSIST_TERMS_PER_MINUTE + len(meta))
-            if not is_meta(k)
-        ][:PERSIST_TERMS_PER_MINUTE]
+        meta: list[tuple[Key, int]] = []
+        terms: list[tuple[Key, int]] = []
+        for kc in self.own[minute].items():
+            (meta if is_meta(kc[0]) else terms).append(kc)
+        if len(terms) > PERSIST_TERMS_PER_MINUTE:  # most minutes: no sort needed
+            terms = heapq.nlargest(PERSIST_TERMS_PER_MINUTE, terms, key=itemgetter(1))
         return {
             "at": minute_time(minute),
             "worker": self.worker_id,
@@ -813,9 +849,7 @@ def trends_between(store: Store, since: datetime, until: datetime) -> list[Trend
     return sorted(map(as_trend, docs), key=lambda t: (t.detected_at, t.id))
 
 
-def bucket_counts(
-    store: Store, since: datetime, until: datetime
-) -> dict[int, Counter[str]]:
+def bucket_counts(store: Store, since: datetime, until: datetime) -> dict[int, Counter[str]]:
     """Counts per minute in ``[since, until)``, summed over every worker's buckets."""
     merged: dict[int, Counter[str]] = {}
     docs = store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since, until=until)

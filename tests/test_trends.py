@@ -31,9 +31,31 @@ from tests.helpers import embedded_settings
 START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 START_MIN = int(START.timestamp() // 60)
 WORDS = (
-    "order", "delivery", "late", "refund", "app", "login", "crash", "screen", "battery",
-    "charger", "price", "store", "staff", "parcel", "tracking", "account", "email", "password",
-    "card", "payment", "support", "chat", "wait", "week", "today",
+    "order",
+    "delivery",
+    "late",
+    "refund",
+    "app",
+    "login",
+    "crash",
+    "screen",
+    "battery",
+    "charger",
+    "price",
+    "store",
+    "staff",
+    "parcel",
+    "tracking",
+    "account",
+    "email",
+    "password",
+    "card",
+    "payment",
+    "support",
+    "chat",
+    "wait",
+    "week",
+    "today",
 )
 
 
@@ -162,6 +184,68 @@ def test_a_new_phrase_is_an_emerging_trend() -> None:
     detector.update_batch(background(START_MIN + 4 * 60 + 16, rng))
     assert [a.kind for a in alerts] and alerts[0].kind in {"term", "phrase"}
     assert "zorblax" in alerts[0].what
+
+
+def test_a_hashtag_also_counts_as_its_word() -> None:
+    detector = TrendDetector()
+    rng = random.Random(0)
+    detector.update_batch(batch_of(START_MIN, ["#Flood in town", "the flood again #flood"], rng))
+    window = detector.window(1)
+    assert window["flood"] == 2 and window["#flood"] == 2 and window["all"] == 2
+
+
+def words_of(trend: Trend, detector: TrendDetector | None = None) -> set[str]:
+    """Every word of a trend's keys (its lead and, as the detector has it now, its related)."""
+    names = [trend.what, *(detector.trends[trend.id].related if detector else trend.related)]
+    return {w for name in names for w in name.split()}
+
+
+def slow_build(detector: TrendDetector, first: int, length: int, every: int) -> None:
+    """Background, and one post about a quarry fire every ``every`` minutes."""
+    rng = random.Random(4)
+    for m in range(first, first + length):
+        detector.update_batch(background(START_MIN + m, rng))
+        if m % every == 0:
+            detector.update_batch(batch_of(START_MIN + m, ["smoke from the quarry fire"], rng))
+
+
+def test_an_event_that_builds_over_an_hour_is_found_by_the_hourly_test() -> None:
+    """Three posts a quarter-hour never stand out in 15 minutes (fewer than ``min_count``);
+    over the hour they do. Without the hourly test the same stream raises nothing."""
+    found: list[Trend] = []
+    detector = TrendDetector(publish=found.append)
+    stream(detector, range(0, 4 * 60))
+    slow_build(detector, 4 * 60, 60, every=5)
+    assert found and all(words_of(a) & {"smoke", "quarry", "fire"} for a in found), found
+    assert min(a.detected_at for a in found) - START <= timedelta(hours=5)
+
+    missed: list[Trend] = []
+    fast_only = TrendDetector(config=DetectorConfig(hour_min_count=10**6), publish=missed.append)
+    stream(fast_only, range(0, 4 * 60))
+    slow_build(fast_only, 4 * 60, 60, every=5)
+    assert missed == []
+
+
+def test_a_long_running_trend_does_not_swallow_the_next_event_through_a_common_word() -> None:
+    """The first event's posts share the word "disaster" with the second's; the second still gets
+    its own alert, and the first event's trends keep the second's words out of their keys."""
+    alerts: list[Trend] = []
+    detector = TrendDetector(publish=alerts.append)
+    stream(detector, range(0, 4 * 60))
+    rng = random.Random(6)
+    for m in range(4 * 60, 6 * 60):
+        detector.update_batch(background(START_MIN + m, rng))
+        texts = ["helicopter disaster in glasgow"] * 3
+        if m >= 5 * 60:
+            texts += ["train disaster near yonkers derailment"] * 3
+        detector.update_batch(batch_of(START_MIN + m, texts, rng))
+    second_words = {"train", "near", "yonkers", "derailment"}
+    first = [a for a in alerts if a.detected_at <= START + timedelta(hours=5)]
+    second = [a for a in alerts if a.detected_at > START + timedelta(hours=5)]
+    assert all(words_of(a) & second_words for a in second), [a.what for a in second]
+    assert first and second, [a.what for a in alerts]
+    for trend in first:
+        assert not words_of(trend, detector) & second_words, words_of(trend, detector)
 
 
 def test_daily_volume_baseline_follows_the_hour_of_day() -> None:
