@@ -167,31 +167,25 @@ def link_incidents(
 ) -> list[Incident]:
     """Group the open items of each active spike into its incident (created or grown).
 
-    The worker passes ``candidates``, the posts it queued recently: reading the open queue
-    instead makes a MongoDB-wire server without indexes (FerretDB v1) decode every unresolved
-    item, and the worker hold them all, each time a spike changes. Without them the most urgent
-    ``SCAN_OPEN_ITEMS`` open items are read. Either way the matches are read back in one call and
-    only those still open join: an agent may have claimed or answered one since it was queued.
-    Idempotent: an incident's id is its trend's, and its items only ever grow, so the worker may
-    retry it after a transient failure."""
+    The worker passes ``candidates``, the posts it queued in the last minutes, and reads nothing:
+    on a MongoDB-wire server without indexes (FerretDB v1) any read of the queue, even of a few
+    ids, scans all of it, and spikes change every few minutes (reading them back cost 0.35 ms of
+    FerretDB CPU a post at 200,000 posts). One an agent claimed since it was queued may join;
+    resolving the incident leaves it to that agent. Without candidates the most urgent
+    ``SCAN_OPEN_ITEMS`` open items are read. Idempotent: an incident's id is its trend's, and its
+    items only ever grow, so the worker may retry it after a transient failure."""
     live = [t for t in trends if t.status != "ended" and t.kind in GROUPED_KINDS]
     if not live:
         return []
     if candidates is None:
         candidates = [Candidate.of(i) for i in store.list_queue("open", limit=SCAN_OPEN_ITEMS)]
     existing = {i.id: i for i in incidents(store, status="open")}
-    grouped = {iid: set(i.item_ids) for iid, i in existing.items()}
-    matched = {t.id: [c for c in candidates if belongs(c, t)] for t in live}
-    new_ids = {
-        c.id for t in live for c in matched[t.id] if c.id not in grouped.get(f"incident:{t.id}", ())
-    }
-    still_open = {i.id for i in store.get_items(sorted(new_ids)) if i.status == "open"}
     changed = []
     for trend in live:
         iid = f"incident:{trend.id}"
         old = existing.get(iid)
-        known = grouped.get(iid, set())
-        members = [c for c in matched[trend.id] if c.id in known or c.id in still_open]
+        known = set(old.item_ids) if old else set()
+        members = [c for c in candidates if belongs(c, trend)]
         ids = sorted(known | {m.id for m in members})
         if len(ids) < MIN_ITEMS or (old is not None and ids == old.item_ids):
             continue

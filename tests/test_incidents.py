@@ -138,21 +138,22 @@ def test_open_items_of_a_spike_become_one_incident(store: Store, queued: list[st
     assert get_incident(store, incident.id).item_ids == spike_ids
 
 
-def test_a_worker_s_recent_posts_join_only_while_their_items_are_still_open(
-    store: Store, queued: list[str], triager: Triager, queue: AgentQueue
+def test_a_worker_s_recent_posts_group_and_a_claimed_one_stays_with_its_agent(
+    store: Store, queued: list[str], triager: Triager, queue: AgentQueue, outbox: Outbox
 ) -> None:
-    """The worker matches spikes against the posts it queued, not a read of the queue; an item
-    an agent claimed since then stays with that agent, and posts never queued join nothing."""
+    """The worker matches spikes against the posts it queued, reading nothing; one an agent
+    claimed since then joins, and resolving the incident leaves it to that agent."""
     recent = [
         Candidate.of(t) for t in triager.triage([post(i, t) for i, t in enumerate(SPIKE)], NOW)
     ]
-    recent.append(Candidate(id="x:999", post_created_at=NOW, topic="other", text="#acmedown"))
     item = store.get_item("x:2")
     assert item is not None and queue.take(item, "bob", NOW, {}) is not None
     (incident,) = link_incidents(store, [spike_trend()], NOW, recent)
-    open_spike = sorted(f"x:{i}" for i in range(len(SPIKE)) if i != 2)
-    assert incident.item_ids == open_spike and incident.count == len(open_spike)
+    assert incident.item_ids == sorted(f"x:{i}" for i in range(len(SPIKE)))
     assert link_incidents(store, [spike_trend()], NOW, recent) == []
+    done = resolve_incident(queue, incident.id, "ann", "On it", NOW + timedelta(minutes=1))
+    assert done.skip_reasons == {"x:2": "held by bob"}
+    assert sorted(n for n, _ in outbox.sent) == [str(i) for i in range(len(SPIKE)) if i != 2]
 
 
 def test_an_ended_or_volume_spike_makes_no_incident(store: Store, queued: list[str]) -> None:
