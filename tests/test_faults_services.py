@@ -32,7 +32,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.faults, pytest.m
 def deployment(kafka_bootstrap: str, mongo_uri: str, unique: str) -> Iterator[Deployment]:
     d = Deployment(kafka_bootstrap, mongo_uri, unique, batch_size=200)
     yield d
-    d.stop_all()
+    for out in d.stop_all():  # shown by pytest when the test failed: what the workers said
+        print(out[-4000:])
     d.drop()
 
 
@@ -102,7 +103,7 @@ def test_kafka_outage_of_30s_loses_nothing(deployment: Deployment, tmp_path: Pat
     finally:
         if replay.poll() is None:
             replay.kill()
-            replay.wait()
+            print(replay.communicate()[0][-4000:])  # shown by pytest when the test failed
     deployment.workers.clear()
     stop_gracefully(worker)
     assert_each_post_once(deployment, n)
