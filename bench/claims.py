@@ -34,6 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from pymongo import MongoClient  # noqa: E402
+
 from pipeline.mongo_store import MongoStore  # noqa: E402
 from pipeline.priority import band_for  # noqa: E402
 from pipeline.queue import AgentQueue  # noqa: E402
@@ -80,15 +82,24 @@ its first index load, and in the runs since none happened while claims ran with 
 Each finished group insert woke every waiting thread (`notify_all`); now it wakes only its own
 callers and the next sender, which took a profiling run from 1,550 to 2,070 claims/s and its
 p50 from 31 to 23 ms. (3) With a pause between claims the run lasts long enough for a
-background re-read of the index (spaced by 5 times what the last took, about 20 s here): FerretDB
-decodes every queue document and every ledger token, seconds of CPU on the 2 cores that claims
-need at the same time. The re-read used to build all 10,000 items again (GIL time, and 90-150 ms
-collections); it now validates only the items that changed, but the FerretDB side remains: in an
-instrumented paused run (load average 3.4, another job's two processes on the machine) most
-claims over 50 ms fell inside the re-read's six seconds, the rest spread over the run. The
-no-pause row ends before a re-read is due, so it never sees one: a deployment claiming all day
-would, every 20 s or so. A cheaper way to see other processes' changes (a small feed of new items
-and tokens instead of a read of everything) is the next step. With no pause between claims,
+background re-read of the index (spaced by 5 times what the last took, about 15 s here). An
+instrumented paused run on 2026-11-24 (every claim's start and length, the re-read's phases and
+every collection, quiet machine) put all 72 claims over 50 ms, apart from the first claims,
+inside the re-read: in clusters of 50-125 ms at a full collection set off by the 10,000
+documents it decoded, and at the end, where it applied the ledger to every document and built
+again the items claimed while it read (taken as "changed", as the index's versions were
+taken before the reads). The re-read now asks FerretDB for the version and status of each item
+only, takes the index's versions after the reads, and decodes whole documents only for the
+items it is behind on (another process's new items and changes, one `$in` read): p99 with a
+pause went from 54-70 ms to 25-40 ms in back-to-back runs. FerretDB still decodes every queue
+document for the re-read (1.5 s of its CPU at 10,000 items): a feed of new items would spare
+that, and is the next step if a larger queue needs it. Not met: the same load through two API
+processes (`--processes 2`, 2026-11-24: p99 3.1-3.7 s with no pause, 205-221 ms with one, before
+and after this change alike). Both processes' indexes propose the same most urgent items; the
+loser of each race drops the item until its next re-read, and once its index runs dry its
+claims wait for a re-read of the whole queue. One API process serves the 50 agents here;
+spreading agents over processes would need each process to learn the winner of a lost race
+(one read of the token by `_id`) instead of dropping the item. With no pause between claims,
 latency is 50 agents divided by throughput (Little's law), so the first row measures how much of
 the shared machine the run got as much as the code.
 """
@@ -259,9 +270,10 @@ def measure(uri: str, items: int, agents: int, processes: int, think_ms: float) 
         load_after = os.getloadavg()[0]
         in_store = sum(1 for i in store.list_queue("claimed", limit=10**6) if i.agent)
     finally:
-        store._client.drop_database(database)
         for s in stores:
-            s.close()
+            s.close()  # first: a background read in a database being dropped can crash FerretDB
+        with MongoClient(uri) as client:
+            client.drop_database(database)
     measured = Measured(run, items, think_ms, in_store, (load_before, load_after))
     f = measured.figures()
     print(f"think_ms={think_ms:g} claims={f['claims']} agents={agents} items={items}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,6 +157,32 @@ def test_another_connection_sees_every_change_at_once(
     back = store.get_item(first.id)
     assert back is not None and back.status == "open" and back.agent is None
     assert store.update_item(first.id, first.version, {"status": "resolved"}) is None
+
+
+def test_a_connection_claiming_all_along_gets_what_another_added_and_released(
+    store: Store, other: Store, batch: list[TriagedPost]
+) -> None:
+    """Another process's new items and releases reach a connection that loaded its queue
+    before them (the MongoDB store's claim index re-reads only what it is behind on)."""
+    store.write_batch(batch[:20])
+    lease = NOW + timedelta(minutes=10)
+    first = other.claim_next("bob", lease, NOW)
+    assert first is not None
+    store.write_batch(batch[20:])
+    released = store.update_item(first.id, first.version, {"status": "open", "agent": None,
+                                                           "lease_until": None})
+    assert released is not None
+    taken: dict[str, int] = {}
+    deadline = time.monotonic() + 10
+    while len(taken) < store.count("queue") and time.monotonic() < deadline:
+        item = other.claim_next("cy", lease, NOW)
+        if item is None:
+            time.sleep(0.5)  # a re-read after one a moment ago waits its turn
+            continue
+        assert item.id not in taken
+        taken[item.id] = item.version
+    assert sorted(taken) == sorted(t.id for t in batch if not t.is_spam)
+    assert taken[first.id] == first.version + 2
 
 
 def test_items_read_in_one_call_are_as_current_as_one_by_one(
