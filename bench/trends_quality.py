@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.trends_stream import Stream, batches, build, shard
-from pipeline.trends import DetectorConfig, Trend, TrendDetector
+from pipeline.trends import DetectorConfig, Trend, TrendDetector, parse_key
 
 REPO = Path(__file__).resolve().parent.parent
 SHARDS = 4  # independent streams, one process each
@@ -56,7 +56,8 @@ def run(stream: Stream, data: Path, config: DetectorConfig, seed: int = 7) -> li
     detector = TrendDetector(config=config)
 
     def on_alert(trend: Trend) -> None:
-        ids = detector.active[trend.id].post_ids
+        minute = int(trend.detected_at.timestamp() // 60) - 1  # the minute that closed
+        ids = {s.id for s in detector.matching([parse_key(trend.what)], minute)}
         votes = Counter(labels.get(i, -1) for i in ids)
         event, n = votes.most_common(1)[0] if votes else (-1, 0)
         owner = event if n * 2 > len(ids) else -1

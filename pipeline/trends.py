@@ -154,7 +154,7 @@ class Trend(Record):
     sentiment_mix: dict[str, int]
     top_authors: list[AuthorCount]
     status: Status
-    detector: str
+    detector: str = Field(description="the test and window that found it: 'poisson/1h'")
 
 
 @dataclass
@@ -304,6 +304,10 @@ class DetectorConfig:
     # quarter, never stand out in 15 minutes
     hour_alpha: float = 1e-9
     hour_min_count: int = 6
+    # Keys the baseline knows (at least one post expected in the hour) are a few hundred, rare
+    # and new ones many thousands: each family gets its own threshold, as a Bonferroni bound
+    # would, so a known word rising tenfold is not held to the bar set for chance among rare ones
+    hour_alpha_known: float = 1e-7
 
 
 @dataclass
@@ -311,7 +315,6 @@ class Active:
     trend: Trend
     key: Key
     keys: set[Key]
-    post_ids: set[str]
     low_since: int | None = None
 
 
@@ -539,31 +542,42 @@ class TrendDetector:
         if volume is not None and "all" in candidates:
             lam[candidates.index("all")] = volume
         p = self.test(x, lam)
-        hits = (p < cfg.alpha) & (x >= cfg.min_count) & (x >= cfg.min_ratio * lam)
-        # the hourly test looks only at keys already unusual in the quarter hour
-        slow = np.flatnonzero(~hits & (p < HOUR_PREFILTER) & (x >= cfg.min_ratio * lam))
-        if len(slow):
+        strong = x >= cfg.min_ratio * lam
+        hits = (p < cfg.alpha) & (x >= cfg.min_count) & strong
+        window_of = np.full(len(candidates), "15min", dtype=object)
+        # the hourly test looks only at terms already unusual in the quarter hour
+        slow = [
+            i for i in np.flatnonzero(~hits & (p < HOUR_PREFILTER) & strong)
+            if candidates[i] != "all"
+        ]
+        if slow:
             hour = [self.counts(m) for m in range(minute - 59, minute + 1)]
             x_hour = np.array([sum(c.get(candidates[i], 0) for c in hour) for i in slow], float)
             lam_hour = self.expected([candidates[i] for i in slow], sum(c["all"] for c in hour))
             p_hour = self.test(x_hour, lam_hour)
+            alpha = np.where(lam_hour >= 1.0, cfg.hour_alpha_known, cfg.hour_alpha)
             slow_hits = (
-                (p_hour < cfg.hour_alpha)
+                (p_hour < alpha)
                 & (x_hour >= cfg.hour_min_count)
                 & (x_hour >= cfg.min_ratio * lam_hour)
-                & np.array([candidates[i] != "all" for i in slow])
             )
-            p[slow[slow_hits]] = p_hour[slow_hits]
-            hits[slow[slow_hits]] = True
+            found = np.array(slow)[slow_hits]
+            p[found] = p_hour[slow_hits]
+            hits[found] = True
+            window_of[found] = "1h"
         order = sorted(
             np.flatnonzero(hits).tolist(),
-            key=lambda i: (p[i], -x[i], KIND_ORDER.get(key_kind(candidates[i]), 9)),
+            # the name last: ties open in the same order whatever the process's hash seed
+            key=lambda i: (
+                p[i], -x[i], KIND_ORDER.get(key_kind(candidates[i]), 9), key_name(candidates[i])
+            ),
         )
         for i in order:
             key = candidates[i]
             if any(key in a.keys for a in self.active.values()):
                 continue
-            changed.append(self._open(key, minute, int(x[i]), float(lam[i]), float(p[i])))
+            fired = f"{cfg.test}/{window_of[i]}"
+            changed.append(self._open(key, minute, int(x[i]), float(lam[i]), float(p[i]), fired))
         return changed
 
     def _volume_expected(self, minute: int) -> float | None:
@@ -572,7 +586,8 @@ class TrendDetector:
         slot = self.seasonal[(minute // 60) % 24]
         return None if slot is None else slot * DETECT_WINDOW / 60
 
-    def _matching(self, keys: Iterable[Key], minute: int) -> list[Sampled]:
+    def matching(self, keys: Iterable[Key], minute: int) -> list[Sampled]:
+        """The sampled posts of the 15 minutes up to ``minute`` that carry any of ``keys``."""
         wanted = set(keys)
         return [
             s
@@ -581,9 +596,11 @@ class TrendDetector:
             if not wanted.isdisjoint(s.keys)
         ]
 
-    def _open(self, key: Key, minute: int, x: int, lam: float, p: float) -> Trend:
-        posts = self._matching([key], minute)
-        ids = {s.id for s in posts}
+    def _open(self, key: Key, minute: int, x: int, lam: float, p: float, fired: str) -> Trend:
+        """A new trend led by ``key``, or ``key`` joined to an active trend. ``fired`` names the
+        test and window that found it; the volume, expectation and growth are the quarter
+        hour's either way, the p-value the window's."""
+        posts = self.matching([key], minute)
         at = minute_time(minute + 1)
         for active in self.active.values():
             # The key joins a trend whose posts its own posts are: those that carry two of the
@@ -592,9 +609,8 @@ class TrendDetector:
             # one key at a time.
             need = min(2, len(active.keys))
             shared = sum(len(active.keys.intersection(s.keys)) >= need for s in posts)
-            if shared and shared >= 0.3 * len(ids):
+            if shared and shared >= 0.3 * len(posts):
                 active.keys.add(key)
-                active.post_ids |= ids
                 trend = active.trend.model_copy(
                     update={"related": [*active.trend.related, key_name(key)]}
                 )
@@ -614,10 +630,10 @@ class TrendDetector:
             expected=round(lam, 3),
             p_value=p,
             status="emerging",
-            detector=self.config.test,
+            detector=fired,
             **describe(posts),
         )
-        self.active[trend.id] = Active(trend=trend, key=key, keys={key}, post_ids=ids)
+        self.active[trend.id] = Active(trend=trend, key=key, keys={key})
         self._record(trend)
         if self.publish is not None:
             self.publish(trend)
@@ -659,8 +675,7 @@ class TrendDetector:
                 status = "peaking"
             else:
                 status = "fading"
-            posts = self._matching(active.keys, minute)
-            active.post_ids |= {s.id for s in posts}
+            posts = self.matching(active.keys, minute)
             update: dict[str, Any] = {
                 "updated_at": at,
                 "volume": x,
@@ -795,12 +810,7 @@ class TrendDetector:
         for doc in self.store.find_records("trend_records", {"status": live}, LOAD_LIMIT):
             trend = as_trend(doc)
             keys = {parse_key(trend.what), *(parse_key(r) for r in trend.related)}
-            self.active[trend.id] = Active(
-                trend=trend,
-                key=parse_key(trend.what),
-                keys=keys,
-                post_ids={p.id for p in trend.sample_posts},
-            )
+            self.active[trend.id] = Active(trend=trend, key=parse_key(trend.what), keys=keys)
 
     def close(self) -> None:
         """Persist everything, the open minute included (a graceful stop loses nothing)."""
