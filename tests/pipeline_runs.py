@@ -142,12 +142,16 @@ def committed(deployment: Deployment) -> dict[int, int]:
 
 
 def group_members(deployment: Deployment) -> int:
-    """How many workers the broker counts in the deployment's consumer group now; 0 while it has
-    no coordinator for the group yet (a fresh broker makes its offsets topic on the first join)."""
+    """How many workers the broker counts in the deployment's consumer group once it is stable;
+    0 while it has no coordinator for the group yet (a fresh broker makes its offsets topic on
+    the first join) or a rebalance is under way: a member that has joined but not yet been
+    assigned its partitions leaves the first worker holding them all (a clean-clone run saw one
+    worker triage all 10,000 posts)."""
     admin = KafkaAdminClient(bootstrap_servers=deployment.kafka, request_timeout_ms=10_000)
     try:
         group = f"workers.{deployment.name}"
-        return len(admin.describe_groups([group])[group]["members"])
+        described = admin.describe_groups([group])[group]
+        return len(described["members"]) if described["group_state"] == "Stable" else 0
     except CoordinatorNotAvailableError:
         return 0
     finally:
