@@ -337,8 +337,7 @@ class MongoStore:
             with _transient("loading the queue"):
                 loaded = self._index_loaded_at is not None
                 slim = {"version": 1, "status": 1} if loaded else None
-                docs = self.queue.find(UNRESOLVED, slim, batch_size=READ_BATCH)
-                listed = list(docs)
+                listed = list(self.queue.find(UNRESOLVED, slim, batch_size=READ_BATCH))
                 tokens = self._ledger()
                 # After the reads: what this process changed meanwhile is ahead of them, not behind
                 known = self._index.versions()

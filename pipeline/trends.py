@@ -544,7 +544,7 @@ class TrendDetector:
         p = self.test(x, lam)
         strong = x >= cfg.min_ratio * lam
         hits = (p < cfg.alpha) & (x >= cfg.min_count) & strong
-        window_of = np.full(len(candidates), "15min", dtype=object)
+        hourly = np.zeros(len(candidates), dtype=bool)  # found by the hourly test
         # the hourly test looks only at terms already unusual in the quarter hour
         slow = [
             i for i in np.flatnonzero(~hits & (p < HOUR_PREFILTER) & strong)
@@ -564,7 +564,7 @@ class TrendDetector:
             found = np.array(slow)[slow_hits]
             p[found] = p_hour[slow_hits]
             hits[found] = True
-            window_of[found] = "1h"
+            hourly[found] = True
         order = sorted(
             np.flatnonzero(hits).tolist(),
             # the name last: ties open in the same order whatever the process's hash seed
@@ -576,7 +576,7 @@ class TrendDetector:
             key = candidates[i]
             if any(key in a.keys for a in self.active.values()):
                 continue
-            fired = f"{cfg.test}/{window_of[i]}"
+            fired = f"{cfg.test}/{'1h' if hourly[i] else '15min'}"
             changed.append(self._open(key, minute, int(x[i]), float(lam[i]), float(p[i]), fired))
         return changed
 
