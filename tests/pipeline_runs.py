@@ -144,18 +144,27 @@ def committed(deployment: Deployment) -> dict[int, int]:
 def group_members(deployment: Deployment) -> int:
     """How many workers the broker counts in the deployment's consumer group once it is stable;
     0 while it has no coordinator for the group yet (a fresh broker makes its offsets topic on
-    the first join) or a rebalance is under way: a member that has joined but not yet been
-    assigned its partitions leaves the first worker holding them all (a clean-clone run saw one
-    worker triage all 10,000 posts)."""
+    the first join) or a rebalance is under way."""
+    state, members = describe_group(deployment)
+    return len(members) if state == "Stable" else 0
+
+
+def describe_group(deployment: Deployment) -> tuple[str, list[tuple[str, list[int]]]]:
+    """The worker group's state and each member's id with the raw-topic partitions it holds."""
     admin = KafkaAdminClient(bootstrap_servers=deployment.kafka, request_timeout_ms=10_000)
     try:
         group = f"workers.{deployment.name}"
         described = admin.describe_groups([group])[group]
-        return len(described["members"]) if described["group_state"] == "Stable" else 0
     except CoordinatorNotAvailableError:
-        return 0
+        return "NoCoordinator", []
     finally:
         admin.close()
+    members = []
+    for m in described["members"]:
+        held = (m["member_assignment"] or {}).get("assigned_partitions", [])
+        parts = [p for t in held if t["topic"] == f"raw.{deployment.name}" for p in t["partitions"]]
+        members.append((m["member_id"], sorted(parts)))
+    return described["group_state"], members
 
 
 def stored(deployment: Deployment) -> int:

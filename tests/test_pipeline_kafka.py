@@ -9,7 +9,15 @@ import pytest
 
 from pipeline.records import DeadLetter
 from tests.helpers import post_bytes, wait_for
-from tests.pipeline_runs import Deployment, group_members, ids_where, stop_gracefully, stored
+from tests.pipeline_runs import (
+    Deployment,
+    committed,
+    describe_group,
+    group_members,
+    ids_where,
+    stop_gracefully,
+    stored,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.slow]
 
@@ -40,8 +48,10 @@ def test_ten_thousand_posts_through_two_workers_land_exactly_once(deployment: De
     deployment.produce([])
     workers = [deployment.start_worker(), deployment.start_worker()]
     wait_for(lambda: group_members(deployment) == 2, 180, "both workers in the group")
+    at_start = describe_group(deployment)
     deployment.produce(values)
     wait_for(lambda: stored(deployment) >= n, 420, f"{n} posts stored")
+    at_end = describe_group(deployment)
     deployment.workers.clear()
     outputs = [stop_gracefully(w) for w in workers]
     store = deployment.store()
@@ -64,6 +74,9 @@ def test_ten_thousand_posts_through_two_workers_land_exactly_once(deployment: De
         for m in [re.search(r"worker: (\d+) posts triaged", out)]
         if m
     ]
-    assert len(triaged) == 2 and all(t > 0 for t in triaged), outputs
+    # why not, if not: the group before and after (member ids and partitions), and how the
+    # posts were spread over the partitions
+    why = (outputs, at_start, at_end, committed(deployment))
+    assert len(triaged) == 2 and all(t > 0 for t in triaged), why
     assert sum(triaged) >= n
     store.close()
