@@ -156,8 +156,7 @@ def worker(
 
     cfg = settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    # kafka-python logs every refused connection at ERROR; the worker reports what matters once.
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    logging.getLogger("kafka").setLevel(cfg.kafka_log_level)
     triager = Triager.from_registry(Registry(cfg.models_dir or PACKAGED))
     store = open_store(cfg)
     store.ensure_schema()

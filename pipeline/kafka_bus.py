@@ -15,11 +15,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
@@ -31,8 +37,30 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 BOOTSTRAP_TIMEOUT_MS = 10_000
 FLUSH_ATTEMPTS = 3
 FLUSH_BACKOFF_S = 1.0
+STALL_S = 20.0
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GroupView:
+    state: str  # Stable, PreparingRebalance, CompletingRebalance, Empty, Dead
+    members: dict[str, frozenset[TopicPartition]]
+
+
+def idle_reason(view: GroupView, partitions: Set[TopicPartition]) -> str | None:
+    """Why a member that holds no partition and got nothing for a while should join its group
+    again, or None if that is fine: a rebalance under way, or every partition of ``partitions``
+    read by a member holding no more than one (more members than partitions)."""
+    if view.state != "Stable":
+        return None
+    owned = frozenset().union(*view.members.values())
+    if unowned := partitions - owned:
+        return f"nobody in the group reads {_partitions(unowned)}"
+    heaviest = max((len(tps) for tps in view.members.values()), default=0)
+    if heaviest > 1:
+        return f"it holds no partition while another member holds {heaviest}"
+    return None
 
 
 def _unreachable(bootstrap: str, exc: Exception) -> TransientError:
@@ -94,26 +122,27 @@ class KafkaBus:
         except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc
 
-    def consumer(self, group: str, topics: Sequence[str]) -> KafkaBusConsumer:
+    def consumer(
+        self, group: str, topics: Sequence[str], stall_s: float = STALL_S
+    ) -> KafkaBusConsumer:
+        return KafkaBusConsumer(self, group, topics, stall_s)
+
+    def group(self, group: str) -> GroupView:
+        """The group's state and who holds which partitions, as its coordinator sees them."""
+        admin = self._admin()
         try:
-            return KafkaBusConsumer(
-                KafkaConsumer(
-                    *topics,
-                    bootstrap_servers=self.bootstrap,
-                    bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
-                    client_id=self.client_id,
-                    group_id=group,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    max_partition_fetch_bytes=4 * 1024 * 1024,
-                    fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
-                    max_poll_interval_ms=300_000,
-                    session_timeout_ms=10_000,
-                    heartbeat_interval_ms=1_000,
-                )
-            )
-        except (KafkaError, OSError, ValueError) as exc:
+            described = admin.describe_groups([group])[group]
+        except KafkaError as exc:
             raise _unreachable(self.bootstrap, exc) from exc
+        finally:
+            admin.close()
+        members = {}
+        for m in described["members"]:
+            held = (m["member_assignment"] or {}).get("assigned_partitions", [])
+            members[m["member_id"]] = frozenset(
+                TopicPartition(t["topic"], p) for t in held for p in t["partitions"]
+            )
+        return GroupView(described["group_state"], members)
 
     def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Message]:
         try:
@@ -176,6 +205,24 @@ def _message(record: Any) -> Message:
     )
 
 
+class _AssignmentLog(ConsumerRebalanceListener):
+    """Says which partitions this worker holds after every rebalance: an operator reading a
+    worker that triages nothing sees at once whether the group gave it anything to read."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("group %s: gave back %s", self.group, _partitions(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("group %s: reading %s", self.group, _partitions(assigned))
+
+
+def _partitions(tps: Any) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps)) or "nothing"
+
+
 @dataclass
 class _Unacked:
     """A record the broker has not acknowledged yet, kept so that it can be sent again."""
@@ -228,7 +275,9 @@ class KafkaBusProducer:
             first = failed[0].future.exception if failed and failed[0].future else "refused"
             log.warning(
                 "%d records not acknowledged (%s); sending them again in %.1fs",
-                len(failed), first, delay,
+                len(failed),
+                first,
+                delay,
             )
             time.sleep(delay)
             delay *= 2
@@ -244,15 +293,93 @@ class KafkaBusProducer:
 
 
 class KafkaBusConsumer:
-    def __init__(self, consumer: KafkaConsumer) -> None:
-        self._consumer = consumer
+    """A group member that commits only what it is told to.
+
+    It also watches its own progress. In this project's CI a worker once read nothing for three
+    minutes while records waited, without an error; kafka-python 3 has had reports of both
+    likely causes (partitions assigned but never fetched; a member given nothing while another
+    holds them all, when the leader assigned from stale metadata). After ``stall_s`` of empty
+    polls the consumer looks; if records wait that it should be reading, it leaves the group and
+    joins again: one rebalance, nothing lost (offsets are committed only after the writes).
+    """
+
+    def __init__(
+        self, bus: KafkaBus, group: str, topics: Sequence[str], stall_s: float = STALL_S
+    ) -> None:
+        self._bus = bus
+        self._group = group
+        self._topics = list(topics)
+        self._stall_s = stall_s
+        self._consumer = self._join()
+        self._quiet_since = time.monotonic()
+
+    def _join(self) -> KafkaConsumer:
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=self._bus.bootstrap,
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                client_id=self._bus.client_id,
+                group_id=self._group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_partition_fetch_bytes=4 * 1024 * 1024,
+                fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
+                max_poll_interval_ms=300_000,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=1_000,
+            )
+        except (KafkaError, OSError, ValueError) as exc:
+            raise _unreachable(self._bus.bootstrap, exc) from exc
+        consumer.subscribe(self._topics, listener=_AssignmentLog(self._group))
+        return consumer
 
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except KafkaError as exc:
             raise TransientError(f"poll failed: {exc}") from exc
-        return [_message(r) for records in batches.values() for r in records]
+        messages = [_message(r) for records in batches.values() for r in records]
+        now = time.monotonic()
+        if messages:
+            self._quiet_since = now
+        elif now - self._quiet_since > self._stall_s:
+            self._quiet_since = now
+            self._rejoin_if_stalled()
+        return messages
+
+    def _rejoin_if_stalled(self) -> None:
+        try:
+            why = self._stalled()
+        except (KafkaError, TransientError) as exc:  # the broker is away; the client reconnects
+            log.debug("group %s: progress check skipped (%s)", self._group, exc)
+            return
+        if why is not None:
+            log.warning(
+                "group %s: no records for %.0fs and %s; leaving and joining again",
+                self._group,
+                self._stall_s,
+                why,
+            )
+            self._consumer.close(autocommit=False)
+            self._consumer = self._join()
+
+    def _stalled(self) -> str | None:
+        held = self._consumer.assignment()
+        if held:
+            tps = sorted(held)
+            end = self._consumer.end_offsets(tps)
+            waiting = 0
+            for tp in tps:
+                position = self._consumer.position(tp, timeout_ms=5_000)
+                if position is not None:
+                    waiting += max(end[tp] - position, 0)
+            return f"{waiting} records wait in {_partitions(held)}" if waiting else None
+        partitions = {
+            TopicPartition(t, p)
+            for t in self._topics
+            for p in self._consumer.partitions_for_topic(t) or ()
+        }
+        return idle_reason(self._bus.group(self._group), partitions)
 
     def commit(self, messages: Sequence[Message]) -> None:
         offsets = {

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     topic_alerts: str = "trends.alerts"
     partitions: int = Field(default=2, ge=1)
     consumer_group: str = "triage-workers"
+    # kafka-python logs every refused connection at ERROR; the worker reports what matters once.
+    # Raise it (WARNING, INFO) to see the client's own account of a rebalance or an outage.
+    kafka_log_level: str = Field(
+        default="CRITICAL", pattern="^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$"
+    )
 
     webhook_secret: SecretStr | None = None
     reddit_client_id: SecretStr | None = None

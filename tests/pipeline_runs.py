@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import CoordinatorNotAvailableError
 
 from pipeline.errors import TransientError
 from pipeline.kafka_bus import KafkaBus
@@ -27,6 +28,10 @@ class Deployment:
     name: str
     batch_size: int = 500
     workers: list[subprocess.Popen[str]] = field(default_factory=list)
+    # Each worker writes to a file, not a pipe: a pipe nobody reads until the end fills up after
+    # 64 KiB, and a worker blocked on a log line looks exactly like one that gets no posts.
+    logs: dict[int, Path] = field(default_factory=dict)
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="workers-")))
 
     @property
     def env(self) -> dict[str, str]:
@@ -47,6 +52,8 @@ class Deployment:
                 "TRIAGE_RETRY_BACKOFF_S": "0.2",
             }
         )
+        # what the Kafka client saw goes into the output a failed test shows
+        env.setdefault("TRIAGE_KAFKA_LOG_LEVEL", "WARNING")
         return env
 
     def bus(self) -> KafkaBus:
@@ -65,15 +72,22 @@ class Deployment:
         producer.close()
 
     def start_worker(self, *args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker", *args],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        log = self.log_dir / f"worker-{len(self.logs)}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "worker", *args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        self.logs[proc.pid] = log
         self.workers.append(proc)
         return proc
+
+    def output(self, proc: subprocess.Popen[str]) -> str:
+        """What the worker has written so far."""
+        return self.logs[proc.pid].read_text(errors="replace")
 
     def triaged_count(self) -> int:
         """Posts published to the triaged topic so far: a cheap progress signal from Kafka."""
@@ -90,18 +104,27 @@ class Deployment:
         """Wait for every worker to stop by itself (``--idle-exit``); their outputs."""
         outputs = []
         for proc in self.workers:
-            out, _ = proc.communicate(timeout=timeout_s)
-            outputs.append(out)
+            proc.wait(timeout=timeout_s)
+            outputs.append(self.output(proc))
         self.workers.clear()
         return outputs
+
+    def stop(self, proc: subprocess.Popen[str]) -> str:
+        """Stop one worker as an operator would (SIGTERM), expect a clean exit; its output."""
+        self.workers.remove(proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        out = self.output(proc)
+        assert proc.returncode == 0, out[-2000:]
+        return out
 
     def stop_all(self) -> list[str]:
         outputs = []
         for proc in self.workers:
             if proc.poll() is None:
                 proc.terminate()
-            out, _ = proc.communicate(timeout=60)
-            outputs.append(out)
+            proc.wait(timeout=60)
+            outputs.append(self.output(proc))
         self.workers.clear()
         return outputs
 
@@ -109,6 +132,7 @@ class Deployment:
         store = self.store()
         store._client.drop_database(f"db_{self.name}")
         store.close()
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 def ids_where(store: MongoStore, collection: str, query: dict[str, Any]) -> list[str]:
@@ -151,20 +175,16 @@ def group_members(deployment: Deployment) -> int:
 
 def describe_group(deployment: Deployment) -> tuple[str, list[tuple[str, list[int]]]]:
     """The worker group's state and each member's id with the raw-topic partitions it holds."""
-    admin = KafkaAdminClient(bootstrap_servers=deployment.kafka, request_timeout_ms=10_000)
     try:
-        group = f"workers.{deployment.name}"
-        described = admin.describe_groups([group])[group]
-    except CoordinatorNotAvailableError:
+        view = deployment.bus().group(f"workers.{deployment.name}")
+    except TransientError:  # no coordinator for the group yet
         return "NoCoordinator", []
-    finally:
-        admin.close()
-    members = []
-    for m in described["members"]:
-        held = (m["member_assignment"] or {}).get("assigned_partitions", [])
-        parts = [p for t in held if t["topic"] == f"raw.{deployment.name}" for p in t["partitions"]]
-        members.append((m["member_id"], sorted(parts)))
-    return described["group_state"], members
+    raw = f"raw.{deployment.name}"
+    members = [
+        (member, sorted(tp.partition for tp in held if tp.topic == raw))
+        for member, held in view.members.items()
+    ]
+    return view.state, members
 
 
 def stored(deployment: Deployment) -> int:
@@ -177,10 +197,3 @@ def stored(deployment: Deployment) -> int:
         return -1
     finally:
         store.close()
-
-
-def stop_gracefully(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out[-2000:]
-    return out

@@ -21,7 +21,6 @@ from tests.pipeline_runs import (
     group_members,
     ids_where,
     service,
-    stop_gracefully,
     stored,
 )
 
@@ -104,8 +103,7 @@ def test_kafka_outage_of_30s_loses_nothing(deployment: Deployment, tmp_path: Pat
         if replay.poll() is None:
             replay.kill()
             print(replay.communicate()[0][-4000:])  # shown by pytest when the test failed
-    deployment.workers.clear()
-    stop_gracefully(worker)
+    deployment.stop(worker)
     assert_each_post_once(deployment, n)
 
 
@@ -136,8 +134,7 @@ def test_store_outage_pauses_without_committing_and_resumes(
     finally:
         n = feeder.finish()
     wait_for(lambda: stored(deployment) >= n, 240, f"{n} posts stored after the outage")
-    deployment.workers.clear()
-    out = stop_gracefully(worker)
+    out = deployment.stop(worker)
     assert "store write failed" in out and "pausing" in out, out[-2000:]
     assert sum(committed(deployment).values()) == n
     assert_each_post_once(deployment, n)
@@ -153,7 +150,7 @@ def test_a_worker_joining_and_leaving_loses_and_doubles_nothing(deployment: Depl
     wait_for(lambda: group_members(deployment) == 2, 180, "the second worker in the group")
     at_join = stored(deployment)
     wait_for(lambda: stored(deployment) >= at_join + 600, 180, "progress with two workers")
-    out = stop_gracefully(second)
+    out = deployment.stop(second)
     triaged = re.search(r"worker: (\d+) posts triaged", out)
     assert triaged and int(triaged.group(1)) > 0, "the newcomer never worked a partition"
     wait_for(lambda: group_members(deployment) == 1, 60, "the second worker gone")
@@ -161,7 +158,6 @@ def test_a_worker_joining_and_leaving_loses_and_doubles_nothing(deployment: Depl
     wait_for(lambda: stored(deployment) >= at_leave + 300, 180, "progress after it left")
     n = feeder.finish()
     wait_for(lambda: stored(deployment) >= n, 240, f"{n} posts stored")
-    deployment.workers.clear()
-    stop_gracefully(first)
+    deployment.stop(first)
     assert sum(committed(deployment).values()) == n
     assert_each_post_once(deployment, n)

@@ -15,7 +15,6 @@ from tests.pipeline_runs import (
     describe_group,
     group_members,
     ids_where,
-    stop_gracefully,
     stored,
 )
 
@@ -52,8 +51,7 @@ def test_ten_thousand_posts_through_two_workers_land_exactly_once(deployment: De
     deployment.produce(values)
     wait_for(lambda: stored(deployment) >= n, 420, f"{n} posts stored")
     at_end = describe_group(deployment)
-    deployment.workers.clear()
-    outputs = [stop_gracefully(w) for w in workers]
+    outputs = [deployment.stop(w) for w in workers]
     store = deployment.store()
     bus = deployment.bus()
 

@@ -1,0 +1,150 @@
+"""The Kafka consumer notices when it reads nothing while records wait for it, and rejoins."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
+
+from pipeline.kafka_bus import GroupView, KafkaBus, idle_reason
+from tests.helpers import poll_until, wait_for
+
+T0, T1 = TopicPartition("raw", 0), TopicPartition("raw", 1)
+BOTH = frozenset({T0, T1})
+
+
+@pytest.mark.parametrize(
+    ("view", "why"),
+    [
+        (GroupView("Stable", {"a": frozenset(), "b": BOTH}), "another member holds 2"),
+        (GroupView("Stable", {"a": frozenset(), "b": frozenset({T0})}), "nobody"),
+        (GroupView("Stable", {"a": frozenset(), "b": frozenset()}), "nobody"),
+        (GroupView("Stable", {"a": frozenset(), "b": frozenset({T0}), "c": frozenset({T1})}), None),
+        (GroupView("PreparingRebalance", {"a": frozenset(), "b": BOTH}), None),
+    ],
+)
+def test_an_idle_member_rejoins_only_when_the_group_leaves_work_unread(
+    view: GroupView, why: str | None
+) -> None:
+    reason = idle_reason(view, BOTH)
+    assert reason is None if why is None else (reason is not None and why in reason)
+
+
+def produce(bus: KafkaBus, topic: str, n: int) -> None:
+    producer = bus.producer()
+    for i in range(n):
+        producer.send(topic, f"m{i}".encode())
+    producer.flush()
+    producer.close()
+
+
+@pytest.fixture
+def bus(kafka_bootstrap: str) -> KafkaBus:
+    return KafkaBus(kafka_bootstrap, partitions=2)
+
+
+@pytest.mark.kafka
+def test_a_member_whose_partitions_stopped_fetching_rejoins_and_reads_what_waits(
+    bus: KafkaBus, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic, group = f"t-{unique}", f"g-{unique}"
+    bus.ensure_topics([topic])
+    produce(bus, topic, 10)
+    consumer = bus.consumer(group, [topic], stall_s=2)
+    try:
+        first = poll_until(consumer, 10)
+        assert len(first) == 10
+        consumer.commit(first)
+        # A paused partition is one the client never fetches again: the stuck state, made here.
+        stuck = consumer._consumer
+        stuck.pause(*stuck.assignment())
+        produce(bus, topic, 10)
+        with caplog.at_level(logging.WARNING, logger="pipeline.kafka_bus"):
+            later = poll_until(consumer, 10, timeout_s=60)
+        assert len(later) == 10, caplog.text
+        assert "10 records wait in" in caplog.text
+        assert consumer._consumer is not stuck
+    finally:
+        consumer.close()
+
+
+class Greedy(RangePartitionAssignor):
+    """A leader that gives every partition to the member whose id sorts first, as one assigning
+    from stale metadata might starve the others; it keeps the range protocol's name, so the
+    broker lets the group use it."""
+
+    @classmethod
+    def assign(cls, cluster, members):  # type: ignore[no-untyped-def]
+        topics = sorted({t for m in members for t in m.metadata.topics})
+        everything = [(t, sorted(cluster.partitions_for_topic(t) or ())) for t in topics]
+        first = min(m.member_id for m in members)
+        return {
+            m.member_id: ConsumerProtocolAssignment(
+                cls.version, everything if m.member_id == first else [], b""
+            )
+            for m in members
+        }
+
+
+@pytest.mark.kafka
+def test_a_member_the_group_gives_nothing_while_another_holds_all_says_so_and_rejoins(
+    bus: KafkaBus, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic, group = f"t-{unique}", f"g-{unique}"
+    bus.ensure_topics([topic])
+    consumer = None
+    with caplog.at_level(logging.WARNING, logger="pipeline.kafka_bus"):
+        member = _start_greedy(bus, topic, group)
+        try:
+            wait_for(lambda: _held(bus, group) == [2], 60, "the greedy member holding both")
+            consumer = bus.consumer(group, [topic], stall_s=2)
+            wait_for(
+                lambda: bool(consumer.poll(10, 0.5)) or "holds no partition" in caplog.text,
+                60,
+                "the starved member to notice",
+            )
+        finally:
+            if consumer is not None:
+                consumer.close()
+            member.stop()
+    assert "it holds no partition while another member holds 2" in caplog.text
+
+
+class _Member:
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self.consumer = consumer
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.is_set():
+            self.consumer.poll(timeout_ms=200)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(10)
+        self.consumer.close(autocommit=False)
+
+
+def _start_greedy(bus: KafkaBus, topic: str, group: str) -> _Member:
+    return _Member(
+        KafkaConsumer(
+            topic,
+            bootstrap_servers=bus.bootstrap,
+            client_id="a-greedy",  # its member id sorts before the worker's ("triage-...")
+            group_id=group,
+            enable_auto_commit=False,
+            partition_assignment_strategy=[Greedy],
+            heartbeat_interval_ms=1_000,
+        )
+    )
+
+
+def _held(bus: KafkaBus, group: str) -> list[int]:
+    view = bus.group(group)
+    return sorted(len(tps) for tps in view.members.values()) if view.state == "Stable" else []
