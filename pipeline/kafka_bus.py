@@ -48,11 +48,22 @@ class GroupView:
     members: dict[str, frozenset[TopicPartition]]
 
 
-def idle_reason(view: GroupView, partitions: Set[TopicPartition]) -> str | None:
+def idle_reason(
+    view: GroupView, partitions: Set[TopicPartition], unsettled_before: bool = False
+) -> str | None:
     """Why a member that holds no partition and got nothing for a while should join its group
-    again, or None if that is fine: a rebalance under way, or every partition of ``partitions``
-    read by a member holding no more than one (more members than partitions)."""
+    again, or None if that is fine: a rebalance just begun, or every partition of ``partitions``
+    read by a member holding no more than one (more members than partitions).
+
+    ``unsettled_before``: the previous check also found the group rebalancing. A rebalance
+    that outlasts two checks is one a member's client is stuck in (a leader that never sent its
+    assignment was seen here), and a new member restarts it.
+    """
+    if view.state in ("Empty", "Dead"):
+        return "the group has no live member, so it is not one"
     if view.state != "Stable":
+        if unsettled_before:
+            return f"the group has been rebalancing ({view.state}) since the last check"
         return None
     owned = frozenset().union(*view.members.values())
     if unowned := partitions - owned:
@@ -296,11 +307,12 @@ class KafkaBusConsumer:
     """A group member that commits only what it is told to.
 
     It also watches its own progress. In this project's CI a worker once read nothing for three
-    minutes while records waited, without an error; kafka-python 3 has had reports of both
-    likely causes (partitions assigned but never fetched; a member given nothing while another
-    holds them all, when the leader assigned from stale metadata). After ``stall_s`` of empty
-    polls the consumer looks; if records wait that it should be reading, it leaves the group and
-    joins again: one rebalance, nothing lost (offsets are committed only after the writes).
+    minutes while records waited, without an error. Likely causes, each reported against
+    kafka-python 3 or seen here: partitions assigned but never fetched; a member given nothing
+    while another holds them all (a leader assigning from stale metadata); a leader that never
+    finished its assignment, leaving the group rebalancing. After ``stall_s`` of empty polls
+    the consumer looks (``idle_reason``); if it should be reading, it leaves the group and joins
+    again: one rebalance, nothing lost (offsets are committed only after the writes).
     """
 
     def __init__(
@@ -312,6 +324,7 @@ class KafkaBusConsumer:
         self._stall_s = stall_s
         self._consumer = self._join()
         self._quiet_since = time.monotonic()
+        self._unsettled = False  # the last check found the group rebalancing
 
     def _join(self) -> KafkaConsumer:
         try:
@@ -379,7 +392,9 @@ class KafkaBusConsumer:
             for t in self._topics
             for p in self._consumer.partitions_for_topic(t) or ()
         }
-        return idle_reason(self._bus.group(self._group), partitions)
+        view = self._bus.group(self._group)
+        unsettled_before, self._unsettled = self._unsettled, view.state != "Stable"
+        return idle_reason(view, partitions, unsettled_before)
 
     def commit(self, messages: Sequence[Message]) -> None:
         offsets = {

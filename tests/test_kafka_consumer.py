@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -18,19 +19,25 @@ BOTH = frozenset({T0, T1})
 
 
 @pytest.mark.parametrize(
-    ("view", "why"),
+    ("view", "unsettled_before", "why"),
     [
-        (GroupView("Stable", {"a": frozenset(), "b": BOTH}), "another member holds 2"),
-        (GroupView("Stable", {"a": frozenset(), "b": frozenset({T0})}), "nobody"),
-        (GroupView("Stable", {"a": frozenset(), "b": frozenset()}), "nobody"),
-        (GroupView("Stable", {"a": frozenset(), "b": frozenset({T0}), "c": frozenset({T1})}), None),
-        (GroupView("PreparingRebalance", {"a": frozenset(), "b": BOTH}), None),
+        (GroupView("Stable", {"a": frozenset(), "b": BOTH}), False, "another member holds 2"),
+        (GroupView("Stable", {"a": frozenset(), "b": frozenset({T0})}), False, "nobody"),
+        (GroupView("Stable", {"a": frozenset(), "b": frozenset()}), False, "nobody"),
+        (
+            GroupView("Stable", {"a": frozenset(), "b": frozenset({T0}), "c": frozenset({T1})}),
+            True,
+            None,
+        ),
+        (GroupView("PreparingRebalance", {"a": frozenset(), "b": BOTH}), False, None),
+        (GroupView("CompletingRebalance", {"a": frozenset()}), True, "rebalancing"),
+        (GroupView("Empty", {}), False, "no live member"),
     ],
 )
 def test_an_idle_member_rejoins_only_when_the_group_leaves_work_unread(
-    view: GroupView, why: str | None
+    view: GroupView, unsettled_before: bool, why: str | None
 ) -> None:
-    reason = idle_reason(view, BOTH)
+    reason = idle_reason(view, BOTH, unsettled_before)
     assert reason is None if why is None else (reason is not None and why in reason)
 
 
@@ -47,12 +54,18 @@ def bus(kafka_bootstrap: str) -> KafkaBus:
     return KafkaBus(kafka_bootstrap, partitions=2)
 
 
+@pytest.fixture
+def names(bus: KafkaBus, unique: str) -> tuple[str, str]:
+    """A fresh two-partition topic and a group name for it."""
+    bus.ensure_topics([f"t-{unique}"])
+    return f"t-{unique}", f"g-{unique}"
+
+
 @pytest.mark.kafka
 def test_a_member_whose_partitions_stopped_fetching_rejoins_and_reads_what_waits(
-    bus: KafkaBus, unique: str, caplog: pytest.LogCaptureFixture
+    bus: KafkaBus, names: tuple[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    topic, group = f"t-{unique}", f"g-{unique}"
-    bus.ensure_topics([topic])
+    topic, group = names
     produce(bus, topic, 10)
     consumer = bus.consumer(group, [topic], stall_s=2)
     try:
@@ -92,26 +105,42 @@ class Greedy(RangePartitionAssignor):
 
 @pytest.mark.kafka
 def test_a_member_the_group_gives_nothing_while_another_holds_all_says_so_and_rejoins(
-    bus: KafkaBus, unique: str, caplog: pytest.LogCaptureFixture
+    bus: KafkaBus, names: tuple[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    topic, group = f"t-{unique}", f"g-{unique}"
-    bus.ensure_topics([topic])
-    consumer = None
+    topic, group = names
     with caplog.at_level(logging.WARNING, logger="pipeline.kafka_bus"):
-        member = _start_greedy(bus, topic, group)
-        try:
-            wait_for(lambda: _held(bus, group) == [2], 60, "the greedy member holding both")
-            consumer = bus.consumer(group, [topic], stall_s=2)
-            wait_for(
-                lambda: bool(consumer.poll(10, 0.5)) or "holds no partition" in caplog.text,
-                60,
-                "the starved member to notice",
-            )
-        finally:
-            if consumer is not None:
-                consumer.close()
-            member.stop()
+        # The greedy member is a plain kafka-python client, and such a client was seen to stall
+        # as leader under load and drop out of the group: then it is started again, as that is
+        # not what is tested here.
+        outcomes = []
+        for _ in range(3):
+            outcomes.append(starved_member_speaks_up(bus, topic, group, caplog))
+            if outcomes[-1] != "greedy member dropped out":
+                break
+    assert outcomes[-1] == "said so", outcomes
     assert "it holds no partition while another member holds 2" in caplog.text
+
+
+def starved_member_speaks_up(
+    bus: KafkaBus, topic: str, group: str, caplog: pytest.LogCaptureFixture
+) -> str:
+    member = _start_greedy(bus, topic, group)
+    consumer = None
+    try:
+        wait_for(lambda: _held(bus, group) == {"a-greedy": 2}, 60, "the greedy member holding all")
+        consumer = bus.consumer(group, [topic], stall_s=2)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            consumer.poll(10, 0.5)
+            if "holds no partition" in caplog.text:
+                return "said so"
+            if "a-greedy" not in _held(bus, group, stable_only=False):
+                return "greedy member dropped out"
+        return "silent"
+    finally:
+        if consumer is not None:
+            consumer.close()
+        member.stop()
 
 
 class _Member:
@@ -145,6 +174,9 @@ def _start_greedy(bus: KafkaBus, topic: str, group: str) -> _Member:
     )
 
 
-def _held(bus: KafkaBus, group: str) -> list[int]:
+def _held(bus: KafkaBus, group: str, stable_only: bool = True) -> dict[str, int]:
+    """How many partitions each member holds, by client id ('a-greedy', 'triage')."""
     view = bus.group(group)
-    return sorted(len(tps) for tps in view.members.values()) if view.state == "Stable" else []
+    if stable_only and view.state != "Stable":
+        return {}
+    return {member.rsplit("-", 5)[0]: len(tps) for member, tps in view.members.items()}
