@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import platform
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from joblib import Parallel, delayed
+from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 
 from classifiers.datasets import Labelled, read_labelled
@@ -75,26 +78,40 @@ def tweeteval_emotion() -> float:
     )
 
 
+# CrisisLex T26's fourth value is the annotators' "could not judge" (tweets they could not read
+# or place), not a degree of informativeness. The data README's plain-SVM floor (0.596) is
+# reproduced without it (macro-F1 0.618 pooled, 0.586 averaged over events; word 1-2 + char_wb
+# 2-5 TF-IDF, min_df 2, LinearSVC C=1) and not with it (0.462 / 0.441), so the bar is read on
+# the three judged labels; docs/quality.md gives both.
+UNJUDGED = "Not applicable"
+
+
 def crisislex_informativeness() -> float:
-    """Leave one event out: train on 25 events, test on the 26th; macro-F1 over all folds."""
+    """Leave one event out: train on 25 events, test on the 26th; macro-F1 over all folds'
+    pooled predictions. The folds run in parallel, one process a core."""
     events = {}
     for path in sorted((DATA / "crisislex" / "data" / "CrisisLexT26").glob("*/*labeled.csv")):
         with path.open(encoding="utf-8", errors="replace") as f:
             rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
-        events[path.parent.name] = [(r["Tweet Text"], r["Informativeness"]) for r in rows]
-    truth: list[str] = []
-    predicted: list[str] = []
-    for held in events:
-        train = [row for name, rows in events.items() if name != held for row in rows]
-        model = train_task(
-            "informativeness", Labelled([t for t, _ in train], [y for _, y in train], [])
-        )
-        texts = [t for t, _ in events[held]]
-        truth.extend(y for _, y in events[held])
-        predicted.extend(model.predict(texts))
-    from sklearn.metrics import f1_score
-
+        events[path.parent.name] = [
+            (r["Tweet Text"], r["Informativeness"])
+            for r in rows
+            if r["Informativeness"] != UNJUDGED
+        ]
+    folds = Parallel(n_jobs=-1)(delayed(_crisislex_fold)(events, held) for held in events)
+    truth = [y for fold_truth, _ in folds for y in fold_truth]
+    predicted = [y for _, fold_predicted in folds for y in fold_predicted]
     return float(f1_score(truth, predicted, average="macro"))
+
+
+def _crisislex_fold(
+    events: dict[str, list[tuple[str, str]]], held: str
+) -> tuple[list[str], list[str]]:
+    train = [row for name, rows in events.items() if name != held for row in rows]
+    model = train_task(
+        "informativeness", Labelled([t for t, _ in train], [y for _, y in train], [])
+    )
+    return [y for _, y in events[held]], list(model.predict([t for t, _ in events[held]]))
 
 
 def zh_shopping_category() -> float:
@@ -140,7 +157,13 @@ def write(results: dict[str, dict[str, Any]], timings: dict[str, float]) -> None
         "Protocols: Banking77 and TweetEval emotion on their official test sets (TweetEval's "
         "validation split is added to training; the test split is never seen); SMS spam "
         "stratified 70/30 and the Chinese sets stratified 80/20, seed 0; CrisisLex T26 "
-        "leave-one-event-out, macro-F1 over the pooled predictions of all 26 folds.",
+        "leave-one-event-out, macro-F1 over the pooled predictions of all 26 folds, on the "
+        "three judged labels (related and informative, related but not informative, not "
+        "related): the 489 tweets marked 'Not applicable' (annotators could not judge them) are "
+        "left out of training and test. The data README's plain-SVM floor (0.596) is reproduced "
+        "that way (0.618 pooled, 0.586 averaged over events; word 1-2 + char_wb 2-5 TF-IDF, "
+        "min_df 2, LinearSVC C=1) and not with them as a fourth label (0.462 / 0.441); with "
+        "them, this model measured 0.4871 (2026-11-23).",
         "",
         "Reproduce one bar: `.venv/bin/python bench/quality.py ../shared/data KEY`.",
         "",
@@ -155,7 +178,12 @@ def write(results: dict[str, dict[str, Any]], timings: dict[str, float]) -> None
             lines.append(f"| `{key}` | {metric} | {value:.4f} | {bar} | {met} | {took} |")
         else:
             lines.append(f"| `{key}` | {metric} | not measured | {bar} | no | |")
-    (out / "quality.md").write_text("\n".join(lines) + "\n")
+    # the other benches' sections (trend alerts, similar cases) follow the table: keep them
+    md = out / "quality.md"
+    old = md.read_text() if md.exists() else ""
+    sections = re.search(r"^(<!--|## )", old, re.M)
+    kept = "\n" + old[sections.start() :] if sections else ""
+    md.write_text("\n".join(lines) + "\n" + kept)
 
 
 def main() -> None:
