@@ -380,7 +380,7 @@ class KafkaBusConsumer:
         held = self._consumer.assignment()
         if held:
             tps = sorted(held)
-            end = self._consumer.end_offsets(tps)
+            end = self._consumer.end_offsets(tps, timeout_ms=5_000)
             waiting = 0
             for tp in tps:
                 position = self._consumer.position(tp, timeout_ms=5_000)
