@@ -237,5 +237,9 @@ def open_bus(settings: Settings) -> Bus:
     if settings.kafka_bootstrap:
         from pipeline.kafka_bus import KafkaBus
 
-        return KafkaBus(settings.kafka_bootstrap, partitions=settings.partitions)
+        return KafkaBus(
+            settings.kafka_bootstrap,
+            partitions=settings.partitions,
+            stall_s=settings.kafka_stall_s,
+        )
     return InProcessBus(partitions=settings.partitions)

@@ -79,10 +79,17 @@ def _unreachable(bootstrap: str, exc: Exception) -> TransientError:
 
 
 class KafkaBus:
-    def __init__(self, bootstrap: str, partitions: int = 2, client_id: str = "triage") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        partitions: int = 2,
+        client_id: str = "triage",
+        stall_s: float = STALL_S,
+    ) -> None:
         self.bootstrap = bootstrap
         self.partitions = partitions
         self.client_id = client_id
+        self.stall_s = stall_s  # empty polls before a consumer checks it is not stuck
 
     def _admin(self) -> KafkaAdminClient:
         try:
@@ -134,9 +141,9 @@ class KafkaBus:
             raise _unreachable(self.bootstrap, exc) from exc
 
     def consumer(
-        self, group: str, topics: Sequence[str], stall_s: float = STALL_S
+        self, group: str, topics: Sequence[str], stall_s: float | None = None
     ) -> KafkaBusConsumer:
-        return KafkaBusConsumer(self, group, topics, stall_s)
+        return KafkaBusConsumer(self, group, topics, self.stall_s if stall_s is None else stall_s)
 
     def group(self, group: str) -> GroupView:
         """The group's state and who holds which partitions, as its coordinator sees them."""

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     kafka_log_level: str = Field(
         default="CRITICAL", pattern="^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$"
     )
+    # seconds of empty polls before a worker checks that it is not left reading nothing
+    kafka_stall_s: float = Field(default=20.0, gt=0)
 
     webhook_secret: SecretStr | None = None
     reddit_client_id: SecretStr | None = None

@@ -50,6 +50,7 @@ class Deployment:
                 "TRIAGE_BATCH_WAIT_MS": "100",
                 "TRIAGE_PAUSE_S": "1",
                 "TRIAGE_RETRY_BACKOFF_S": "0.2",
+                "TRIAGE_KAFKA_STALL_S": "5",
             }
         )
         # what the Kafka client saw goes into the output a failed test shows
@@ -57,7 +58,7 @@ class Deployment:
         return env
 
     def bus(self) -> KafkaBus:
-        return KafkaBus(self.kafka, partitions=2)
+        return KafkaBus(self.kafka, partitions=2, stall_s=5)
 
     def store(self) -> MongoStore:
         return MongoStore(self.mongo, f"db_{self.name}")
@@ -171,6 +172,12 @@ def group_members(deployment: Deployment) -> int:
     the first join) or a rebalance is under way."""
     state, members = describe_group(deployment)
     return len(members) if state == "Stable" else 0
+
+
+def shares(deployment: Deployment) -> list[list[int]]:
+    """The raw-topic partitions each worker holds once the group is stable, smallest first."""
+    state, members = describe_group(deployment)
+    return sorted(parts for _, parts in members) if state == "Stable" else []
 
 
 def describe_group(deployment: Deployment) -> tuple[str, list[tuple[str, list[int]]]]:
