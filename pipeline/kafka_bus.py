@@ -361,7 +361,7 @@ class KafkaBusConsumer:
         messages = [_message(r) for records in batches.values() for r in records]
         now = time.monotonic()
         if messages:
-            self._quiet_since = now
+            self._quiet_since, self._unsettled = now, False
         elif now - self._quiet_since > self._stall_s:
             self._quiet_since = now
             self._rejoin_if_stalled()
@@ -386,6 +386,7 @@ class KafkaBusConsumer:
     def _stalled(self) -> str | None:
         held = self._consumer.assignment()
         if held:
+            self._unsettled = False
             tps = sorted(held)
             end = self._consumer.end_offsets(tps, timeout_ms=5_000)
             waiting = 0
