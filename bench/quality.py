@@ -78,11 +78,9 @@ def tweeteval_emotion() -> float:
     )
 
 
-# CrisisLex T26's fourth value is the annotators' "could not judge" (tweets they could not read
-# or place), not a degree of informativeness. The data README's plain-SVM floor (0.596) is
-# reproduced without it (macro-F1 0.618 pooled, 0.586 averaged over events; word 1-2 + char_wb
-# 2-5 TF-IDF, min_df 2, LinearSVC C=1) and not with it (0.462 / 0.441), so the bar is read on
-# the three judged labels; docs/quality.md gives both.
+# CrisisLex T26's fourth value is the annotators' "could not judge", not a degree of
+# informativeness; the data README's plain-SVM floor is reproduced only without it (figures in
+# the protocol text below, and in docs/quality.md).
 UNJUDGED = "Not applicable"
 
 

@@ -49,7 +49,7 @@ class GroupView:
 
 
 def idle_reason(
-    view: GroupView, partitions: Set[TopicPartition], unsettled_before: bool = False
+    view: GroupView, partitions: Set[TopicPartition], unsettled_before: bool
 ) -> str | None:
     """Why a member that holds no partition and got nothing for a while should join its group
     again, or None if that is fine: a rebalance just begun, or every partition of ``partitions``
@@ -140,10 +140,8 @@ class KafkaBus:
         except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc
 
-    def consumer(
-        self, group: str, topics: Sequence[str], stall_s: float | None = None
-    ) -> KafkaBusConsumer:
-        return KafkaBusConsumer(self, group, topics, self.stall_s if stall_s is None else stall_s)
+    def consumer(self, group: str, topics: Sequence[str]) -> KafkaBusConsumer:
+        return KafkaBusConsumer(self, group, topics)
 
     def group(self, group: str) -> GroupView:
         """The group's state and who holds which partitions, as its coordinator sees them."""
@@ -317,18 +315,15 @@ class KafkaBusConsumer:
     minutes while records waited, without an error. Likely causes, each reported against
     kafka-python 3 or seen here: partitions assigned but never fetched; a member given nothing
     while another holds them all (a leader assigning from stale metadata); a leader that never
-    finished its assignment, leaving the group rebalancing. After ``stall_s`` of empty polls
-    the consumer looks (``idle_reason``); if it should be reading, it leaves the group and joins
-    again: one rebalance, nothing lost (offsets are committed only after the writes).
+    finished its assignment, leaving the group rebalancing. After the bus's ``stall_s`` of empty
+    polls the consumer looks (``idle_reason``); if it should be reading, it leaves the group and
+    joins again: one rebalance, nothing lost (offsets are committed only after the writes).
     """
 
-    def __init__(
-        self, bus: KafkaBus, group: str, topics: Sequence[str], stall_s: float = STALL_S
-    ) -> None:
+    def __init__(self, bus: KafkaBus, group: str, topics: Sequence[str]) -> None:
         self._bus = bus
         self._group = group
         self._topics = list(topics)
-        self._stall_s = stall_s
         self._consumer = self._join()
         self._quiet_since = time.monotonic()
         self._unsettled = False  # the last check found the group rebalancing
@@ -362,7 +357,7 @@ class KafkaBusConsumer:
         now = time.monotonic()
         if messages:
             self._quiet_since, self._unsettled = now, False
-        elif now - self._quiet_since > self._stall_s:
+        elif now - self._quiet_since > self._bus.stall_s:
             self._quiet_since = now
             self._rejoin_if_stalled()
         return messages
@@ -377,7 +372,7 @@ class KafkaBusConsumer:
             log.warning(
                 "group %s: no records for %.0fs and %s; leaving and joining again",
                 self._group,
-                self._stall_s,
+                self._bus.stall_s,
                 why,
             )
             self._consumer.close(autocommit=False)

@@ -30,7 +30,7 @@ class Deployment:
     workers: list[subprocess.Popen[str]] = field(default_factory=list)
     # Each worker writes to a file, not a pipe: a pipe nobody reads until the end fills up after
     # 64 KiB, and a worker blocked on a log line looks exactly like one that gets no posts.
-    logs: dict[int, Path] = field(default_factory=dict)
+    logs: dict[subprocess.Popen[str], Path] = field(default_factory=dict)
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="workers-")))
 
     @property
@@ -58,7 +58,7 @@ class Deployment:
         return env
 
     def bus(self) -> KafkaBus:
-        return KafkaBus(self.kafka, partitions=2, stall_s=5)
+        return KafkaBus(self.kafka, partitions=2)
 
     def store(self) -> MongoStore:
         return MongoStore(self.mongo, f"db_{self.name}")
@@ -82,13 +82,13 @@ class Deployment:
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-        self.logs[proc.pid] = log
+        self.logs[proc] = log
         self.workers.append(proc)
         return proc
 
     def output(self, proc: subprocess.Popen[str]) -> str:
         """What the worker has written so far."""
-        return self.logs[proc.pid].read_text(errors="replace")
+        return self.logs[proc].read_text(errors="replace")
 
     def triaged_count(self) -> int:
         """Posts published to the triaged topic so far: a cheap progress signal from Kafka."""
@@ -112,9 +112,9 @@ class Deployment:
 
     def stop(self, proc: subprocess.Popen[str]) -> str:
         """Stop one worker as an operator would (SIGTERM), expect a clean exit; its output."""
-        self.workers.remove(proc)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)
+        proc.wait(timeout=120)  # if it never stops, the fixture's stop_all still has it
+        self.workers.remove(proc)
         out = self.output(proc)
         assert proc.returncode == 0, out[-2000:]
         return out
