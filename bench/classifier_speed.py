@@ -11,6 +11,7 @@ with other work does not inflate) and peak resident memory; `docs/performance.md
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import resource
@@ -48,6 +49,7 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     threadpool_limits(1)
     triager = Triager.from_registry(Registry())
+    gc.freeze()  # as `triage worker` does once it has loaded everything
     data = posts(n)
     now = datetime(2026, 11, 2, tzinfo=UTC)
     triager.triage(data[:batch], now)  # warm-up: spaCy and the vectorizers build their caches

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
+
+from classifiers.ngrams import NgramTfidf
 
 # Prepared Chinese text has a space between characters (one spaCy token each); the character
 # view reads the run of characters as written, so that its n-grams span words.
@@ -48,7 +49,7 @@ def make_featurizer(
         [
             (
                 "word",
-                TfidfVectorizer(
+                NgramTfidf(
                     analyzer="word",
                     token_pattern=r"\S+",
                     lowercase=False,
@@ -60,7 +61,7 @@ def make_featurizer(
             ),
             (
                 "char",
-                TfidfVectorizer(
+                NgramTfidf(
                     analyzer="char_wb",
                     preprocessor=join_cjk if join_chinese else None,
                     lowercase=False,
@@ -81,18 +82,30 @@ def _head(C: float, class_weight: str | None) -> LogisticRegression:
 def top_evidence(
     Z: sparse.csr_matrix, coef: np.ndarray, rows_classes: np.ndarray, names: np.ndarray, k: int
 ) -> list[list[str]]:
-    """For each row, the k features that pushed hardest towards the class predicted for it."""
-    out: list[list[str]] = []
+    """For each row, the k features that pushed hardest towards the class predicted for it.
+
+    Whole-batch array work, no loop over rows: each non-zero's contribution (value times the
+    predicted class's weight) is laid out one row per post, and ``argpartition`` finds every
+    row's k largest at once.
+    """
     Z = Z.tocsr()
-    for i in range(Z.shape[0]):
-        start, end = Z.indptr[i], Z.indptr[i + 1]
-        cols = Z.indices[start:end]
-        if cols.size == 0:
-            out.append([])
-            continue
-        contrib = Z.data[start:end] * coef[rows_classes[i], cols]
-        best = np.argsort(-contrib)[:k]
-        out.append([str(names[cols[j]]).split("__", 1)[-1].strip() for j in best if contrib[j] > 0])
+    n = Z.shape[0]
+    out: list[list[str]] = [[] for _ in range(n)]
+    if Z.nnz == 0 or k <= 0:
+        return out
+    per_row = np.diff(Z.indptr)
+    rows = np.repeat(np.arange(n), per_row)
+    laid = np.full((n, int(per_row.max())), -np.inf)
+    laid[rows, np.arange(Z.nnz) - Z.indptr[rows]] = Z.data * coef[rows_classes[rows], Z.indices]
+    k = min(k, laid.shape[1])
+    best = np.argpartition(-laid, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(laid, best, axis=1)
+    ranked = np.argsort(-values, axis=1, kind="stable")
+    best = np.take_along_axis(best, ranked, axis=1)
+    hit_rows, hit_ranks = np.nonzero(np.take_along_axis(values, ranked, axis=1) > 0)
+    cols = Z.indices[Z.indptr[hit_rows] + best[hit_rows, hit_ranks]]
+    for row, col in zip(hit_rows.tolist(), cols.tolist(), strict=True):
+        out[row].append(str(names[col]).split("__", 1)[-1].strip())
     return out
 
 
@@ -158,9 +171,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                 self._svm(C), Z, labels, cv=splits, method="decision_function"
             ).reshape(len(labels), -1)
             picked = self._decide(scores)
-            per_fold = [
-                f1_score(labels[test], picked[test], average="macro") for _, test in splits
-            ]
+            per_fold = [f1_score(labels[test], picked[test], average="macro") for _, test in splits]
             self.cv_scores_[C] = float(np.mean(per_fold))
             oof[C] = scores
         self.C_ = max(self.cv_scores_, key=lambda C: self.cv_scores_[C])

@@ -36,14 +36,13 @@ DEFAULT_PRODUCTS = (
 )
 
 
-def explained(pr: Priority, urgency: Prediction, topic: Prediction) -> Priority:
+def explained(reasons: list[str], urgency: Prediction, topic: Prediction) -> list[str]:
     """The priority's reasons with the words that drove the urgency and topic models."""
-    reasons = list(pr.reasons)
     if urgency.evidence and reasons:
         reasons[0] += f" from {', '.join(map(repr, urgency.evidence))}"
     if topic.evidence:
         reasons.append(f"topic {topic.label} from {', '.join(map(repr, topic.evidence))}")
-    return pr.model_copy(update={"reasons": reasons})
+    return reasons
 
 
 class Triager:
@@ -118,35 +117,33 @@ class Triager:
 
         spam_col = int(np.flatnonzero(probs["spam"][0] == "spam")[0])
         spam_flags = (probs["spam"][1][:, spam_col] >= self.spam_threshold).tolist()
+        negative = np.flatnonzero(probs["sentiment"][0] == "negative")
+        priorities = priority.scores(
+            names["urgency"],
+            probs["urgency"][1],
+            probs["sentiment"][1][:, negative[0]] if negative.size else np.zeros(len(posts)),
+            [p.author for p in posts],
+            [p.created_at for p in posts],
+            now,
+        )
         out = []
-        for i, post in enumerate(posts):
+        for i, (post, (score, band, reasons)) in enumerate(zip(posts, priorities, strict=True)):
             urgency = prediction("urgency", i)
-            sentiment = prediction("sentiment", i)
-            spam = prediction("spam", i)
             topic = prediction("topic", i)
-            pr = explained(
-                priority.score(
-                    urgency.probabilities,
-                    sentiment.probabilities.get("negative", 0.0),
-                    post.author,
-                    post.created_at,
-                    now,
-                ),
-                urgency,
-                topic,
-            )
             out.append(
                 TriagedPost(
                     post=post,
                     language=languages[i],
-                    spam=spam,
+                    spam=prediction("spam", i),
                     is_spam=spam_flags[i],
                     topic=topic,
                     urgency=urgency,
-                    sentiment=sentiment,
+                    sentiment=prediction("sentiment", i),
                     entities=entities[i],
                     redacted_text=redact(post.text, entities[i]),
-                    priority=pr,
+                    priority=Priority(
+                        score=score, band=band, reasons=explained(reasons, urgency, topic)
+                    ),
                     model_versions=self.model_versions,
                     timings_ms=timings,
                     triaged_at=now,

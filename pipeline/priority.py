@@ -7,8 +7,11 @@ each scaled to [0, 1]. Every term that matters enough to move the order is named
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import numpy as np
 
 from pipeline.records import URGENCY_LEVELS, Author, Priority
 
@@ -22,33 +25,55 @@ def band_for(score: float) -> str:
     return next(band for floor, band in BANDS if score >= floor)
 
 
-def score(
-    urgency: dict[str, float],
-    negative: float,
-    author: Author,
-    created_at: datetime,
+def scores(
+    urgency_levels: Sequence[str],
+    urgency: np.ndarray,
+    negative: np.ndarray,
+    authors: Sequence[Author],
+    created_at: Sequence[datetime],
     now: datetime,
-) -> Priority:
-    expected = sum(URGENCY_VALUE.get(level, 0.0) * p for level, p in urgency.items())
-    top = max(urgency, key=lambda k: urgency[k])
-    reach = min(math.log10(author.followers + 1) / 6.0, 1.0)
-    if author.verified:
-        reach = min(reach + 0.25, 1.0)
-    waited_s = max((now - created_at).total_seconds(), 0.0)
-    age = min(waited_s / AGE_FULL_S, 1.0)
-    parts = {"urgency": expected, "sentiment": negative, "reach": reach, "age": age}
-    total = 100.0 * sum(WEIGHTS[k] * v for k, v in parts.items())
+) -> list[tuple[float, str, list[str]]]:
+    """Score, band and reasons of every post in a batch, its terms computed as arrays.
 
-    reasons = [f"urgency {top} ({urgency[top]:.0%})"]
-    if negative >= 0.5:
-        reasons.append(f"negative sentiment ({negative:.0%})")
-    if author.followers >= 10_000 or author.verified:
-        verified = ", verified" if author.verified else ""
-        reasons.append(f"reach {author.followers:,} followers{verified}")
-    if waited_s >= 1800:
-        reasons.append(f"waiting {waited_s / 3600:.1f} h")
-    score_ = round(min(max(total, 0.0), 100.0), 2)
-    return Priority(score=score_, band=band_for(score_), reasons=reasons)
+    ``urgency`` holds one row of probabilities per post, one column per level in
+    ``urgency_levels``; ``negative`` the probability of negative sentiment.
+    """
+    values = np.array([URGENCY_VALUE.get(level, 0.0) for level in urgency_levels])
+    expected = urgency @ values
+    top = urgency.argmax(axis=1)
+    followers = np.array([a.followers for a in authors], dtype=np.float64)
+    verified = np.array([a.verified for a in authors], dtype=bool)
+    reach = np.minimum(np.log10(followers + 1) / 6.0, 1.0)
+    reach = np.where(verified, np.minimum(reach + 0.25, 1.0), reach)
+    waited_s = np.maximum([(now - c).total_seconds() for c in created_at], 0.0)
+    age = np.minimum(waited_s / AGE_FULL_S, 1.0)
+    total = 100.0 * (
+        WEIGHTS["urgency"] * expected
+        + WEIGHTS["sentiment"] * negative
+        + WEIGHTS["reach"] * reach
+        + WEIGHTS["age"] * age
+    )
+    out = []
+    rows = zip(
+        np.round(np.clip(total, 0.0, 100.0), 2).tolist(),
+        top.tolist(),
+        urgency[np.arange(len(top)), top].tolist(),
+        negative.tolist(),
+        authors,
+        waited_s.tolist(),
+        strict=True,
+    )
+    for score_, level, p_level, neg, author, waited in rows:
+        reasons = [f"urgency {urgency_levels[level]} ({p_level:.0%})"]
+        if neg >= 0.5:
+            reasons.append(f"negative sentiment ({neg:.0%})")
+        if author.followers >= 10_000 or author.verified:
+            verified_ = ", verified" if author.verified else ""
+            reasons.append(f"reach {author.followers:,} followers{verified_}")
+        if waited >= 1800:
+            reasons.append(f"waiting {waited / 3600:.1f} h")
+        out.append((score_, band_for(score_), reasons))
+    return out
 
 
 # ---- re-scoring in the queue: the full score, as SLA time runs out
