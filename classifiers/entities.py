@@ -44,12 +44,12 @@ def luhn_ok(digits: str) -> bool:
 class EntityExtractor:
     def __init__(self, products: Sequence[str] = ()) -> None:
         self.products = tuple(products)
-        self._product = (
-            re.compile(
-                "|".join(re.escape(p) for p in sorted(products, key=len, reverse=True)), re.I
-            )
-            if products
-            else None
+        names = sorted(products, key=len, reverse=True)
+        self._product = re.compile("|".join(map(re.escape, names)), re.I) if names else None
+        # The same names lower-cased, matched in the lower-cased text: a case-sensitive
+        # alternation of literals scans about seven times faster than ``re.I``.
+        self._product_lower = (
+            re.compile("|".join(re.escape(p.lower()) for p in names)) if names else None
         )
 
     def extract(self, text: str) -> list[Entity]:
@@ -86,8 +86,15 @@ class EntityExtractor:
         if "#" in text:
             for m in HASHTAG_RE.finditer(text):
                 add("hashtag", m.start(), m.end())
-        if self._product is not None:
-            for m in self._product.finditer(text):
+        if self._product is not None and self._product_lower is not None:
+            lowered = text.lower()
+            # lower() keeps offsets unless a character changes length (as "İ" does)
+            found_products = (
+                self._product_lower.finditer(lowered)
+                if len(lowered) == len(text)
+                else self._product.finditer(text)
+            )
+            for m in found_products:
                 add("product", m.start(), m.end())
         return sorted(found, key=lambda e: e.start)
 

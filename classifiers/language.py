@@ -45,6 +45,13 @@ KANA = re.compile("[\u3040-\u30ff]")
 MAX_BYTES = 2_000  # a post's language is plain well before this; bounds a batch's walk
 
 
+def without_links(text: str) -> str:
+    """The text with links and @handles blanked: they say nothing of the language."""
+    if "/" in text or "www" in text.lower():  # as in classifiers.text.normalise
+        text = URL.sub(" ", text)
+    return MENTION.sub(" ", text) if "@" in text else text
+
+
 def langid_bytes(text: str) -> bytes:
     """The bytes py3langid's model reads: NFC UTF-8, lower-cased when all upper case."""
     if text.isupper():
@@ -69,7 +76,7 @@ class LanguageDetector:
         pending: list[int] = []
         cleaned: list[str] = []
         for i, text in enumerate(texts):
-            text = MENTION.sub(" ", URL.sub(" ", text))
+            text = without_links(text)
             cjk = len(CJK.findall(text))
             if cjk:
                 out.append("ja" if len(KANA.findall(text)) > cjk / 4 else "zh")

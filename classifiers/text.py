@@ -25,9 +25,12 @@ CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 def normalise(text: str) -> str:
     """Collapse what varies without changing meaning: links, handles, hashtags, stretched words."""
-    text = URL.sub(" urltoken ", text)
-    text = MENTION.sub(" mentiontoken ", text)
-    text = HASHTAG.sub(r" \1 ", text)
+    if "/" in text or "www" in text.lower():  # every link URL matches has one or the other
+        text = URL.sub(" urltoken ", text)
+    if "@" in text:
+        text = MENTION.sub(" mentiontoken ", text)
+    if "#" in text:
+        text = HASHTAG.sub(r" \1 ", text)
     text = REPEAT.sub(r"\1\1", text)
     return " ".join(text.lower().split())
 

@@ -17,10 +17,11 @@ from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from classifiers.entities import EntityExtractor
 from classifiers.language import LANGUAGES, LanguageDetector
 from classifiers.model import join_cjk, top_evidence
 from classifiers.ngrams import NgramTfidf
-from classifiers.text import TextPreparer, normalise
+from classifiers.text import HASHTAG, MENTION, REPEAT, URL, TextPreparer, normalise
 from classifiers.training import SEED_CORPUS, read_seed
 from pipeline import priority
 from pipeline.records import Author
@@ -74,6 +75,24 @@ def test_ngram_tfidf_falls_back_for_settings_it_does_not_speed_up() -> None:
     options = {"analyzer": "char", "ngram_range": (1, 3), "stop_words": None}
     ours, theirs = NgramTfidf(**options).fit(SEED), TfidfVectorizer(**options).fit(SEED)
     assert abs(ours.transform(AWKWARD) - theirs.transform(AWKWARD)).max() == 0
+
+
+def test_normalise_skips_only_patterns_that_cannot_match() -> None:
+    def every_pattern(text: str) -> str:
+        text = HASHTAG.sub(r" \1 ", MENTION.sub(" mentiontoken ", URL.sub(" urltoken ", text)))
+        return " ".join(REPEAT.sub(r"\1\1", text).lower().split())
+
+    links = ["WWW.Acme.com/x", "see acme.co/help", "https://t.co/x @Care #Help", "a/b www"]
+    for text in SEED + AWKWARD + links:
+        assert normalise(text) == every_pattern(text), text
+
+
+def test_products_are_found_whatever_their_case() -> None:
+    extractor = EntityExtractor(["AcmePhone X", "Acme手机X"])
+    for text in ("my ACMEPHONE x died", "İstanbul: my acmephone X died", "我的acme手机x坏了"):
+        [product] = [e for e in extractor.extract(text) if e.kind == "product"]
+        assert product.text.lower() in ("acmephone x", "acme手机x")
+        assert text[product.start : product.end] == product.text
 
 
 def test_batched_language_detection_agrees_with_py3langid() -> None:
