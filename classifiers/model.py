@@ -210,10 +210,14 @@ class TriageModel(BaseEstimator):
     def fit(self, X: Sequence[str], Y: Mapping[str, Sequence[Any]]) -> TriageModel:
         self.featurizer_ = make_featurizer(self.word_ngrams, self.char_ngrams, self.min_df)
         Z = self.featurizer_.fit_transform(X)
-        self.heads_ = {
-            task: _head(self.C, self.class_weight).fit(Z, np.asarray(labels))
-            for task, labels in Y.items()
-        }
+        self.heads_ = {}
+        for task, labels in Y.items():
+            # a row may lack a task's label (a correction made before the task existed): each
+            # head learns from the rows that carry its label
+            known = np.array([label is not None for label in labels])
+            self.heads_[task] = _head(self.C, self.class_weight).fit(
+                Z[known], np.asarray(labels, dtype=object)[known].astype(str)
+            )
         self.feature_names_ = self.featurizer_.get_feature_names_out()
         return self
 

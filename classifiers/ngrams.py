@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -82,12 +83,16 @@ class NgramTfidf(TfidfVectorizer):
         tokenize = str.split if self.token_pattern == r"\S+" else self.build_tokenizer()
         low, high = self.ngram_range
 
+        lookup = vocabulary.get
+
         def columns(doc: str) -> array[int]:
             tokens = tokenize(doc)
             grams = list(tokens) if low == 1 else []
-            for n in range(max(low, 2), min(high, len(tokens)) + 1):
+            if low <= 2 <= high:
+                grams += [f"{a} {b}" for a, b in pairwise(tokens)]
+            for n in range(max(low, 3), min(high, len(tokens)) + 1):
                 grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-            return array("i", [j for g in grams if (j := vocabulary.get(g)) is not None])
+            return array("i", [j for j in map(lookup, grams) if j is not None])
 
         return columns
 

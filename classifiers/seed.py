@@ -1,7 +1,7 @@
 """The seed corpus the shipped models learn from, written by this project.
 
 Each scenario is a short post a customer might write, in English and Chinese, labelled with its
-topic, urgency and sentiment; spam is written the same way. ``write_corpus`` fills the slots
+topic, urgency and sentiment, and each post with its emotion; spam is written the same way. ``write_corpus`` fills the slots
 (order numbers, products, amounts) and adds the openings and endings people put around posts
 (@mentions, hashtags, emoji), with a seeded generator so that the corpus is reproducible. The
 public datasets in ``../shared/data`` are never used for training the shipped models; they only
@@ -42,13 +42,27 @@ PRODUCTS_ZH = (
 )
 
 
+EMOTIONS = ("anger", "fear", "sadness", "joy", "neutral")
+
+
 @dataclass(frozen=True)
 class Scenario:
+    """One situation in both languages. ``emotions`` holds the feeling of each post, the English
+    and Chinese post at the same place alike: within one scenario a late parcel can anger one
+    customer and worry another, so emotion is labelled post by post, not by topic or sentiment."""
+
     topic: str
     urgency: str
     sentiment: str
     en: tuple[str, ...]
     zh: tuple[str, ...]
+    emotions: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not len(self.en) == len(self.zh) == len(self.emotions):
+            raise ValueError(f"{self.en[0]!r}: one emotion per post in each language")
+        if unknown := set(self.emotions) - set(EMOTIONS):
+            raise ValueError(f"unknown emotions {sorted(unknown)}")
 
 
 S = Scenario
@@ -70,6 +84,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "请问你们发货到香港吗？",
             "普通快递一般几天能到？",
         ),
+        ("neutral", "neutral", "neutral", "neutral"),
     ),
     S(
         "delivery",
@@ -87,6 +102,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "物流显示运输中一个星期了，订单{order}到底怎么回事",
             "订单{order}又改了配送时间，有点烦",
         ),
+        ("anger", "sadness", "fear", "anger"),
     ),
     S(
         "delivery",
@@ -104,6 +120,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "订单{order}丢件了电话也没人接，明天出差要用",
             "订单{order}第三次没送到，我专门请了假在家等",
         ),
+        ("anger", "anger", "fear", "anger"),
     ),
     S(
         "delivery",
@@ -121,6 +138,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "送订单{order}的快递员在门口威胁我，我要报警了",
             "包裹{order}到的时候在漏化学品，孩子碰到了，非常紧急",
         ),
+        ("fear", "anger", "fear", "fear"),
     ),
     # ---- billing
     S(
@@ -139,6 +157,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "{product}支持分期付款吗？",
             "结算页面显示的价格含税吗？",
         ),
+        ("neutral", "neutral", "neutral", "neutral"),
     ),
     S(
         "billing",
@@ -156,6 +175,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "运费收了我{amount}块，不是满50包邮吗",
             "我刚买{product}第二天就降价{amount}元，能补差价吗",
         ),
+        ("anger", "anger", "sadness", "sadness"),
     ),
     S(
         "billing",
@@ -173,6 +193,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "我根本没下单却被扣了{amount}元",
             "订单{order}的退款几周前就批了，钱还是没到，房租要交了",
         ),
+        ("anger", "anger", "fear", "fear"),
     ),
     S(
         "billing",
@@ -190,6 +211,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "银行说你们的支付页面泄露了我的卡号，我已经找律师了",
             "你们店每小时都在扣我{amount}元，快停下来",
         ),
+        ("fear", "anger", "anger", "fear"),
     ),
     # ---- account
     S(
@@ -208,6 +230,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "营销邮件在哪里关闭？",
             "个人资料里的收货地址怎么改？",
         ),
+        ("neutral", "neutral", "neutral", "neutral"),
     ),
     S(
         "account",
@@ -225,6 +248,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "手机号改不了，表单一直报错",
             "验证码来得特别慢，登录都超时了",
         ),
+        ("anger", "anger", "anger", "sadness"),
     ),
     S(
         "account",
@@ -242,6 +266,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "登录不了，里面还有{amount}元余额",
             "我的账户里显示别人的订单和地址，隐私出问题了",
         ),
+        ("anger", "anger", "fear", "fear"),
     ),
     S(
         "account",
@@ -259,6 +284,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "你们数据泄露把我的住址暴露了，有陌生人找上门了",
             "黑客盗了我的账号在给我的联系人发消息借钱",
         ),
+        ("fear", "fear", "fear", "fear"),
     ),
     # ---- product defect
     S(
@@ -277,6 +303,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "{product}支持安卓吗？",
             "{product}推荐用什么充电器？",
         ),
+        ("neutral", "neutral", "neutral", "neutral"),
     ),
     S(
         "product_defect",
@@ -294,6 +321,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "{product}蓝牙老是断开",
             "{product}用了{days}天屏幕出现坏点",
         ),
+        ("sadness", "fear", "anger", "sadness"),
     ),
     S(
         "product_defect",
@@ -311,6 +339,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "{product}考试前一周坏了，急需换新",
             "连续两台{product}开箱就是坏的，太离谱了",
         ),
+        ("sadness", "sadness", "fear", "anger"),
     ),
     S(
         "product_defect",
@@ -328,6 +357,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "{product}漏电把我电到了，手都烫伤了",
             "{product}在厨房台面上爆炸了，差点伤到人",
         ),
+        ("fear", "fear", "fear", "anger"),
     ),
     # ---- praise
     S(
@@ -348,6 +378,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "质量很好，{product}超出预期",
             "感谢客服快速退款，非常满意",
         ),
+        ("joy", "joy", "joy", "joy", "joy"),
     ),
     # ---- general
     S(
@@ -366,6 +397,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "下次促销是什么时候？",
             "{product}有蓝色的吗？",
         ),
+        ("neutral", "neutral", "neutral", "neutral"),
     ),
     S(
         "general",
@@ -383,6 +415,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "问退货的时候门店店员态度很差",
             "今天网站特别卡，什么都办不了",
         ),
+        ("anger", "anger", "anger", "sadness"),
     ),
 )
 
@@ -445,6 +478,7 @@ def examples(rng: random.Random, per_template: int) -> Iterator[dict[str, str]]:
                         "topic": sc.topic,
                         "urgency": sc.urgency,
                         "sentiment": sc.sentiment,
+                        "emotion": sc.emotions[t],
                         "spam": "ham",
                     }
     for lang, texts in (("en", SPAM_EN), ("zh", SPAM_ZH)):
@@ -458,6 +492,7 @@ def examples(rng: random.Random, per_template: int) -> Iterator[dict[str, str]]:
                     "topic": "general",
                     "urgency": "low",
                     "sentiment": "neutral" if rng.random() < 0.5 else "positive",
+                    "emotion": "neutral",
                     "spam": "spam",
                 }
 

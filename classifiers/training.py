@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,35 @@ from classifiers.model import TriageModel
 from classifiers.registry import Registry, data_hash
 from classifiers.seed import write_corpus
 from classifiers.text import TextPreparer
-from classifiers.triager import MODEL_NAME, TASKS
+from classifiers.triager import MODEL_NAME, bundle_tasks
 
 SEED_CORPUS = Path(__file__).parent / "seed" / "seed_corpus.jsonl"
 
 
 def read_seed(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def held_out_scores(
+    model: TriageModel, prepared: list[str], rows: list[dict[str, Any]], tasks: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Accuracy and macro-F1 per task, each on the rows that carry that task's label."""
+    probs = model.predict_proba(model.transform(prepared))
+    scores = {}
+    for task in tasks:
+        if task not in probs:
+            continue
+        classes, p = probs[task]
+        labelled = [i for i, r in enumerate(rows) if r.get(task) is not None]
+        if not labelled:
+            continue
+        predicted = classes[p[labelled].argmax(axis=1)]
+        truth = [str(rows[i][task]) for i in labelled]
+        scores[task] = {
+            "accuracy": round(float(accuracy_score(truth, predicted)), 4),
+            "macro_f1": round(float(f1_score(truth, predicted, average="macro")), 4),
+        }
+    return scores
 
 
 def train_bundle(
@@ -29,8 +52,9 @@ def train_bundle(
     if rewrite or not corpus.exists():
         write_corpus(corpus)
     rows = read_seed(corpus)
+    tasks = bundle_tasks(rows)
     prepared = TextPreparer().prepare([r["text"] for r in rows], [r["language"] for r in rows])
-    labels = {task: [r[task] for r in rows] for task in TASKS}
+    labels = {task: [r.get(task) for r in rows] for task in tasks}
     # Hold out whole templates, not fills of templates the model has seen: otherwise the
     # held-out score only measures memory of the template.
     groups = [r.get("template", str(i)) for i, r in enumerate(rows)]
@@ -39,21 +63,14 @@ def train_bundle(
     )
     model = TriageModel(**params)
     model.fit(
-        [prepared[i] for i in idx_train], {t: [labels[t][i] for i in idx_train] for t in TASKS}
+        [prepared[i] for i in idx_train], {t: [labels[t][i] for i in idx_train] for t in tasks}
     )
-    probs = model.predict_proba(model.transform([prepared[i] for i in idx_test]))
-    metrics: dict[str, Any] = {}
-    for task in TASKS:
-        classes, p = probs[task]
-        predicted = classes[p.argmax(axis=1)]
-        truth = [labels[task][i] for i in idx_test]
-        metrics[task] = {
-            "accuracy": round(float(accuracy_score(truth, predicted)), 4),
-            "macro_f1": round(float(f1_score(truth, predicted, average="macro")), 4),
-        }
+    metrics: dict[str, Any] = held_out_scores(
+        model, [prepared[i] for i in idx_test], [rows[i] for i in idx_test], tasks
+    )
     metrics["held_out"] = len(idx_test)
     final = TriageModel(**params).fit(prepared, labels)
-    digest = data_hash([(r["text"], *(r[t] for t in TASKS)) for r in rows])
+    digest = data_hash([(r["text"], *(r.get(t) or "" for t in tasks)) for r in rows])
     version = registry.register(
         MODEL_NAME, final, data_sha256=digest, metrics=metrics, params=final.get_params()
     )

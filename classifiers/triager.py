@@ -7,8 +7,9 @@ per task -> entities and redaction -> priority. Nothing here runs a model per me
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,8 @@ from pipeline import priority
 from pipeline.records import Post, Prediction, Priority, TriagedPost
 
 MODEL_NAME = "triage"
-TASKS = ("spam", "topic", "urgency", "sentiment")
+TASKS = ("spam", "topic", "urgency", "sentiment")  # every bundle has these heads
+OPTIONAL_TASKS = ("emotion",)  # heads a bundle has if it was trained with their labels
 DEFAULT_PRODUCTS = (
     "AcmePhone X",
     "Acme Buds",
@@ -45,6 +47,12 @@ def explained(reasons: list[str], urgency: Prediction, topic: Prediction) -> lis
     return reasons
 
 
+def bundle_tasks(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The tasks a bundle trained on these rows has: the required ones, and each optional one
+    some row is labelled for."""
+    return TASKS + tuple(t for t in OPTIONAL_TASKS if any(r.get(t) is not None for r in rows))
+
+
 class Triager:
     def __init__(
         self,
@@ -62,7 +70,8 @@ class Triager:
         self.languages = LanguageDetector()
         self.preparer = TextPreparer()
         self.entities = EntityExtractor(products)
-        self.model_versions = {task: f"{MODEL_NAME}:{version}" for task in TASKS}
+        self.tasks = TASKS + tuple(t for t in OPTIONAL_TASKS if t in model.tasks)
+        self.model_versions = {task: f"{MODEL_NAME}:{version}" for task in self.tasks}
 
     @classmethod
     def from_registry(cls, registry: Registry) -> Triager:
@@ -92,7 +101,7 @@ class Triager:
         Z = self.model.transform(prepared)
         probs = self.model.predict_proba(Z)
         lap("classify")
-        picks = {task: probs[task][1].argmax(axis=1) for task in TASKS}
+        picks = {task: probs[task][1].argmax(axis=1) for task in self.tasks}
         evidence = {
             task: self.model.evidence(task, Z, picks[task]) for task in ("topic", "urgency")
         }
@@ -102,9 +111,9 @@ class Triager:
 
         # Whole-batch conversions: one rounding and one ``tolist`` per task instead of a numpy
         # scalar per probability.
-        names = {task: [str(c) for c in probs[task][0]] for task in TASKS}
-        rounded = {task: np.round(probs[task][1], 4).tolist() for task in TASKS}
-        picked = {task: picks[task].tolist() for task in TASKS}
+        names = {task: [str(c) for c in probs[task][0]] for task in self.tasks}
+        rounded = {task: np.round(probs[task][1], 4).tolist() for task in self.tasks}
+        picked = {task: picks[task].tolist() for task in self.tasks}
 
         def prediction(task: str, i: int) -> Prediction:
             labels, row, j = names[task], rounded[task][i], picked[task][i]
@@ -139,6 +148,7 @@ class Triager:
                     topic=topic,
                     urgency=urgency,
                     sentiment=prediction("sentiment", i),
+                    emotion=prediction("emotion", i) if "emotion" in self.tasks else None,
                     entities=entities[i],
                     redacted_text=redact(post.text, entities[i]),
                     priority=Priority(

@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupShuffleSplit
 
 from classifiers.model import TriageModel
 from classifiers.registry import PACKAGED, Registry, data_hash
 from classifiers.text import TextPreparer
-from classifiers.training import SEED_CORPUS, read_seed
-from classifiers.triager import MODEL_NAME, TASKS
+from classifiers.training import SEED_CORPUS, held_out_scores, read_seed
+from classifiers.triager import MODEL_NAME, OPTIONAL_TASKS, TASKS, bundle_tasks
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
 from flows.run_log import RUN_HOOKS
 from pipeline.corrections import corrected_rows
@@ -49,13 +48,8 @@ def labelled_rows(corpus: str | None) -> tuple[list[dict[str, Any]], int]:
 
 
 def macro_f1(model: TriageModel, texts: list[str], rows: list[dict[str, Any]]) -> dict[str, float]:
-    probs = model.predict_proba(model.transform(texts))
-    scores = {}
-    for name in TASKS:
-        classes, p = probs[name]
-        truth = [r[name] for r in rows]
-        scores[name] = round(float(f1_score(truth, classes[p.argmax(axis=1)], average="macro")), 4)
-    return scores
+    scores = held_out_scores(model, texts, rows, TASKS + OPTIONAL_TASKS)
+    return {task: s["macro_f1"] for task, s in scores.items()}
 
 
 @task
@@ -73,8 +67,9 @@ def train_and_compare(
             rows, groups=groups
         )
     )
+    tasks = bundle_tasks(rows)
     candidate = TriageModel().fit(
-        [prepared[i] for i in train], {t: [rows[i][t] for i in train] for t in TASKS}
+        [prepared[i] for i in train], {t: [rows[i].get(t) for i in train] for t in tasks}
     )
     held_texts, held_rows = [prepared[i] for i in test], [rows[i] for i in test]
     new = macro_f1(candidate, held_texts, held_rows)
@@ -83,18 +78,20 @@ def train_and_compare(
     if active_version is not None:
         active, _ = registry.load(MODEL_NAME)
         old = macro_f1(active, held_texts, held_rows)
-    gain = float(np.mean(list(new.values()))) - (
-        float(np.mean(list(old.values()))) if old else 0.0
+    # compared on the tasks both models have (an older active bundle may lack a head)
+    common = [t for t in new if old is None or t in old]
+    gain = float(np.mean([new[t] for t in common])) - (
+        float(np.mean([old[t] for t in common])) if old else 0.0
     )
     promoted = old is None or gain >= margin
     version = None
     if promoted:
-        digest = data_hash([(r["text"], *(r[t] for t in TASKS)) for r in rows])
+        digest = data_hash([(r["text"], *(r.get(t) or "" for t in tasks)) for r in rows])
         version = registry.register(
             MODEL_NAME,
             candidate,
             data_sha256=digest,
-            metrics={t: {"macro_f1": new[t]} for t in TASKS} | {"held_out": len(test)},
+            metrics={t: {"macro_f1": f1} for t, f1 in new.items()} | {"held_out": len(test)},
             params=candidate.get_params(),
         )
     return {
@@ -121,8 +118,7 @@ def comparison_table(result: dict[str, Any], corrections: int) -> str:
         "| task | active | candidate | change |",
         "|---|---|---|---|",
     ]
-    for name in TASKS:
-        new = result["candidate"][name]
+    for name, new in result["candidate"].items():
         was = old.get(name)
         change = "n/a" if was is None else f"{new - was:+.4f}"
         shown = "n/a" if was is None else f"{was:.4f}"

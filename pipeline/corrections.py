@@ -1,4 +1,5 @@
-"""Agents' corrections: an agent relabels the topic, urgency, sentiment or spam of a queued post.
+"""Agents' corrections: an agent relabels the topic, urgency, sentiment, emotion or spam of a
+queued post.
 
 Each correction is kept (never edited) with the post's text and the labels the model gave, so the
 retrain flow (``flows/retrain.py``) can learn from it without joining collections, and the audit
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from classifiers.seed import TOPICS
+from classifiers.seed import EMOTIONS, TOPICS
 from pipeline.errors import TriageError
 from pipeline.queue import UnknownItem
 from pipeline.records import URGENCY_LEVELS, AuditEntry, Correction, utcnow
@@ -22,6 +23,7 @@ LABELS: dict[str, tuple[str, ...]] = {
     "topic": TOPICS,
     "urgency": URGENCY_LEVELS,
     "sentiment": ("negative", "neutral", "positive"),
+    "emotion": EMOTIONS,
 }
 
 
@@ -58,6 +60,8 @@ def record_correction(
         "urgency": item.urgency,
         "sentiment": item.sentiment,
     }
+    if item.emotion is not None:  # items triaged before the emotion head have none
+        predicted["emotion"] = item.emotion
     correction = Correction(
         item_id=item_id,
         task=task,
@@ -76,7 +80,7 @@ def record_correction(
                 actor=agent,
                 action="relabel",
                 item_id=item_id,
-                detail={"task": task, "label": label, "was": predicted[task]},
+                detail={"task": task, "label": label, "was": predicted.get(task)},
             )
         ]
     )

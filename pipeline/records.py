@@ -95,6 +95,7 @@ class TriagedPost(Record):
     topic: Prediction
     urgency: Prediction
     sentiment: Prediction
+    emotion: Prediction | None = None  # None from bundles trained before the emotion head
     entities: list[Entity]
     redacted_text: str
     priority: Priority
@@ -123,6 +124,7 @@ class QueueItem(Record):
     topic: str
     urgency: str
     sentiment: str
+    emotion: str | None = None
     language: str
     source: str
     author_id: str
@@ -156,6 +158,7 @@ class QueueItem(Record):
             topic=item.topic.label,
             urgency=item.urgency.label,
             sentiment=item.sentiment.label,
+            emotion=item.emotion.label if item.emotion is not None else None,
             language=item.language,
             source=item.post.source,
             author_id=f"{item.post.source}:{item.post.author.id}",
@@ -208,7 +211,7 @@ class Correction(Record):
     join, and a later correction of another task of the same post adds to this one."""
 
     item_id: str = Field(min_length=1)
-    task: Literal["spam", "topic", "urgency", "sentiment"]
+    task: Literal["spam", "topic", "urgency", "sentiment", "emotion"]
     label: str = Field(min_length=1, max_length=64)
     agent: str = Field(min_length=1, max_length=128)
     at: AwareDatetime

@@ -153,6 +153,10 @@ def test_shipped_model_triages_both_languages(triager: Triager) -> None:
     assert fire_en.urgency.label == fire_zh.urgency.label == "critical"
     assert fire_zh.language == "zh" and fire_en.language == "en"
     assert thanks.sentiment.label == "positive" and thanks.topic.label == "praise"
+    # emotion, its own head: the fires frighten, the refund pleases
+    assert fire_en.emotion and fire_zh.emotion and thanks.emotion
+    assert (fire_en.emotion.label, fire_zh.emotion.label) == ("fear", "fear")
+    assert thanks.emotion.label == "joy"
     assert spam.is_spam and not fire_en.is_spam
     assert fire_en.priority.score > thanks.priority.score
     assert fire_en.urgency.evidence  # the words that made it critical

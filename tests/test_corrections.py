@@ -40,6 +40,20 @@ def test_corrections_are_kept_in_order_with_text_and_audit(store: Store, triager
     row = rows[first.post.text]
     assert (row["topic"], row["sentiment"]) == ("billing", "negative")
     assert row["urgency"] == first.urgency.label  # not corrected: the model's label stays
+    assert first.emotion is not None and row["emotion"] == first.emotion.label
+
+
+def test_emotion_can_be_relabelled_and_feeds_the_next_bundle(
+    store: Store, triager: Triager
+) -> None:
+    item = next(t for t in triager.triage([make_post(i) for i in range(4)], NOW) if not t.is_spam)
+    store.write_batch([item])
+    assert store.get_item(item.id).emotion == item.emotion.label  # type: ignore[union-attr]
+    record_correction(store, item.id, "emotion", "fear", "ann")
+    [row] = corrected_rows(store.list_corrections())
+    assert row["emotion"] == "fear"
+    with pytest.raises(BadCorrection, match="'worry' is not a emotion label"):
+        record_correction(store, item.id, "emotion", "worry", "ann")
 
 
 @pytest.mark.parametrize(

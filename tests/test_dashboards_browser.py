@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from classifiers.seed import EMOTIONS
 from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
@@ -181,6 +182,7 @@ def test_agents_claim_work_and_never_share_an_item(
     expect(ann.locator("#owner-state")).to_have_attribute("data-state", "mine")
     expect(ann.locator("#reasons li").first).to_be_visible()
     assert ann.locator("#reasons li").count() >= 2
+    assert ann.locator("#emotion").inner_text() in EMOTIONS  # the emotion head's word
     expect(ann.locator("#history")).to_contain_text("Still no reply about my order")
 
     ann.select_option("#channel", "email")

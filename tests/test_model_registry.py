@@ -24,6 +24,26 @@ def small_bundle(rows: int) -> tuple[TriageModel, str]:
     return model, f"{rows:064x}"
 
 
+def test_a_bundle_without_the_emotion_head_still_triages(tmp_path: Path) -> None:
+    model, _ = small_bundle(300)  # the four required heads only, as bundles before emotion
+    [triaged] = Triager(model, "old").triage([make_post(1)], datetime(2026, 11, 2, tzinfo=UTC))
+    assert triaged.emotion is None and "emotion" not in triaged.model_versions
+    assert triaged.topic.label and triaged.priority.reasons
+
+
+def test_heads_learn_from_the_rows_that_carry_their_label() -> None:
+    seed = read_seed(SEED_CORPUS)[::3]
+    prepared = TextPreparer().prepare([r["text"] for r in seed], [r["language"] for r in seed])
+    # a third of the rows lack an emotion, as corrections made before the emotion head do
+    emotions = [r["emotion"] if i % 3 else None for i, r in enumerate(seed)]
+    model = TriageModel(C=1.0).fit(
+        prepared, {"topic": [r["topic"] for r in seed], "emotion": emotions}
+    )
+    classes, probs = model.predict_proba(model.transform(prepared))["emotion"]
+    assert set(classes) == {e for e in emotions if e is not None} and "None" not in classes
+    assert probs.shape == (len(seed), len(classes))
+
+
 def test_versions_carry_data_hash_metrics_settings_and_time(tmp_path: Path) -> None:
     registry = Registry(tmp_path)
     model, digest = small_bundle(400)

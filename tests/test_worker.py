@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from classifiers.seed import EMOTIONS
 from classifiers.triager import Triager
 from pipeline.bus import InProcessBus
 from pipeline.embedded_store import EmbeddedStore
@@ -83,7 +84,8 @@ def test_every_triaged_post_says_why_and_by_which_models(
     for m in bus.read_all("posts.triaged"):
         t = TriagedPost.model_validate_json(m.value)
         assert t.priority.reasons and t.priority.reasons[0].startswith("urgency")
-        assert set(t.model_versions) == {"spam", "topic", "urgency", "sentiment"}
+        assert set(t.model_versions) == {"spam", "topic", "urgency", "sentiment", "emotion"}
+        assert t.emotion is not None and t.emotion.label in EMOTIONS
         assert abs(sum(t.urgency.probabilities.values()) - 1) < 0.01
 
 
