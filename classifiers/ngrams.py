@@ -1,11 +1,12 @@
 """A TF-IDF vectorizer whose ``transform`` gives scikit-learn's matrix several times faster.
 
 scikit-learn builds every n-gram of every post in Python and looks each up in the vocabulary:
-about 90 microseconds a post for the worker's word and character views, most of the speed budget
-of #9. Character n-grams of ``char_wb`` never cross a word boundary, so a word's columns depend on
-the word alone: ``NgramTfidf`` computes them once per distinct word (words repeat, by Zipf's law)
-and keeps them in a bounded cache. Fitting is scikit-learn's own; transforming reads only the
-fitted ``vocabulary_`` and ``idf_``, and the tests check the two give the same matrix.
+about 90 microseconds a post for the worker's word and character views, most of the speed
+budget (``docs/performance.md``). Character n-grams of ``char_wb`` never cross a word boundary,
+so a word's columns depend on the word alone: ``NgramTfidf`` computes them once per distinct
+word (words repeat, by Zipf's law) and keeps them in a bounded cache. Fitting is scikit-learn's
+own; transforming reads only the fitted ``vocabulary_`` and ``idf_``, and the tests check the
+two give the same matrix.
 """
 
 from __future__ import annotations
@@ -82,7 +83,6 @@ class NgramTfidf(TfidfVectorizer):
         # r"\S+" finds exactly what str.split() does (both use str.isspace), at a third the cost
         tokenize = str.split if self.token_pattern == r"\S+" else self.build_tokenizer()
         low, high = self.ngram_range
-
         lookup = vocabulary.get
 
         def columns(doc: str) -> array[int]:
@@ -98,7 +98,7 @@ class NgramTfidf(TfidfVectorizer):
 
     def _char_columns(self) -> Callable[[str], array[int]]:
         cache: dict[str, array[int]] | None = getattr(self, "_word_cache", None)
-        if cache is None or len(cache) > CACHE_WORDS:
+        if cache is None:
             cache = {}
             self._word_cache = cache
         one_word = self._one_word
@@ -108,6 +108,8 @@ class NgramTfidf(TfidfVectorizer):
             for word in doc.split():
                 cols = cache.get(word)
                 if cols is None:
+                    if len(cache) >= CACHE_WORDS:
+                        cache.clear()
                     cols = cache[word] = one_word(word)
                 out += cols
             return out

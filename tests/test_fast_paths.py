@@ -63,6 +63,14 @@ def test_ngram_tfidf_transforms_exactly_like_scikit_learn(params: dict[str, obje
         assert sparse.issparse(got) and abs(got - want).max() == 0
 
 
+def test_ngram_tfidf_cache_stays_bounded_and_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("classifiers.ngrams.CACHE_WORDS", 50)
+    options = {"analyzer": "char_wb", "ngram_range": (2, 4)}
+    ours, theirs = NgramTfidf(**options).fit(SEED), TfidfVectorizer(**options).fit(SEED)
+    assert abs(ours.transform(SEED) - theirs.transform(SEED)).max() == 0
+    assert 0 < len(ours._word_cache) <= 50
+
+
 def test_ngram_tfidf_leaves_its_cache_out_of_the_saved_model() -> None:
     vectorizer = NgramTfidf(analyzer="char_wb", ngram_range=(2, 4)).fit(SEED)
     before = vectorizer.transform(SEED)
