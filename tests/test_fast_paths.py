@@ -141,6 +141,19 @@ def test_chinese_character_fallback_matches_spacys_chinese_tokenizer() -> None:
     assert ours == theirs
 
 
+def test_spacys_vocabulary_stays_bounded_and_tokens_do_not_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("classifiers.text.VOCAB_LIMIT", 300)
+    texts = [f"order {n} for user{n * 7} isn't here, can't wait!!" for n in range(2000)]
+    bounded = TextPreparer()
+    got = [bounded.prepare(texts[k : k + 100], ["en"] * 100) for k in range(0, 2000, 100)]
+    fresh = len(spacy.blank("en").vocab)
+    assert bounded._nlp is not None and len(bounded._nlp.vocab) < fresh + 300 + 100 * 4
+    monkeypatch.setattr("classifiers.text.VOCAB_LIMIT", 10**9)
+    assert [t for batch in got for t in batch] == TextPreparer().prepare(texts, ["en"] * 2000)
+
+
 def test_top_evidence_picks_each_rows_strongest_features() -> None:
     rng = np.random.default_rng(0)
     keep = np.ones(200)
