@@ -20,7 +20,7 @@ import numpy as np
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from scipy import sparse
 
-from classifiers.text import CJK, MENTION, URL
+from classifiers.text import CJK, MENTION, URL, may_hold_link
 
 LANGUAGES = (
     "en",
@@ -47,7 +47,7 @@ MAX_BYTES = 2_000  # a post's language is plain well before this; bounds a batch
 
 def without_links(text: str) -> str:
     """The text with links and @handles blanked: they say nothing of the language."""
-    if "/" in text or "www" in text.lower():  # as in classifiers.text.normalise
+    if may_hold_link(text):
         text = URL.sub(" ", text)
     return MENTION.sub(" ", text) if "@" in text else text
 

@@ -28,9 +28,14 @@ CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 VOCAB_LIMIT = 20_000
 
 
+def may_hold_link(text: str) -> bool:
+    """False only when ``URL`` cannot match: every link it matches has a "/" or a "www"."""
+    return "/" in text or "www" in text.lower()
+
+
 def normalise(text: str) -> str:
     """Collapse what varies without changing meaning: links, handles, hashtags, stretched words."""
-    if "/" in text or "www" in text.lower():  # every link URL matches has one or the other
+    if may_hold_link(text):
         text = URL.sub(" urltoken ", text)
     if "@" in text:
         text = MENTION.sub(" mentiontoken ", text)

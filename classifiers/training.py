@@ -23,6 +23,11 @@ def read_seed(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
+def rows_digest(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
+    """The training data's hash: each row's text and labels (blank where a row has none)."""
+    return data_hash([(r["text"], *(r.get(t) or "" for t in tasks)) for r in rows])
+
+
 def held_out_scores(
     model: TriageModel, prepared: list[str], rows: list[dict[str, Any]], tasks: Sequence[str]
 ) -> dict[str, dict[str, float]]:
@@ -70,7 +75,7 @@ def train_bundle(
     )
     metrics["held_out"] = len(idx_test)
     final = TriageModel(**params).fit(prepared, labels)
-    digest = data_hash([(r["text"], *(r.get(t) or "" for t in tasks)) for r in rows])
+    digest = rows_digest(rows, tasks)
     version = registry.register(
         MODEL_NAME, final, data_sha256=digest, metrics=metrics, params=final.get_params()
     )

@@ -19,9 +19,9 @@ from prefect.artifacts import create_markdown_artifact
 from sklearn.model_selection import GroupShuffleSplit
 
 from classifiers.model import TriageModel
-from classifiers.registry import PACKAGED, Registry, data_hash
+from classifiers.registry import PACKAGED, Registry
 from classifiers.text import TextPreparer
-from classifiers.training import SEED_CORPUS, held_out_scores, read_seed
+from classifiers.training import SEED_CORPUS, held_out_scores, read_seed, rows_digest
 from classifiers.triager import MODEL_NAME, OPTIONAL_TASKS, TASKS, bundle_tasks
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
 from flows.run_log import RUN_HOOKS
@@ -86,7 +86,7 @@ def train_and_compare(
     promoted = old is None or gain >= margin
     version = None
     if promoted:
-        digest = data_hash([(r["text"], *(r.get(t) or "" for t in tasks)) for r in rows])
+        digest = rows_digest(rows, tasks)
         version = registry.register(
             MODEL_NAME,
             candidate,

@@ -41,10 +41,7 @@ def scores(
     values = np.array([URGENCY_VALUE.get(level, 0.0) for level in urgency_levels])
     expected = urgency @ values
     top = urgency.argmax(axis=1)
-    followers = np.array([a.followers for a in authors], dtype=np.float64)
-    verified = np.array([a.verified for a in authors], dtype=bool)
-    reach = np.minimum(np.log10(followers + 1) / 6.0, 1.0)
-    reach = np.where(verified, np.minimum(reach + 0.25, 1.0), reach)
+    reach = np.array([reach_of(a.followers, a.verified) for a in authors])
     waited_s = np.maximum([(now - c).total_seconds() for c in created_at], 0.0)
     age = np.minimum(waited_s / AGE_FULL_S, 1.0)
     total = 100.0 * (
