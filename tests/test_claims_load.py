@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo import MongoClient
@@ -25,9 +25,7 @@ PROCESSES = 2
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
 
-def test_fifty_agents_empty_the_queue_without_sharing_an_item(
-    mongo_uri: str, unique: str
-) -> None:
+def test_fifty_agents_empty_the_queue_without_sharing_an_item(mongo_uri: str, unique: str) -> None:
     database = f"test_load_{unique}"
     stores = [MongoStore(mongo_uri, database, timeout_ms=60_000) for _ in range(PROCESSES)]
     try:
@@ -35,6 +33,14 @@ def test_fifty_agents_empty_the_queue_without_sharing_an_item(
         items = synthetic(ITEMS)
         for i in range(0, ITEMS, 1000):
             stores[0].write_batch(items[i : i + 1000])
+        # Each process starts with its claim index read, as an API process has it after its
+        # first request. Left to the first claims, one store's read could finish while the
+        # other's 25 threads were already claiming (both share this one GIL, which two
+        # processes do not): the late one then proposed only items the other had just taken,
+        # fell further behind with each re-read, and its agents got nothing (one CI run: 27 of
+        # 50 agents got work).
+        for store in stores:
+            store.agent_loads(datetime.now(UTC))
         claims: dict[str, list[str]] = {}
         errors: list[str] = []
         lock = threading.Lock()
