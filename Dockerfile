@@ -7,6 +7,6 @@ COPY connectors connectors
 COPY classifiers classifiers
 COPY flows flows
 COPY dashboards dashboards
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir . && TRIAGE_CACHE=/tmp/cache triage models vectors && rm -rf /tmp/cache
 USER nobody
 ENTRYPOINT ["triage"]

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := $(BIN)/python scripts/services
 PYTEST_ARGS ?=
 
-.PHONY: install demo test quality lint typecheck compose-check browser services-up services-down faults clean lock audit bench
+.PHONY: install vectors demo test quality lint typecheck compose-check browser services-up services-down faults clean lock audit bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)
+# Pretrained word vectors for `triage train --task` (classifiers/vectors.py): fetched once into
+# $TRIAGE_CACHE, installed beside the models.
+VECTORS := classifiers/vectors/glove-100d.npz
+$(VECTORS): $(STAMP)
+	$(BIN)/triage models vectors
+
+vectors: $(VECTORS)
+
+install: $(STAMP) $(VECTORS)
 
 demo: $(STAMP)
 	$(BIN)/triage demo --serve
@@ -38,13 +46,13 @@ browser:
 
 # Starts the real Kafka broker and FerretDB on loopback, runs every suite against them, and
 # stops them whatever the outcome.
-test: lint typecheck compose-check browser audit
+test: lint typecheck compose-check browser audit $(VECTORS)
 	$(SERVICES) build
 	$(SERVICES) up || { $(SERVICES) down; exit 1; }
 	. .services/env && $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; $(SERVICES) down; exit $$rc
 
 # Classifier quality on the public labelled sets in ../shared/data; writes docs/quality.*
-quality: $(STAMP)
+quality: $(STAMP) $(VECTORS)
 	$(BIN)/python bench/quality.py ../shared/data
 	$(BIN)/python bench/trends_quality.py ../shared/data
 	$(BIN)/python bench/similar_quality.py ../shared/data

@@ -147,10 +147,12 @@ def write(results: dict[str, dict[str, Any]], timings: dict[str, float]) -> None
         f"Command: `make quality` · date: {datetime.now(UTC):%Y-%m-%d} · machine: "
         f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
         "",
-        "Model: `TextClassifier` (spaCy tokens; word 1-3-gram TF-IDF, and char_wb 2-6-gram "
-        "TF-IDF over the text with Chinese characters rejoined; a linear SVM whose C is chosen "
-        "by 3-fold cross-validation on the training split only, with probabilities calibrated "
-        "on the out-of-fold scores), trained by the same code as `triage train --task`.",
+        "Model: `TextClassifier` (spaCy tokens; word 1-3-gram TF-IDF, char_wb 2-6-gram "
+        "TF-IDF over the text with Chinese characters rejoined, and the text's mean GloVe "
+        "vector (100,000 words, 100 dimensions, `classifiers/vectors.py`); a linear SVM whose "
+        "C is chosen by 3-fold cross-validation on the training split only, and a multinomial "
+        "logistic regression on its out-of-fold scores that gives the probabilities and the "
+        "prediction), trained by the same code as `triage train --task`.",
         "",
         "Protocols: Banking77 and TweetEval emotion on their official test sets (TweetEval's "
         "validation split is added to training; the test split is never seen); SMS spam "

@@ -467,6 +467,16 @@ def models_list(name: str = "triage") -> None:
     console.print(table)
 
 
+@models_app.command("vectors")
+def models_vectors() -> None:
+    """Fetch (once per cache) and install the word vectors `triage train --task` uses."""
+    from classifiers.vectors import install
+
+    with console.status("installing word vectors"):
+        path = install(settings().cache)
+    console.print(f"word vectors -> {path}")
+
+
 @models_app.command("promote")
 def models_promote(version: str, name: str = "triage") -> None:
     """Make a version the active one."""

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     )
     mongo_database: str = "triage"
     data_dir: Path = Path(".triage")
+    cache: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "social-triage",
+        description="downloads kept between installs (word vectors; the test services' builds)",
+    )
     models_dir: Path | None = Field(
         default=None, description="model registry; unset means the models shipped in the package"
     )
