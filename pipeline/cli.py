@@ -151,10 +151,12 @@ def worker(
     from pipeline.assist import Assistant
     from pipeline.automation import Automation
     from pipeline.bus import open_bus
+    from pipeline.heap import keep_small
     from pipeline.replies import repliers_from_settings
     from pipeline.store import open_store
     from pipeline.worker import Worker
 
+    keep_small()  # before the clients start their threads
     cfg = settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("kafka").setLevel(cfg.kafka_log_level)
