@@ -89,7 +89,8 @@ class MeanWordVectors(TransformerMixin, BaseEstimator):
             (self.weights_[cols], cols, np.asarray(indptr)),
             shape=(len(indptr) - 1, len(self.words_)),
         )
-        return sparse.csr_matrix(normalize(counts @ self.table_))
+        means = counts @ self.table_
+        return sparse.csr_matrix(normalize(means) if means.shape[0] else means)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray([f"vector{i}" for i in range(self.n_features_out_)], dtype=object)

@@ -77,6 +77,7 @@ def test_a_text_is_the_unit_length_mean_of_its_known_words() -> None:
     assert np.allclose(dense[0], dense[1])  # an unknown word is left out, not averaged in
     assert np.isclose(np.linalg.norm(dense[0]), 1.0)
     assert not dense[2].any() and not dense[3].any()
+    assert view.transform([]).shape == (0, vectors.DIMENSIONS)
 
 
 def test_a_saved_model_predicts_as_it_did(tmp_path: Path) -> None:
