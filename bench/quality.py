@@ -152,7 +152,10 @@ def write(results: dict[str, dict[str, Any]], timings: dict[str, float]) -> None
         "vector (100,000 words, 100 dimensions, `classifiers/vectors.py`); a linear SVM whose "
         "C is chosen by 3-fold cross-validation on the training split only, and a multinomial "
         "logistic regression on its out-of-fold scores that gives the probabilities and the "
-        "prediction), trained by the same code as `triage train --task`.",
+        "prediction; a multinomial naive Bayes over the word n-grams adds its out-of-fold "
+        "log-probabilities to that layer's input where cross-validation on the training split "
+        "says it gains more than twice its standard error), trained by the same code as "
+        "`triage train --task`.",
         "",
         "Protocols: Banking77 and TweetEval emotion on their official test sets (TweetEval's "
         "validation split is added to training; the test split is never seen); SMS spam "

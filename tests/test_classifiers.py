@@ -134,6 +134,33 @@ def test_text_classifier_chooses_c_by_cross_validation_and_calibrates() -> None:
     assert (model.predict(X) == np.asarray(y)).mean() > 0.9
 
 
+def test_naive_bayes_opinion_is_kept_only_when_it_beats_noise() -> None:
+    rng = np.random.default_rng(1)
+    words = {
+        "billing": ["refund", "charged", "invoice", "fee"],
+        "delivery": ["parcel", "courier", "late", "box"],
+        "other": ["hello", "thanks", "store", "hours"],
+    }
+    noise = ["my", "the", "again", "today", "please", "fee", "box", "thanks"]
+    X, y = [], []
+    for i in range(150):
+        label = list(words)[i % 3]
+        X.append(" ".join([*rng.choice(words[label], 1), *rng.choice(noise, 5)]))
+        y.append(label)
+    # an SVM starved by a tiny C leaves naive Bayes plenty to add; one with room, nothing
+    for C, kept in ((1e-4, True), (1.0, False)):
+        model = TextClassifier(C=C).fit(X, y)
+        mean, se = model.nb_gain_
+        assert (model.nb_ is not None) == (mean > 2 * se) == kept
+        # three SVM scores, then three naive Bayes log-probabilities scaled into [-1, 0] if kept
+        assert model.calibrator_.n_features_in_ == (6 if kept else 3)
+        nb_part = model._scores(["refund", "订单"])[:, 3:]
+        assert nb_part.shape[1] == (3 if kept else 0) and ((nb_part >= -1) & (nb_part <= 0)).all()
+    without = TextClassifier(C=1.0, nb_alpha=None).fit(X, y)
+    assert without.nb_ is None and not hasattr(without, "nb_gain_")
+    assert without.calibrator_.n_features_in_ == 3
+
+
 def test_chinese_character_view_spans_words() -> None:
     [prepared] = TextPreparer().prepare(["退款没到账"], ["zh"])
     names = TextClassifier(C=1.0).fit([prepared, "a b"] * 3, ["x", "y"] * 3)
