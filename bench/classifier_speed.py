@@ -11,7 +11,6 @@ with other work does not inflate) and peak resident memory; `docs/performance.md
 
 from __future__ import annotations
 
-import gc
 import os
 import platform
 import resource
@@ -24,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from classifiers.registry import Registry
 from classifiers.training import SEED_CORPUS, read_seed
 from classifiers.triager import Triager
+from pipeline.heap import settle
 from pipeline.records import Author, Post
 
 
@@ -49,7 +49,7 @@ def main() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     threadpool_limits(1)
     triager = Triager.from_registry(Registry())
-    gc.freeze()  # as `triage worker` does once it has loaded everything
+    settle()  # as `triage worker` does once it has loaded everything
     data = posts(n)
     now = datetime(2026, 11, 2, tzinfo=UTC)
     triager.triage(data[:batch], now)  # warm-up: spaCy and the vectorizers build their caches

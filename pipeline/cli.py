@@ -7,7 +7,6 @@ stderr naming the problem, and a non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import sys
@@ -151,7 +150,7 @@ def worker(
     from pipeline.assist import Assistant
     from pipeline.automation import Automation
     from pipeline.bus import open_bus
-    from pipeline.heap import keep_small
+    from pipeline.heap import keep_small, settle
     from pipeline.replies import repliers_from_settings
     from pipeline.store import open_store
     from pipeline.worker import Worker
@@ -166,8 +165,8 @@ def worker(
     automation = Automation(store, Assistant(store), repliers_from_settings(cfg, store))
     w = Worker(open_bus(cfg), store, triager, cfg, automation=automation)
     # The models, vocabularies and clients live as long as the process: out of the collector's
-    # full passes they no longer cost a fifth of the triage stage's CPU (bench/classifier_speed).
-    gc.freeze()
+    # passes, and its passes rarer (pipeline/heap.py).
+    settle()
     stop = stop_on_signals()
     try:
         totals = w.run(stop, idle_exit_s=idle_exit)

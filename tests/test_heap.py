@@ -1,4 +1,5 @@
-"""The worker's allocator setting, observed in glibc's own account of its arenas."""
+"""The worker's allocator and collector settings, observed in glibc's account of its arenas
+and in the collector's own callbacks."""
 
 from __future__ import annotations
 
@@ -38,3 +39,30 @@ def arenas(tmp_path: Path, mode: str) -> int:
 def test_a_worker_keeps_to_two_arenas_where_threads_would_each_take_one(tmp_path: Path) -> None:
     assert arenas(tmp_path, "default") > 2  # each thread that allocates gets its own
     assert arenas(tmp_path, "small") <= 2
+
+
+COLLECTOR_PROBE = """
+import gc, sys
+from pipeline.heap import settle
+if sys.argv[1] == "settled":
+    settle()
+passes = []
+gc.callbacks.append(lambda phase, info: phase == "start" and passes.append(info["generation"]))
+batch = [{"label": str(i), "probabilities": [i]} for i in range(50_000)]  # a batch's containers
+print(len(passes), gc.get_freeze_count())
+"""
+
+
+def collector_passes(mode: str) -> tuple[int, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", COLLECTOR_PROBE, mode], check=True, timeout=60, capture_output=True
+    )
+    passes, frozen = out.stdout.split()
+    return int(passes), int(frozen)
+
+
+def test_a_settled_worker_collects_a_tenth_as_often_with_its_models_frozen() -> None:
+    default_passes, default_frozen = collector_passes("default")
+    settled_passes, settled_frozen = collector_passes("settled")
+    assert default_passes >= 100 and default_frozen == 0  # 100,000 containers, one pass per 700
+    assert settled_passes <= default_passes // 10 and settled_frozen > 1000
