@@ -258,9 +258,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """What the calibration layer reads: the SVM's scores, then naive Bayes's."""
         Z = self.featurizer_.transform(X)
         scores = np.asarray(self.svm_.decision_function(Z)).reshape(Z.shape[0], -1)
-        if self.nb_ is None:
+        nb = getattr(self, "nb_", None)  # None too in a model saved before the opinion existed
+        if nb is None:
             return scores
-        return np.hstack([scores, self._nb_scores(self.nb_, self._presence(Z))])
+        return np.hstack([scores, self._nb_scores(nb, self._presence(Z))])
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         return np.asarray(self.calibrator_.predict_proba(self._scores(X)))
