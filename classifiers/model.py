@@ -240,18 +240,20 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             if self.nb_gain_[0] > 2 * self.nb_gain_[1]:
                 self.nb_ = MultinomialNB(alpha=self.nb_alpha).fit(words, labels)
                 stacked = with_nb
-        self.calibrator_ = LogisticRegression(max_iter=1000).fit(stacked, labels)
+        self.calibrator_ = self._layer().fit(stacked, labels)
         return self
 
     @staticmethod
+    def _layer() -> LogisticRegression:
+        """The calibration layer, one definition for the layer fitted and the one scored."""
+        return LogisticRegression(max_iter=1000)
+
     def _layer_scores(
-        inputs: np.ndarray, labels: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
+        self, inputs: np.ndarray, labels: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
     ) -> np.ndarray:
         """The calibration layer's macro-F1 on each fold, learning from the other folds."""
         return np.asarray(
-            cross_val_score(
-                LogisticRegression(max_iter=1000), inputs, labels, cv=splits, scoring="f1_macro"
-            )
+            cross_val_score(self._layer(), inputs, labels, cv=splits, scoring="f1_macro")
         )
 
     def _scores(self, X: Sequence[str]) -> np.ndarray:
