@@ -36,9 +36,8 @@ sys.path.insert(0, str(REPO))
 
 from pymongo import MongoClient  # noqa: E402
 
-from pipeline.mongo_store import MongoStore  # noqa: E402
 from pipeline.priority import band_for  # noqa: E402
-from pipeline.queue import AgentQueue  # noqa: E402
+from pipeline.queue.agent_queue import AgentQueue  # noqa: E402
 from pipeline.records import (  # noqa: E402
     Author,
     Post,
@@ -47,6 +46,7 @@ from pipeline.records import (  # noqa: E402
     TriagedPost,
 )
 from pipeline.store import Store  # noqa: E402
+from pipeline.store.mongo import MongoStore  # noqa: E402
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 DESIGN = """\
@@ -62,11 +62,11 @@ lock while it scans); every other filter and every sort decodes all documents in
 FerretDB v1 flag changes this (`--test-disable-pushdown` only removes the `_id` pushdown).
 
 So a claim never reads or updates the queue collection. `MongoStore` keeps the unresolved items in
-an in-memory claim index (`pipeline/claim_index.py`), read once per process (the slowest first
+an in-memory claim index (`pipeline/store/claim_index.py`), read once per process (the slowest first
 claim above) and re-read in the background for other processes' changes; the claim is the insert
 of the ledger token `<item>#<version>` with the new state, whose unique `_id` lets exactly one
 writer win on any MongoDB-wire server; concurrent token and audit inserts go out as one
-`insert_many` (`pipeline/group_insert.py`). Queue documents catch up with the ledger in the
+`insert_many` (`pipeline/store/group_insert.py`). Queue documents catch up with the ledger in the
 background after half a second of quiet, and every read applies the tokens a document has not
 caught up with, so state is right in every process at once. Tokens folded into their document
 are deleted 30 minutes later (a writer that read the item before the fold could otherwise insert

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.claims import synthetic  # noqa: E402
-from pipeline.mongo_store import MongoStore  # noqa: E402
+from pipeline.store.mongo import MongoStore  # noqa: E402
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from pipeline.kafka_bus import KafkaBus
+from pipeline.bus.kafka import KafkaBus
 
 SIZE = 1700  # bytes of one triaged post as the worker publishes it
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
-from pipeline.mongo_store import MongoStore
 from pipeline.records import Post, TriagedPost, utcnow
+from pipeline.store.mongo import MongoStore
 
 
 def per_message(args: argparse.Namespace, triager: Triager, store: MongoStore) -> int:

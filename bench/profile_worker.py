@@ -21,9 +21,9 @@ from pymongo import MongoClient
 from bench.posts import post_bytes
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
-from pipeline.kafka_bus import KafkaBus
-from pipeline.mongo_store import MongoStore
+from pipeline.bus.kafka import KafkaBus
 from pipeline.settings import Settings
+from pipeline.store.mongo import MongoStore
 from pipeline.worker import BatchStats, Worker
 
 

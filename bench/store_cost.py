@@ -22,8 +22,8 @@ from pymongo import MongoClient
 from bench.posts import post_bytes
 from classifiers.registry import Registry
 from classifiers.triager import Triager
-from pipeline.mongo_store import MongoStore
 from pipeline.records import Post
+from pipeline.store.mongo import MongoStore
 
 BATCH = 500
 

@@ -43,7 +43,7 @@ from kafka.errors import KafkaError
 from pymongo import MongoClient
 
 from bench.posts import post_bytes, texts
-from pipeline.kafka_bus import KafkaBus
+from pipeline.bus.kafka import KafkaBus
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"

@@ -1,7 +1,7 @@
 """`make quality`: trend alerts on CrisisLex T26 timelines mixed into a steady background.
 
 Replays the seeded stream of ``bench/trends_stream.py`` minute by minute through the detector
-(``pipeline/trends.py``) and scores every alert it raises:
+(``pipeline/trends/detector.py``) and scores every alert it raises:
 
 - an alert belongs to an event when most of the posts that carry it are that event's posts,
   otherwise it is a false alert;
@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.trends_stream import Stream, batches, build, shard
-from pipeline.trends import DetectorConfig, Trend, TrendDetector, parse_key
+from pipeline.trends.detector import DetectorConfig, Trend, TrendDetector, parse_key
 
 REPO = Path(__file__).resolve().parent.parent
 SHARDS = 4  # independent streams, one process each

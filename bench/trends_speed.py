@@ -38,10 +38,10 @@ from pydantic import ValidationError
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
 from pipeline.bus import InProcessBus
-from pipeline.embedded_store import EmbeddedStore
 from pipeline.records import Post, TriagedPost
 from pipeline.settings import Settings
-from pipeline.trends import TrendDetector
+from pipeline.store.embedded import EmbeddedStore
+from pipeline.trends.detector import TrendDetector
 from pipeline.worker import Worker
 
 REPO = Path(__file__).resolve().parent.parent

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.trends import Batch
+from pipeline.trends.detector import Batch
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 WARMUP_DAYS = 2

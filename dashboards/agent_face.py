@@ -1,12 +1,12 @@
 """The agent console: the queue by priority with its reasons, claim, and work on one item.
 
-Every action goes through the queue's rules (``pipeline.queue.AgentQueue``): a claim is exclusive
-and every change is a compare-and-set, so when two agents act on one item only one succeeds and
-the other is told who holds it. The queue and the open item's ownership refresh every two seconds
-(``data-refresh`` in the page), so nobody works from a stale view. Next to the open item the
-assist panel (``pipeline.assist``) shows similar resolved cases with their replies and outcomes,
-suggested replies filled from the post (edited, then copied into the reply), the tone cue and the
-best knowledge articles.
+Every action goes through the queue's rules (``pipeline.queue.agent_queue.AgentQueue``): a claim
+is exclusive and every change is a compare-and-set, so when two agents act on one item only one
+succeeds and the other is told who holds it. The queue and the open item's ownership refresh
+every two seconds (``data-refresh`` in the page), so nobody works from a stale view. Next to the
+open item the assist panel (``pipeline.assist.assistant``) shows similar resolved cases with their
+replies and outcomes, suggested replies filled from the post (edited, then copied into the
+reply), the tone cue and the best knowledge articles.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from dashboards.assist_api import services as assist_services
 from dashboards.auth import User, get_store, require_roles
 from dashboards.pages import flash, fragment, render
 from dashboards.queue_api import services
-from pipeline.corrections import record_correction
+from pipeline.assist.corrections import record_correction
 from pipeline.errors import TriageError
-from pipeline.escalation import EscalationRecord, EscalationRequest
-from pipeline.incidents import incidents, resolve_incident
-from pipeline.queue import AgentQueue, QueueError
+from pipeline.queue.agent_queue import AgentQueue, QueueError
+from pipeline.queue.escalation import EscalationRecord, EscalationRequest
+from pipeline.queue.sla import RESOLUTION, SlaPolicy
 from pipeline.records import QueueItem, utcnow
-from pipeline.sla import RESOLUTION, SlaPolicy
 from pipeline.store import Store
+from pipeline.trends.incidents import incidents, resolve_incident
 
 router = APIRouter(include_in_schema=False)
 Agent = Annotated[User, Depends(require_roles("agent"))]
@@ -174,8 +174,8 @@ def relabel(
     store: StoreDep,
     topic: Annotated[str, Form(pattern="^(" + "|".join(TOPICS) + ")$")],
 ) -> Response:
-    """Keep the agent's correction for the next retrain flow (``pipeline/corrections.py``), with
-    the post's text and the model's labels, and audit it."""
+    """Keep the agent's correction for the next retrain flow (``pipeline/assist/corrections.py``),
+    with the post's text and the model's labels, and audit it."""
     try:
         record_correction(store, item_id, "topic", topic, user.name)
     except TriageError as exc:

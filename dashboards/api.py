@@ -24,12 +24,12 @@ from dashboards.auth import LoginRequired, check_csrf, current_user, require_rol
 from dashboards.incident_api import router as incident_router
 from pipeline.bus import Bus
 from pipeline.errors import TransientError
-from pipeline.incidents import IncidentError
-from pipeline.queue import QueueError
+from pipeline.outbound.replies import NoReplier
+from pipeline.queue.agent_queue import QueueError
 from pipeline.records import QueueItem
-from pipeline.replies import NoReplier
 from pipeline.settings import Settings
 from pipeline.store import Store
+from pipeline.trends.incidents import IncidentError
 
 BANDS = ("P1", "P2", "P3", "P4")
 

@@ -4,8 +4,8 @@ operators keep (reply templates, knowledge articles, automation rules, the off s
 Agents (and operators) read; only operators (and admins) change templates, knowledge and
 automation, or run it. The similar-cases index lives with the app (``app.state.assist``) and takes
 in newly resolved items on every read. Replies go out through ``app.state.repliers`` (a
-``pipeline.replies.Repliers``), by default the X and Reddit connectors configured in the settings;
-a source without a way back to the customer is never answered automatically.
+``pipeline.outbound.replies.Repliers``), by default the X and Reddit connectors configured in the
+settings; a source without a way back to the customer is never answered automatically.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from dashboards.auth import User, require_roles
-from pipeline.assist import Assistant
+from pipeline.assist.assistant import Assistant
+from pipeline.assist.automation import Automation, ReopenedReply
 from pipeline.assist_records import (
     Assistance,
     AutomationRule,
@@ -25,10 +26,9 @@ from pipeline.assist_records import (
     KnowledgeArticle,
     ReplyTemplate,
 )
-from pipeline.automation import Automation, ReopenedReply
-from pipeline.queue import QueueError
+from pipeline.outbound.replies import repliers_from_settings
+from pipeline.queue.agent_queue import QueueError
 from pipeline.records import QueueItem, utcnow
-from pipeline.replies import repliers_from_settings
 
 T = TypeVar("T", bound=BaseModel)
 router = APIRouter(prefix="/api/v1/assist", tags=["assist"])

@@ -27,8 +27,8 @@ from dashboards.i18n import translate
 from dashboards.pages import language, render
 from pipeline.records import AwareDatetime, utcnow
 from pipeline.store import Store
-from pipeline.trend_report import render as render_report
-from pipeline.trend_report import trend_report_data
+from pipeline.trends.report import render as render_report
+from pipeline.trends.report import trend_report_data
 
 router = APIRouter(include_in_schema=False)
 Marketer = Annotated[User, Depends(require_roles("marketing"))]

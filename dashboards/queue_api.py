@@ -18,16 +18,20 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from dashboards.auth import User, get_store, require_roles
-from pipeline.agents import NAME_PATTERN, AgentProfile, Agents
-from pipeline.channels import mailer_from_settings, phone_from_settings, video_from_settings
-from pipeline.customers import CustomerContext, Customers
-from pipeline.escalation import EscalationRecord, EscalationRequest, Escalations
-from pipeline.kpis import Kpis, compute
-from pipeline.queue import AgentQueue
+from pipeline.outbound.channels import (
+    mailer_from_settings,
+    phone_from_settings,
+    video_from_settings,
+)
+from pipeline.outbound.replies import repliers_from_settings
+from pipeline.queue.agent_queue import AgentQueue
+from pipeline.queue.agents import NAME_PATTERN, AgentProfile, Agents
+from pipeline.queue.customers import CustomerContext, Customers
+from pipeline.queue.escalation import EscalationRecord, EscalationRequest, Escalations
+from pipeline.queue.kpis import Kpis, compute
+from pipeline.queue.sla import FIRST_RESPONSE, RESOLUTION, SlaPolicy
 from pipeline.records import AwareDatetime, QueueItem
-from pipeline.replies import repliers_from_settings
 from pipeline.settings import Settings
-from pipeline.sla import FIRST_RESPONSE, RESOLUTION, SlaPolicy
 from pipeline.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["queue"])

@@ -16,8 +16,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
 from flows.run_log import RUN_HOOKS
+from pipeline.bus.offsets import Offsets
 from pipeline.errors import ConfigError, TriageError
-from pipeline.kafka_offsets import Offsets
 from pipeline.records import utcnow
 from pipeline.settings import Settings
 from pipeline.store import COLLECTIONS, open_store

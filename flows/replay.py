@@ -22,9 +22,9 @@ from pydantic import ValidationError
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
 from flows.run_log import RUN_HOOKS
 from pipeline.bus import Message
+from pipeline.bus.kafka import KafkaBus
+from pipeline.bus.offsets import Offsets
 from pipeline.errors import ConfigError
-from pipeline.kafka_bus import KafkaBus
-from pipeline.kafka_offsets import Offsets
 from pipeline.records import DeadLetter, Post
 from pipeline.settings import Settings
 from pipeline.store import open_store

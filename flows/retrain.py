@@ -25,7 +25,7 @@ from classifiers.training import SEED_CORPUS, held_out_scores, read_seed, rows_d
 from classifiers.triager import MODEL_NAME, OPTIONAL_TASKS, TASKS, bundle_tasks
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
 from flows.run_log import RUN_HOOKS
-from pipeline.corrections import corrected_rows
+from pipeline.assist.corrections import corrected_rows
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 from pipeline.store import open_store

@@ -16,9 +16,9 @@ from prefect.artifacts import create_table_artifact
 
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
 from flows.run_log import RUN_HOOKS
-from pipeline.queue import AgentQueue
+from pipeline.queue.agent_queue import AgentQueue
+from pipeline.queue.sla import SlaPolicy
 from pipeline.settings import Settings
-from pipeline.sla import SlaPolicy
 from pipeline.store import open_store
 
 

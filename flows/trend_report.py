@@ -1,7 +1,7 @@
 """The trend-report flow, hourly and daily: the marketing trend report for the last full hour
 (or day), written as HTML and kept in the store, where the dashboard finds the latest.
 
-The report itself is ``pipeline.trend_report`` (also ``triage report trends``). Each run stores a
+The report itself is ``pipeline.trends.report`` (also ``triage report trends``). Each run stores a
 record ``trend_report/<period>:<start>`` with the report's data and the file it wrote, and
 replaces ``trend_report/latest:<period>``, so a rerun for the same period replaces its report
 instead of adding a second one.
@@ -21,7 +21,7 @@ from pipeline.errors import ConfigError
 from pipeline.records import utcnow
 from pipeline.settings import Settings
 from pipeline.store import open_store
-from pipeline.trend_report import render, trend_report_data
+from pipeline.trends.report import render, trend_report_data
 
 PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 RECORD = "trend_report"

@@ -1,1 +1,1 @@
-"""The triage pipeline: records, bus, store, worker and the ``triage`` command."""
+"""The triage pipeline: records and settings (the spine), the worker, a sub-package a concern."""

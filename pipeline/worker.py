@@ -25,14 +25,14 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from classifiers.triager import Triager
-from pipeline.automation import Automation
+from pipeline.assist.automation import Automation
 from pipeline.bus import Bus, Message
 from pipeline.errors import TransientError
-from pipeline.incidents import Candidate, link_incidents
 from pipeline.records import DeadLetter, Post, TriagedPost, utcnow
 from pipeline.settings import Settings
 from pipeline.store import Store
-from pipeline.trends import Trend, TrendDetector
+from pipeline.trends.detector import Trend, TrendDetector
+from pipeline.trends.incidents import Candidate, link_incidents
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

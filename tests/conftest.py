@@ -13,9 +13,9 @@ from pymongo import MongoClient
 
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
-from pipeline.embedded_store import EmbeddedStore
-from pipeline.mongo_store import MongoStore
 from pipeline.store import Store
+from pipeline.store.embedded import EmbeddedStore
+from pipeline.store.mongo import MongoStore
 from tests.servers import inbox, provider, tls_files  # noqa: F401  (fixtures)
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from pipeline.bus.kafka import KafkaBus
 from pipeline.errors import TransientError
-from pipeline.kafka_bus import KafkaBus
-from pipeline.mongo_store import MongoStore
+from pipeline.store.mongo import MongoStore
 
 
 @dataclass

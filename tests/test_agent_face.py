@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
-from pipeline.incidents import Incident, save
 from pipeline.store import Store
+from pipeline.trends.incidents import Incident, save
 from tests.helpers import make_post
 
 NOW = datetime(2026, 11, 2, tzinfo=UTC)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from classifiers.triager import Triager
-from pipeline.queue import AgentQueue, LeaseExpired, NotHolder, QueueError, UnknownItem
+from pipeline.queue.agent_queue import AgentQueue, LeaseExpired, NotHolder, QueueError, UnknownItem
 from pipeline.store import Store
 from tests.helpers import make_post
 

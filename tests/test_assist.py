@@ -12,7 +12,8 @@ import pytest
 from classifiers.similar import SimilarIndex
 from classifiers.triager import Triager
 from connectors.x import XConnector
-from pipeline.assist import Assistant, SimilarCases, tone_cue
+from pipeline.assist.assistant import Assistant, SimilarCases, tone_cue
+from pipeline.assist.automation import AGENT, Automation
 from pipeline.assist_records import (
     AutomationRule,
     AutomationSettings,
@@ -20,11 +21,10 @@ from pipeline.assist_records import (
     OutboundReply,
     ReplyTemplate,
 )
-from pipeline.automation import AGENT, Automation
 from pipeline.bus import InProcessBus
-from pipeline.queue import AgentQueue, QueueError
+from pipeline.outbound.replies import ConnectorReplier, Repliers
+from pipeline.queue.agent_queue import AgentQueue, QueueError
 from pipeline.records import Author, Post, QueueItem
-from pipeline.replies import ConnectorReplier, Repliers
 from pipeline.store import Store
 from pipeline.worker import Worker
 from tests import cassettes

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
-from pipeline.queue import AgentQueue
+from pipeline.outbound.replies import Repliers
+from pipeline.queue.agent_queue import AgentQueue
 from pipeline.records import QueueItem
-from pipeline.replies import Repliers
 from pipeline.store import Store
 from tests.helpers import make_post
 

@@ -15,12 +15,12 @@ from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
 from dashboards.i18n import translate
-from pipeline.assist import Assistant, tone_of
+from pipeline.assist.assistant import Assistant, tone_of
 from pipeline.assist_records import KnowledgeArticle, ReplyTemplate
-from pipeline.embedded_store import EmbeddedStore
-from pipeline.queue import AgentQueue
+from pipeline.outbound.replies import REPLY
+from pipeline.queue.agent_queue import AgentQueue
 from pipeline.records import Author, Post, utcnow
-from pipeline.replies import REPLY
+from pipeline.store.embedded import EmbeddedStore
 from tests.dashboard_server import ARTIFACTS, served
 from tests.helpers import embedded_settings
 from tests.test_dashboards_browser import PASSWORD, browser, sign_in  # noqa: F401  (fixture)

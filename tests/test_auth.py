@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from dashboards.api import create_app
 from dashboards.auth import User, authenticate, make_account, require_roles
-from pipeline.embedded_store import EmbeddedStore
 from pipeline.errors import ConfigError
 from pipeline.store import Store
+from pipeline.store.embedded import EmbeddedStore
 
 PASSWORD = "correct horse battery"
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline.bus import Bus, InProcessBus
-from pipeline.kafka_bus import KafkaBus
+from pipeline.bus.kafka import KafkaBus
 from tests.helpers import poll_until
 
 

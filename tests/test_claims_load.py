@@ -15,8 +15,8 @@ import pytest
 from pymongo import MongoClient
 
 from bench.claims import synthetic
-from pipeline.mongo_store import MongoStore
-from pipeline.queue import AgentQueue
+from pipeline.queue.agent_queue import AgentQueue
+from pipeline.store.mongo import MongoStore
 
 ITEMS = 10_000
 AGENTS = 50

@@ -77,7 +77,7 @@ def test_demo_runs_the_whole_pipeline_embedded(tmp_path: Path) -> None:
     code, out, err = triage("demo", "--posts", str(sample), "--data-dir", str(tmp_path / "d"))
     assert code == 0, err
     assert "Pipeline summary" in out and "Queue depth" in out and "Top topics" in out
-    from pipeline.embedded_store import EmbeddedStore
+    from pipeline.store.embedded import EmbeddedStore
 
     store = EmbeddedStore(tmp_path / "d" / "triage.sqlite3")
     assert store.count("posts") == 300
@@ -119,7 +119,7 @@ def test_x_needs_credentials_and_reads_them_from_a_secrets_dir(tmp_path: Path) -
 def test_replay_sends_a_file_to_kafka_and_dead_letters_bad_lines(
     kafka_bootstrap: str, tmp_path: Path, unique: str
 ) -> None:
-    from pipeline.kafka_bus import KafkaBus
+    from pipeline.bus.kafka import KafkaBus
 
     sample = tmp_path / "posts.jsonl"
     sample.write_bytes(b"\n".join([post_bytes(i) for i in range(50)] + [b"{broken"]) + b"\n")
@@ -150,7 +150,7 @@ def test_ctrl_c_stops_a_connector_cleanly_and_it_resumes(
     import signal
     import time
 
-    from pipeline.kafka_bus import KafkaBus
+    from pipeline.bus.kafka import KafkaBus
 
     sample = tmp_path / "posts.jsonl"
     sample.write_bytes(b"\n".join(post_bytes(i) for i in range(400)) + b"\n")
@@ -190,7 +190,7 @@ def test_agents_claim_and_resolve_from_the_command_line(tmp_path: Path) -> None:
 
     from classifiers.registry import Registry
     from classifiers.triager import Triager
-    from pipeline.embedded_store import EmbeddedStore
+    from pipeline.store.embedded import EmbeddedStore
     from tests.helpers import make_post
 
     store = EmbeddedStore(tmp_path / "triage.sqlite3")

@@ -14,9 +14,9 @@ import pytest
 
 from connectors.reddit import RedditConnector
 from pipeline.bus import InProcessBus
-from pipeline.embedded_store import EmbeddedStore
-from pipeline.kafka_bus import KafkaBus
+from pipeline.bus.kafka import KafkaBus
 from pipeline.records import DeadLetter, Post
+from pipeline.store.embedded import EmbeddedStore
 from tests.cassettes import FIXTURES, player
 
 REDDIT = FIXTURES / "reddit_api"

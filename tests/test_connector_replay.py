@@ -9,9 +9,9 @@ import pytest
 
 from connectors.replay import ReplayConnector
 from pipeline.bus import InProcessBus
-from pipeline.embedded_store import EmbeddedStore
 from pipeline.errors import ConfigError
 from pipeline.records import DeadLetter, Post
+from pipeline.store.embedded import EmbeddedStore
 from tests.helpers import post_bytes
 
 TWCS = [

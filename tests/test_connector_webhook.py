@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from connectors.webhook import WebhookConnector, sign
 from pipeline.bus import InProcessBus
-from pipeline.kafka_bus import KafkaBus
+from pipeline.bus.kafka import KafkaBus
 from pipeline.records import DeadLetter, Post
 from tests.helpers import make_post
 

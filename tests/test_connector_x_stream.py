@@ -15,9 +15,9 @@ import tweepy
 
 from connectors.x_stream import RULE_TAG, RuleStream, XStreamConnector
 from pipeline.bus import InProcessBus
-from pipeline.embedded_store import EmbeddedStore
-from pipeline.kafka_bus import KafkaBus
+from pipeline.bus.kafka import KafkaBus
 from pipeline.records import DeadLetter, Post
+from pipeline.store.embedded import EmbeddedStore
 from tests import cassettes
 
 SEARCH = "test_client_search_recent_tweets.yaml"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from classifiers.triager import Triager
-from pipeline.corrections import BadCorrection, corrected_rows, record_correction
-from pipeline.queue import UnknownItem
+from pipeline.assist.corrections import BadCorrection, corrected_rows, record_correction
+from pipeline.queue.agent_queue import UnknownItem
 from pipeline.store import Store
 from tests.helpers import make_post
 

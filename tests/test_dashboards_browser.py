@@ -25,9 +25,9 @@ from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
 from pipeline.bus import InProcessBus
-from pipeline.embedded_store import EmbeddedStore
 from pipeline.records import Author, DeadLetter, Post, utcnow
 from pipeline.settings import Settings
+from pipeline.store.embedded import EmbeddedStore
 from pipeline.worker import Worker
 from tests.dashboard_server import ARTIFACTS, CHROMIUM_ARGS, free_port, require_chromium, served
 from tests.helpers import embedded_settings, make_post

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import SecretStr
 
-from pipeline.channels import (
+from pipeline.errors import TransientError
+from pipeline.outbound.channels import (
     CallbackRequest,
     JitsiRooms,
     SmtpMailer,
@@ -18,7 +19,6 @@ from pipeline.channels import (
     ZoomMeetings,
     mailer_from_settings,
 )
-from pipeline.errors import TransientError
 from pipeline.settings import Settings
 from tests.servers import SMTP_PASSWORD, SMTP_USER, Inbox, Recorder
 

@@ -12,7 +12,7 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
-from pipeline.group_insert import GroupInsert
+from pipeline.store.group_insert import GroupInsert
 
 pytestmark = pytest.mark.mongo
 CALLERS = 40

@@ -19,8 +19,14 @@ from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
 from dashboards.queue_api import QueueServices
-from pipeline.embedded_store import EmbeddedStore
-from pipeline.incidents import (
+from pipeline.outbound.replies import Repliers
+from pipeline.queue.agent_queue import AgentQueue
+from pipeline.records import AuditEntry, Author, Post, QueueItem
+from pipeline.settings import Settings
+from pipeline.store import Store
+from pipeline.store.embedded import EmbeddedStore
+from pipeline.trends.detector import SamplePost, Trend
+from pipeline.trends.incidents import (
     Candidate,
     Incident,
     IncidentError,
@@ -30,12 +36,6 @@ from pipeline.incidents import (
     link_incidents,
     resolve_incident,
 )
-from pipeline.queue import AgentQueue
-from pipeline.records import AuditEntry, Author, Post, QueueItem
-from pipeline.replies import Repliers
-from pipeline.settings import Settings
-from pipeline.store import Store
-from pipeline.trends import SamplePost, Trend
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -317,7 +317,7 @@ def other_ids(queued: list[str]) -> list[str]:
 
 
 def audit_entries(store: Store) -> list[AuditEntry]:
-    from pipeline.mongo_store import MongoStore
+    from pipeline.store.mongo import MongoStore
 
     if isinstance(store, EmbeddedStore):
         rows = store._run("SELECT doc FROM audit ORDER BY seq")

@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
 
-from pipeline.kafka_bus import GroupView, KafkaBus, idle_reason
+from pipeline.bus.kafka import GroupView, KafkaBus, idle_reason
 from tests.helpers import poll_until, wait_for
 
 T0, T1 = TopicPartition("raw", 0), TopicPartition("raw", 1)
@@ -76,7 +76,7 @@ def test_a_member_whose_partitions_stopped_fetching_rejoins_and_reads_what_waits
         stuck = consumer._consumer
         stuck.pause(*stuck.assignment())
         produce(bus, topic, 10)
-        with caplog.at_level(logging.WARNING, logger="pipeline.kafka_bus"):
+        with caplog.at_level(logging.WARNING, logger="pipeline.bus.kafka"):
             later = poll_until(consumer, 10, timeout_s=60)
         assert len(later) == 10, caplog.text
         assert "10 records wait in" in caplog.text
@@ -108,7 +108,7 @@ def test_a_member_the_group_gives_nothing_while_another_holds_all_says_so_and_re
     bus: KafkaBus, names: tuple[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     topic, group = names
-    with caplog.at_level(logging.WARNING, logger="pipeline.kafka_bus"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.bus.kafka"):
         # The greedy member is a plain kafka-python client, and such a client was seen to stall
         # as leader under load and drop out of the group: then it is started again, as that is
         # not what is tested here.

@@ -12,7 +12,7 @@ import pytest
 from pymongo import MongoClient
 
 from bench.claims import synthetic
-from pipeline.mongo_store import MongoStore
+from pipeline.store.mongo import MongoStore
 
 pytestmark = pytest.mark.mongo
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)

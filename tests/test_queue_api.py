@@ -184,8 +184,8 @@ def test_escalate_by_email_within_policy_and_see_it_in_context(
 
 
 def _audit(store: Store) -> list[dict[str, object]]:
-    from pipeline.embedded_store import EmbeddedStore
-    from pipeline.mongo_store import MongoStore
+    from pipeline.store.embedded import EmbeddedStore
+    from pipeline.store.mongo import MongoStore
 
     if isinstance(store, MongoStore):
         return list(store.audit.find({}, {"_id": 0}))

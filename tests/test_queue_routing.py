@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from classifiers.triager import Triager
-from pipeline.agents import AgentProfile
-from pipeline.customers import Customers
-from pipeline.escalation import EscalationRequest, Escalations
-from pipeline.kpis import compute
-from pipeline.queue import AgentBusy, AgentQueue, UnknownAgent
+from pipeline.queue.agent_queue import AgentBusy, AgentQueue, UnknownAgent
+from pipeline.queue.agents import AgentProfile
+from pipeline.queue.customers import Customers
+from pipeline.queue.escalation import EscalationRequest, Escalations
+from pipeline.queue.kpis import compute
+from pipeline.queue.sla import SlaPolicy
 from pipeline.records import Author, Post
-from pipeline.sla import SlaPolicy
 from pipeline.store import Store
 from tests.helpers import make_post
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from dashboards.api import create_app
 from dashboards.auth import make_account
-from pipeline.embedded_store import EmbeddedStore
 from pipeline.records import ROLES
+from pipeline.store.embedded import EmbeddedStore
 
 PASSWORD = "correct horse battery"
 # Routes anyone may call: signing in and out, the login page, the home page that sends each

@@ -19,10 +19,11 @@ from classifiers.triager import Triager
 from connectors.webhook import WebhookConnector, sign
 from dashboards.api import create_app
 from dashboards.auth import make_account
-from pipeline import cli, log_redaction
+from pipeline import log_redaction
 from pipeline.bus import InProcessBus
-from pipeline.embedded_store import EmbeddedStore
+from pipeline.cli import main as cli
 from pipeline.records import Post, TriagedPost
+from pipeline.store.embedded import EmbeddedStore
 from pipeline.worker import Worker
 from tests.helpers import embedded_settings, post_bytes
 

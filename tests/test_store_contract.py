@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from classifiers.triager import Triager
-from pipeline.embedded_store import EmbeddedStore
-from pipeline.mongo_store import MongoStore
 from pipeline.records import AuditEntry, Author, TriagedPost
 from pipeline.store import Store
+from pipeline.store.embedded import EmbeddedStore
+from pipeline.store.mongo import MongoStore
 from tests.helpers import make_post
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)

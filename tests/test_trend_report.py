@@ -15,13 +15,13 @@ import pytest
 from pypdf import PdfReader
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.embedded_store import EmbeddedStore
+from pipeline.cli.main import app
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 from pipeline.store import Store
-from pipeline.trend_report import PNG_SIZE, render, trend_report_data
-from pipeline.trends import TrendDetector
+from pipeline.store.embedded import EmbeddedStore
+from pipeline.trends.detector import TrendDetector
+from pipeline.trends.report import PNG_SIZE, render, trend_report_data
 from tests.test_trends import START, START_MIN, background, batch_of, burst, stream
 
 END = START + timedelta(hours=5)

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 
 from classifiers.triager import Triager
-from pipeline import trends
 from pipeline.bus import InProcessBus
-from pipeline.embedded_store import EmbeddedStore
-from pipeline.incidents import incidents
 from pipeline.records import Author, Post
 from pipeline.store import Store
-from pipeline.trends import (
+from pipeline.store.embedded import EmbeddedStore
+from pipeline.trends import detector as trends
+from pipeline.trends.detector import (
     Batch,
     DetectorConfig,
     Trend,
@@ -25,6 +24,7 @@ from pipeline.trends import (
     bucket_counts,
     tokenise,
 )
+from pipeline.trends.incidents import incidents
 from pipeline.worker import Worker
 from tests.helpers import embedded_settings
 

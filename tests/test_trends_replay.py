@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.trends import Batch, Trend, TrendDetector
+from pipeline.trends.detector import Batch, Trend, TrendDetector
 from tests.test_trends import START_MIN, WORDS, background, batch_of
 
 

@@ -16,7 +16,7 @@ from classifiers import vectors
 from classifiers.model import TextClassifier
 from classifiers.text import TextPreparer
 from classifiers.vectors import MeanWordVectors
-from pipeline.cli import main
+from pipeline.cli.main import main
 from tests.test_cli import one_line_error
 
 TRAIN = {

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.deployments import PLAN, deployments
-from pipeline.cli import app
+from pipeline.cli.main import app
 from pipeline.errors import TriageError
 from tests.flow_runs.test_health_flow import produce
 from tests.helpers import post_bytes

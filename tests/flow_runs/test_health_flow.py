@@ -11,9 +11,9 @@ from dashboards.api import create_app
 from dashboards.auth import make_account
 from flows.health import health
 from flows.run_log import FLOW_RUNS
-from pipeline.kafka_bus import KafkaBus
-from pipeline.mongo_store import MongoStore
+from pipeline.bus.kafka import KafkaBus
 from pipeline.settings import Settings
+from pipeline.store.mongo import MongoStore
 from tests.flow_runs.conftest import run_artifacts
 from tests.helpers import poll_until, post_bytes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flows.ingest import ingest
-from pipeline.kafka_bus import KafkaBus
+from pipeline.bus.kafka import KafkaBus
 from tests.flow_runs.conftest import run_artifacts
 from tests.helpers import make_post
 

@@ -13,7 +13,7 @@ from kafka import KafkaProducer
 from classifiers.triager import Triager
 from flows.replay import replay
 from pipeline.bus import open_bus
-from pipeline.kafka_bus import KafkaBus
+from pipeline.bus.kafka import KafkaBus
 from pipeline.records import DeadLetter
 from pipeline.settings import Settings
 from pipeline.store import open_store

@@ -14,7 +14,7 @@ from classifiers.text import TextPreparer
 from classifiers.training import SEED_CORPUS, read_seed
 from classifiers.triager import MODEL_NAME, TASKS, Triager
 from flows.retrain import retrain
-from pipeline.corrections import record_correction
+from pipeline.assist.corrections import record_correction
 from pipeline.records import utcnow
 from pipeline.settings import Settings
 from pipeline.store import open_store

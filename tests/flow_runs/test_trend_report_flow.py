@@ -16,7 +16,7 @@ from flows.trend_report import trend_report
 from pipeline.records import Author, Post
 from pipeline.settings import Settings
 from pipeline.store import open_store
-from pipeline.trends import TrendDetector
+from pipeline.trends.detector import TrendDetector
 from tests.flow_runs.conftest import run_artifacts
 from tests.helpers import TEXTS
 

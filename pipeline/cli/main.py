@@ -26,9 +26,9 @@ from rich.table import Table
 from connectors.base import Connector
 from pipeline import log_redaction
 from pipeline.bus import Producer
+from pipeline.cli.flows import flows_app
 from pipeline.errors import ConfigError, TriageError
-from pipeline.flows_cli import flows_app
-from pipeline.queue import AgentQueue
+from pipeline.queue.agent_queue import AgentQueue
 from pipeline.records import QueueItem
 from pipeline.settings import Settings
 from pipeline.store import Store
@@ -59,7 +59,7 @@ app.add_typer(incidents_app, name="incidents")
 
 console = Console()
 SAMPLE_POSTS = (
-    Path(__file__).resolve().parent.parent / "connectors" / "samples" / "demo_posts.jsonl"
+    Path(__file__).resolve().parents[2] / "connectors" / "samples" / "demo_posts.jsonl"
 )
 
 
@@ -133,7 +133,7 @@ def demo(
     port: Annotated[int, typer.Option(min=1, max=65535, help="dashboard port with --serve")] = 8000,
 ) -> None:
     """Run the whole pipeline on its embedded default: replay -> bus -> worker -> store/queue."""
-    from pipeline.demo import run_demo
+    from pipeline.cli.demo import run_demo
 
     run_demo(posts, data_dir, console, (host, port) if serve else None)
 
@@ -147,11 +147,11 @@ def worker(
     """Consume posts.raw in micro-batches and triage them into the store and the queue."""
     from classifiers.registry import PACKAGED, Registry
     from classifiers.triager import Triager
-    from pipeline.assist import Assistant
-    from pipeline.automation import Automation
+    from pipeline.assist.assistant import Assistant
+    from pipeline.assist.automation import Automation
     from pipeline.bus import open_bus
     from pipeline.heap import keep_small, settle
-    from pipeline.replies import repliers_from_settings
+    from pipeline.outbound.replies import repliers_from_settings
     from pipeline.store import open_store
     from pipeline.worker import Worker
 
@@ -498,7 +498,7 @@ def models_rollback(name: str = "triage") -> None:
 
 def agent_queue(lease_minutes: float = 10.0) -> AgentQueue:
     """The queue on the configured store; resolutions reply through the configured connectors."""
-    from pipeline.replies import repliers_from_settings
+    from pipeline.outbound.replies import repliers_from_settings
     from pipeline.store import open_store
 
     cfg = settings()
@@ -642,7 +642,7 @@ def report_trends(
 ) -> None:
     """What rose and when: volume with spikes, rising topics, sentiment, sources and languages."""
     from pipeline.store import open_store
-    from pipeline.trend_report import FORMATS, render, trend_report_data
+    from pipeline.trends.report import FORMATS, render, trend_report_data
 
     if format not in FORMATS:
         raise ConfigError(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -666,8 +666,8 @@ def incidents_list(
     status: Annotated[str, typer.Option(help="open, resolved or all")] = "open",
 ) -> None:
     """Incidents with their count and the suggested bulk reply."""
-    from pipeline.incidents import incidents
     from pipeline.store import open_store
+    from pipeline.trends.incidents import incidents
 
     if status not in ("open", "resolved", "all"):
         raise ConfigError(f"unknown --status {status!r}; choose open, resolved or all")
@@ -696,7 +696,7 @@ def incidents_resolve(
     """Reply to the author of every item of an incident that no other agent holds, on their
     channel, and resolve it with its audit record. Exits 1 while a reply could not be sent:
     the incident stays open, and running this again answers only those left."""
-    from pipeline.incidents import resolve_incident
+    from pipeline.trends.incidents import resolve_incident
 
     queue = agent_queue()
     try:

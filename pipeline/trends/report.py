@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from pipeline.errors import ConfigError
 from pipeline.store import Store
-from pipeline.trends import bucket_counts, minute_time, trends_between
+from pipeline.trends.detector import bucket_counts, minute_time, trends_between
 
 FORMATS = ("html", "pdf", "png", "csv")
 PNG_SIZE = (1600, 1000)  # pixels: figsize (16, 10) at 100 dpi

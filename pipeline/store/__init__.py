@@ -92,7 +92,7 @@ class Store(Protocol):
     def set_checkpoint(self, key: str, value: str) -> None:
         """Record progress; connectors call it only after their producer flushed."""
 
-    # ---- agent assist (pipeline/assist.py, pipeline/automation.py)
+    # ---- agent assist (pipeline/assist/assistant.py, pipeline/assist/automation.py)
 
     def resolved_since(self, since: datetime | None) -> list[QueueItem]:
         """Resolved items whose resolution is at or after ``since`` (all if None), oldest
@@ -206,9 +206,9 @@ def latest_authors(items: Sequence[TriagedPost]) -> list[dict[str, Any]]:
 
 def open_store(settings: Settings) -> Store:
     if settings.mongo_uri is not None:
-        from pipeline.mongo_store import MongoStore
+        from pipeline.store.mongo import MongoStore
 
         return MongoStore(settings.mongo_uri.get_secret_value(), settings.mongo_database)
-    from pipeline.embedded_store import EmbeddedStore
+    from pipeline.store.embedded import EmbeddedStore
 
     return EmbeddedStore(settings.embedded_db)

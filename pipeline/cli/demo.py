@@ -22,10 +22,10 @@ from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
 from connectors.replay import ReplayConnector
 from pipeline.bus import InProcessBus
-from pipeline.embedded_store import EmbeddedStore
 from pipeline.errors import ConfigError
 from pipeline.records import ROLES, utcnow
 from pipeline.settings import Settings
+from pipeline.store.embedded import EmbeddedStore
 from pipeline.worker import BatchStats, Worker
 
 

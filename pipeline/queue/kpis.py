@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from pipeline.escalation import ESCALATION, EscalationRecord
-from pipeline.queue import AgentQueue
+from pipeline.queue.agent_queue import AgentQueue
+from pipeline.queue.escalation import ESCALATION, EscalationRecord
+from pipeline.queue.sla import BANDS, FIRST_RESPONSE, RESOLUTION
 from pipeline.records import QueueItem
-from pipeline.sla import BANDS, FIRST_RESPONSE, RESOLUTION
 
 STATUSES = ("open", "claimed", "snoozed", "resolved")
 

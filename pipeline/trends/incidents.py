@@ -23,10 +23,10 @@ from typing import Any, Literal, NamedTuple
 from pydantic import Field
 
 from pipeline.errors import TriageError
-from pipeline.queue import AgentQueue, QueueError
+from pipeline.queue.agent_queue import AgentQueue, QueueError
 from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record, TriagedPost
 from pipeline.store import Store
-from pipeline.trends import TOKEN, URL, Trend, parse_key, word_keys
+from pipeline.trends.detector import TOKEN, URL, Trend, parse_key, word_keys
 
 SCAN_OPEN_ITEMS = 2000
 MIN_ITEMS = 2

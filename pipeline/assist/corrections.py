@@ -14,7 +14,7 @@ from datetime import datetime
 
 from classifiers.seed import EMOTIONS, TOPICS
 from pipeline.errors import TriageError
-from pipeline.queue import UnknownItem
+from pipeline.queue.agent_queue import UnknownItem
 from pipeline.records import URGENCY_LEVELS, AuditEntry, Correction, utcnow
 from pipeline.store import Store
 

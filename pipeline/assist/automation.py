@@ -7,7 +7,7 @@ has no other item waiting; the template fills completely from the post; and its 
 path. Everything else stays with the agents, untouched.
 
 The item is claimed by ``automation`` (a compare-and-set, so an agent who got there first keeps
-it), the reply goes out through the source's replier (``pipeline.replies``: the connector's
+it), the reply goes out through the source's replier (``pipeline.outbound.replies``: the connector's
 ``reply``; record-only sources are never automated), is stored as an outbound reply,
 and the item is resolved through the queue rules, so every automated reply is in the audit log.
 ``reopen`` reverses it: the item goes back to the queue, and the reopened report lists it.
@@ -27,11 +27,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipeline.assist import Assistant, fill, post_fields
+from pipeline.assist.assistant import Assistant, fill, post_fields
 from pipeline.assist_records import AutomationRule, AutomationSettings, OutboundReply
-from pipeline.queue import AgentQueue, QueueError, UnknownItem
+from pipeline.outbound.replies import REPLY, RecordOnly, Repliers, ReplyRecord
+from pipeline.queue.agent_queue import AgentQueue, QueueError, UnknownItem
 from pipeline.records import AuditEntry, QueueItem, TriagedPost, utcnow
-from pipeline.replies import REPLY, RecordOnly, Repliers, ReplyRecord
 from pipeline.store import Store, author_key, post_document
 
 AGENT = "automation"

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import EmailStr, Field, model_validator
 
-from pipeline.channels import (
+from pipeline.outbound.channels import (
     E164,
     CallbackRequest,
     JitsiRooms,
@@ -25,7 +25,7 @@ from pipeline.channels import (
     VideoProvider,
     tel_link,
 )
-from pipeline.queue import AgentQueue, QueueError, UnknownItem
+from pipeline.queue.agent_queue import AgentQueue, QueueError, UnknownItem
 from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record
 
 ESCALATION = "escalation"

@@ -15,8 +15,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from pipeline.bus import Message
+from pipeline.bus.kafka import BOOTSTRAP_TIMEOUT_MS, MAX_MESSAGE_BYTES, _message, _unreachable
 from pipeline.errors import TransientError
-from pipeline.kafka_bus import BOOTSTRAP_TIMEOUT_MS, MAX_MESSAGE_BYTES, _message, _unreachable
 
 
 @dataclass(frozen=True)

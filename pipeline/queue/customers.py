@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipeline.escalation import EscalationRecord, Escalations
-from pipeline.queue import CUSTOMER, AgentQueue, UnknownItem
+from pipeline.outbound.replies import ReplyRecord
+from pipeline.queue.agent_queue import CUSTOMER, AgentQueue, UnknownItem
+from pipeline.queue.escalation import EscalationRecord, Escalations
 from pipeline.records import AuditEntry, QueueItem
-from pipeline.replies import ReplyRecord
 
 
 class PostSummary(BaseModel):

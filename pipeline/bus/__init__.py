@@ -235,7 +235,7 @@ class InProcessConsumer:
 
 def open_bus(settings: Settings) -> Bus:
     if settings.kafka_bootstrap:
-        from pipeline.kafka_bus import KafkaBus
+        from pipeline.bus.kafka import KafkaBus
 
         return KafkaBus(
             settings.kafka_bootstrap,

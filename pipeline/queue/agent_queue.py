@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipeline import priority
-from pipeline.agents import Agents
 from pipeline.errors import TriageError
+from pipeline.outbound.replies import Repliers
+from pipeline.queue.agents import Agents
+from pipeline.queue.sla import FIRST_RESPONSE, SlaPolicy
 from pipeline.records import AuditEntry, QueueItem, Resolution, utcnow
-from pipeline.replies import Repliers
-from pipeline.sla import FIRST_RESPONSE, SlaPolicy
 from pipeline.store import Store
 
 DEFAULT_LEASE = timedelta(minutes=10)

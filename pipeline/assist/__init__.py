@@ -1,0 +1,1 @@
+"""Agent assist: similar cases, suggested replies, automated repeats, agents' corrections."""

@@ -1,0 +1,1 @@
+"""How we reach a customer: a reply where they wrote, or e-mail, a phone callback, video."""

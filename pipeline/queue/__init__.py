@@ -1,0 +1,1 @@
+"""The agent queue: claims under leases, routing, SLA, escalation policy, customers, KPIs."""

@@ -1,0 +1,1 @@
+"""Trends: the streaming spike detector, incidents made of spikes, the report for marketing."""
