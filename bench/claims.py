@@ -45,7 +45,7 @@ from pipeline.records import (  # noqa: E402
     Priority,
     TriagedPost,
 )
-from pipeline.store import Store  # noqa: E402
+from pipeline.store.interface import Store  # noqa: E402
 from pipeline.store.mongo import MongoStore  # noqa: E402
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

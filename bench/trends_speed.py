@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
-from pipeline.bus import InProcessBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.records import Post, TriagedPost
 from pipeline.settings import Settings
 from pipeline.store.embedded import EmbeddedStore

@@ -13,11 +13,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from pipeline.bus import Producer, open_bus
+from pipeline.bus import open_bus
+from pipeline.bus.interface import Producer
 from pipeline.errors import ConfigError
 from pipeline.records import DeadLetter, Post, utcnow
 from pipeline.settings import Settings
-from pipeline.store import Store, open_store
+from pipeline.store import open_store
+from pipeline.store.interface import Store
 
 
 class Connector(ABC):

@@ -21,11 +21,10 @@ import prawcore
 from pydantic import ValidationError
 
 from connectors.base import Connector
-from pipeline.bus import Producer
+from pipeline.bus.interface import Producer
 from pipeline.errors import TransientError
-from pipeline.records import Author, Post
-from pipeline.store import Store
-from pipeline.worker import validation_reason
+from pipeline.records import Author, Post, validation_reason
+from pipeline.store.interface import Store
 
 log = logging.getLogger(__name__)
 KINDS = ("submissions", "comments")

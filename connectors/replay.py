@@ -19,11 +19,10 @@ import orjson
 from pydantic import ValidationError
 
 from connectors.base import Connector
-from pipeline.bus import Producer
+from pipeline.bus.interface import Producer
 from pipeline.errors import ConfigError
-from pipeline.records import Author, Post
-from pipeline.store import Store
-from pipeline.worker import validation_reason
+from pipeline.records import Author, Post, validation_reason
+from pipeline.store.interface import Store
 
 TWCS_COLUMNS = {"tweet_id", "author_id", "inbound", "created_at", "text"}
 

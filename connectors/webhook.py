@@ -29,9 +29,8 @@ from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from connectors.base import Connector
-from pipeline.bus import Producer
-from pipeline.records import Post
-from pipeline.worker import validation_reason
+from pipeline.bus.interface import Producer
+from pipeline.records import Post, validation_reason
 
 MAX_BODY_BYTES = 1024 * 1024
 WINDOW_S = 300

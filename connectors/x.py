@@ -24,10 +24,9 @@ import tweepy
 from pydantic import ValidationError
 
 from connectors.base import Connector
-from pipeline.bus import Producer
-from pipeline.records import Author, Post
-from pipeline.store import Store
-from pipeline.worker import validation_reason
+from pipeline.bus.interface import Producer
+from pipeline.records import Author, Post, validation_reason
+from pipeline.store.interface import Store
 
 log = logging.getLogger(__name__)
 # tweepy logs request headers, bearer token included, at DEBUG: never let that through.

@@ -20,8 +20,8 @@ from typing import Any
 import tweepy
 
 from connectors.x import EXPANSIONS, TWEET_FIELDS, USER_FIELDS, XConnector
-from pipeline.bus import Producer
-from pipeline.store import Store
+from pipeline.bus.interface import Producer
+from pipeline.store.interface import Store
 
 log = logging.getLogger(__name__)
 RULE_TAG = "social-triage"

@@ -29,7 +29,7 @@ from pipeline.queue.agent_queue import AgentQueue, QueueError
 from pipeline.queue.escalation import EscalationRecord, EscalationRequest
 from pipeline.queue.sla import RESOLUTION, SlaPolicy
 from pipeline.records import QueueItem, utcnow
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from pipeline.trends.incidents import incidents, resolve_incident
 
 router = APIRouter(include_in_schema=False)

@@ -18,17 +18,18 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from connectors.replying import reply_senders
 from dashboards import agent_face, auth, marketing_face, operator_face, pages, queue_api
 from dashboards.assist_api import router as assist_router
 from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
 from dashboards.incident_api import router as incident_router
-from pipeline.bus import Bus
+from pipeline.bus.interface import Bus
 from pipeline.errors import TransientError
-from pipeline.outbound.replies import NoReplier
+from pipeline.outbound.replies import NoReplier, Repliers
 from pipeline.queue.agent_queue import QueueError
 from pipeline.records import QueueItem
 from pipeline.settings import Settings
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from pipeline.trends.incidents import IncidentError
 
 BANDS = ("P1", "P2", "P3", "P4")
@@ -53,7 +54,7 @@ class Status(BaseModel):
 
 def create_app(store: Store, settings: Settings | None = None, bus: Bus | None = None) -> FastAPI:
     """The API and the dashboards over ``store``; ``bus`` (when given) feeds the operator face's
-    lag and dead-letter views."""
+    lag and dead-letter views. Replies go out through the connectors the settings configure."""
     settings = settings or Settings()
     app = FastAPI(
         title="social-triage",
@@ -64,6 +65,7 @@ def create_app(store: Store, settings: Settings | None = None, bus: Bus | None =
     app.state.store = store
     app.state.settings = settings
     app.state.bus = bus
+    app.state.repliers = Repliers.through(store, reply_senders(settings, store))
     secret = settings.session_secret
     app.add_middleware(
         SessionMiddleware,

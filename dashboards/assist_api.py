@@ -26,7 +26,6 @@ from pipeline.assist_records import (
     KnowledgeArticle,
     ReplyTemplate,
 )
-from pipeline.outbound.replies import repliers_from_settings
 from pipeline.queue.agent_queue import QueueError
 from pipeline.records import QueueItem, utcnow
 
@@ -83,10 +82,7 @@ class Services:
     def __init__(self, request: Request) -> None:
         store = request.app.state.store
         self.assistant = Assistant(store)
-        repliers = getattr(request.app.state, "repliers", None)
-        if repliers is None:
-            repliers = repliers_from_settings(request.app.state.settings, store)
-        self.automation = Automation(store, self.assistant, repliers)
+        self.automation = Automation(store, self.assistant, request.app.state.repliers)
 
 
 def services(request: Request) -> Services:

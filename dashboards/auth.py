@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from pipeline.errors import ConfigError
 from pipeline.records import ROLES, UserAccount, utcnow
-from pipeline.store import Store
+from pipeline.store.interface import Store
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOGIN_PATH = "/api/v1/login"

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from dashboards.auth import User, get_store, require_roles
 from dashboards.queue_api import Services
 from pipeline.records import QueueItem, utcnow
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from pipeline.trends.incidents import Incident, get_incident, incidents, resolve_incident
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])

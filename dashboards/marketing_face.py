@@ -26,7 +26,7 @@ from dashboards.auth import User, get_store, require_roles
 from dashboards.i18n import translate
 from dashboards.pages import language, render
 from pipeline.records import AwareDatetime, utcnow
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from pipeline.trends.report import render as render_report
 from pipeline.trends.report import trend_report_data
 

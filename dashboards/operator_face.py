@@ -24,11 +24,11 @@ from dashboards.i18n import translate
 from dashboards.marketing_face import bucket_size
 from dashboards.pages import flash, language, render
 from flows.run_log import FLOW_RUNS
-from pipeline.bus import Bus
+from pipeline.bus.interface import Bus
 from pipeline.errors import TriageError
 from pipeline.records import AuditEntry, DeadLetter, utcnow
 from pipeline.settings import Settings
-from pipeline.store import Store
+from pipeline.store.interface import Store
 
 router = APIRouter(include_in_schema=False)
 Operator = Annotated[User, Depends(require_roles("operator"))]

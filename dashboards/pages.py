@@ -22,7 +22,7 @@ from dashboards.auth import (
     sign_in,
 )
 from dashboards.i18n import LANGUAGES, translate
-from pipeline.store import Store
+from pipeline.store.interface import Store
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")

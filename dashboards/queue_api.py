@@ -23,7 +23,7 @@ from pipeline.outbound.channels import (
     phone_from_settings,
     video_from_settings,
 )
-from pipeline.outbound.replies import repliers_from_settings
+from pipeline.outbound.replies import Repliers
 from pipeline.queue.agent_queue import AgentQueue
 from pipeline.queue.agents import NAME_PATTERN, AgentProfile, Agents
 from pipeline.queue.customers import CustomerContext, Customers
@@ -32,7 +32,7 @@ from pipeline.queue.kpis import Kpis, compute
 from pipeline.queue.sla import FIRST_RESPONSE, RESOLUTION, SlaPolicy
 from pipeline.records import AwareDatetime, QueueItem
 from pipeline.settings import Settings
-from pipeline.store import Store
+from pipeline.store.interface import Store
 
 router = APIRouter(prefix="/api/v1", tags=["queue"])
 Agent = Annotated[User, Depends(require_roles("agent"))]
@@ -53,14 +53,14 @@ class QueueServices:
     customers: Customers
 
     @classmethod
-    def from_settings(cls, store: Store, settings: Settings) -> QueueServices:
+    def from_settings(cls, store: Store, settings: Settings, repliers: Repliers) -> QueueServices:
         agents = Agents(store, timedelta(days=settings.affinity_days))
         queue = AgentQueue(
             store,
             lease=timedelta(minutes=settings.lease_minutes),
             sla=SlaPolicy.from_settings(settings),
             agents=agents,
-            repliers=repliers_from_settings(settings, store),
+            repliers=repliers,
         )
         escalations = Escalations(
             queue,
@@ -77,7 +77,8 @@ def services(request: Request) -> QueueServices:
     """Built once per app from its settings; tests may put their own on ``app.state``."""
     found = getattr(request.app.state, "queue_services", None)
     if found is None:
-        found = QueueServices.from_settings(get_store(request), request.app.state.settings)
+        state = request.app.state
+        found = QueueServices.from_settings(get_store(request), state.settings, state.repliers)
         request.app.state.queue_services = found
     return found
 

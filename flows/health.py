@@ -20,7 +20,8 @@ from pipeline.bus.offsets import Offsets
 from pipeline.errors import ConfigError, TriageError
 from pipeline.records import utcnow
 from pipeline.settings import Settings
-from pipeline.store import COLLECTIONS, open_store
+from pipeline.store import open_store
+from pipeline.store.interface import COLLECTIONS
 
 CHECKPOINT = "flows:health:last"
 

@@ -17,10 +17,10 @@ from prefect.artifacts import create_table_artifact
 from connectors.base import Connector, on_kafka
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
 from flows.run_log import RUN_HOOKS
-from pipeline.bus import Producer
+from pipeline.bus.interface import Producer
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
-from pipeline.store import Store
+from pipeline.store.interface import Store
 
 SOURCES = ("replay", "webhook", "x", "reddit")
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
 from flows.run_log import RUN_HOOKS
-from pipeline.bus import Message
+from pipeline.bus.interface import Message
 from pipeline.bus.kafka import KafkaBus
 from pipeline.bus.offsets import Offsets
 from pipeline.errors import ConfigError

@@ -13,10 +13,9 @@ from datetime import datetime
 
 import numpy as np
 
-from pipeline.records import URGENCY_LEVELS, Author, Priority
+from pipeline.records import URGENCY_VALUE, Author, Priority
 
 WEIGHTS = {"urgency": 0.55, "sentiment": 0.15, "reach": 0.15, "age": 0.15}
-URGENCY_VALUE = dict(zip(URGENCY_LEVELS, (0.0, 0.35, 0.7, 1.0), strict=True))
 AGE_FULL_S = 4 * 3600.0
 BANDS = ((75.0, "P1"), (50.0, "P2"), (25.0, "P3"), (0.0, "P4"))
 

@@ -13,10 +13,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
 )
 
 MAX_TEXT_CHARS = 20_000
 URGENCY_LEVELS = ("low", "medium", "high", "critical")
+# What each level is worth in the priority score (``pipeline.priority``).
+URGENCY_VALUE = dict(zip(URGENCY_LEVELS, (0.0, 0.35, 0.7, 1.0), strict=True))
 
 
 def _aware(value: datetime) -> datetime:
@@ -62,6 +65,15 @@ class Post(Record):
     def id(self) -> str:
         """Stable across connectors, restarts and replays: ``<source>:<native id>``."""
         return f"{self.source}:{self.native_id}"
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """The first few problems of a record that failed validation, in one line for a dead letter."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "record"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid post: " + "; ".join(parts)
 
 
 class Prediction(Record):
@@ -173,8 +185,6 @@ class QueueItem(Record):
 
 def priority_factors(item: TriagedPost) -> dict[str, float]:
     """What re-scoring needs from triage, so the SLA watchdog need not re-read every post."""
-    from pipeline.priority import URGENCY_VALUE
-
     probs = item.urgency.probabilities or {item.urgency.label: 1.0}
     return {
         "urgency": sum(URGENCY_VALUE.get(level, 0.0) * p for level, p in probs.items()),

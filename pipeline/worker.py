@@ -26,11 +26,11 @@ from pydantic import ValidationError
 
 from classifiers.triager import Triager
 from pipeline.assist.automation import Automation
-from pipeline.bus import Bus, Message
+from pipeline.bus.interface import Bus, Message
 from pipeline.errors import TransientError
-from pipeline.records import DeadLetter, Post, TriagedPost, utcnow
+from pipeline.records import DeadLetter, Post, TriagedPost, utcnow, validation_reason
 from pipeline.settings import Settings
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from pipeline.trends.detector import Trend, TrendDetector
 from pipeline.trends.incidents import Candidate, link_incidents
 
@@ -90,14 +90,6 @@ def dead_letter(message: Message, stage: str, reason: str, now: datetime) -> Dea
         offset=message.offset,
         failed_at=now,
     )
-
-
-def validation_reason(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False)[:3]:
-        where = ".".join(str(p) for p in err["loc"]) or "record"
-        parts.append(f"{where}: {err['msg']}")
-    return "invalid post: " + "; ".join(parts)
 
 
 class Worker:

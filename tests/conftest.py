@@ -13,8 +13,8 @@ from pymongo import MongoClient
 
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
-from pipeline.store import Store
 from pipeline.store.embedded import EmbeddedStore
+from pipeline.store.interface import Store
 from pipeline.store.mongo import MongoStore
 from tests.servers import inbox, provider, tls_files  # noqa: F401  (fixtures)
 

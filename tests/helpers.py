@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.bus import Consumer, Message
+from pipeline.bus.interface import Consumer, Message
 from pipeline.records import Author, Post
 from pipeline.settings import Settings
 

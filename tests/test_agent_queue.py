@@ -9,7 +9,7 @@ import pytest
 
 from classifiers.triager import Triager
 from pipeline.queue.agent_queue import AgentQueue, LeaseExpired, NotHolder, QueueError, UnknownItem
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from tests.helpers import make_post
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from pipeline.store.mongo import MongoStore
 from tests.helpers import make_post
 

@@ -21,11 +21,11 @@ from pipeline.assist_records import (
     OutboundReply,
     ReplyTemplate,
 )
-from pipeline.bus import InProcessBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.outbound.replies import ConnectorReplier, Repliers
 from pipeline.queue.agent_queue import AgentQueue, QueueError
 from pipeline.records import Author, Post, QueueItem
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from pipeline.worker import Worker
 from tests import cassettes
 from tests.helpers import embedded_settings

@@ -13,7 +13,7 @@ from dashboards.auth import make_account
 from pipeline.outbound.replies import Repliers
 from pipeline.queue.agent_queue import AgentQueue
 from pipeline.records import QueueItem
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from tests.helpers import make_post
 
 NOW = datetime(2026, 11, 2, tzinfo=UTC)

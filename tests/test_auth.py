@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from dashboards.api import create_app
 from dashboards.auth import User, authenticate, make_account, require_roles
 from pipeline.errors import ConfigError
-from pipeline.store import Store
 from pipeline.store.embedded import EmbeddedStore
+from pipeline.store.interface import Store
 
 PASSWORD = "correct horse battery"
 

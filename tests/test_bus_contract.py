@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.bus import Bus, InProcessBus
+from pipeline.bus.interface import Bus
 from pipeline.bus.kafka import KafkaBus
+from pipeline.bus.memory import InProcessBus
 from tests.helpers import poll_until
 
 

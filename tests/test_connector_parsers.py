@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from connectors.webhook import WebhookConnector, sign
 from connectors.x import XConnector
-from pipeline.bus import InProcessBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.store.embedded import EmbeddedStore
 from tests.test_connector_x import client
 

@@ -13,8 +13,8 @@ import praw
 import pytest
 
 from connectors.reddit import RedditConnector
-from pipeline.bus import InProcessBus
 from pipeline.bus.kafka import KafkaBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.records import DeadLetter, Post
 from pipeline.store.embedded import EmbeddedStore
 from tests.cassettes import FIXTURES, player

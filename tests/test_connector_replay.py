@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectors.replay import ReplayConnector
-from pipeline.bus import InProcessBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.errors import ConfigError
 from pipeline.records import DeadLetter, Post
 from pipeline.store.embedded import EmbeddedStore

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from connectors.webhook import WebhookConnector, sign
-from pipeline.bus import InProcessBus
 from pipeline.bus.kafka import KafkaBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.records import DeadLetter, Post
 from tests.helpers import make_post
 

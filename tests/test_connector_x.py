@@ -12,8 +12,8 @@ import tweepy
 from requests.adapters import HTTPAdapter
 
 from connectors.x import XConnector
-from pipeline.bus import InProcessBus
 from pipeline.bus.kafka import KafkaBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.records import DeadLetter, Post
 from pipeline.store.embedded import EmbeddedStore
 from tests import cassettes

@@ -14,8 +14,8 @@ import pytest
 import tweepy
 
 from connectors.x_stream import RULE_TAG, RuleStream, XStreamConnector
-from pipeline.bus import InProcessBus
 from pipeline.bus.kafka import KafkaBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.records import DeadLetter, Post
 from pipeline.store.embedded import EmbeddedStore
 from tests import cassettes

@@ -9,7 +9,7 @@ import pytest
 from classifiers.triager import Triager
 from pipeline.assist.corrections import BadCorrection, corrected_rows, record_correction
 from pipeline.queue.agent_queue import UnknownItem
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from tests.helpers import make_post
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)

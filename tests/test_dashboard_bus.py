@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.bus import Bus
+from pipeline.bus.interface import Bus
 from tests.helpers import poll_until
 from tests.test_bus_contract import bus, produce
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from classifiers.triager import Triager
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from tests.helpers import make_post
 
 START = datetime(2026, 11, 1, tzinfo=UTC)

@@ -24,7 +24,7 @@ from classifiers.seed import EMOTIONS
 from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
-from pipeline.bus import InProcessBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.records import Author, DeadLetter, Post, utcnow
 from pipeline.settings import Settings
 from pipeline.store.embedded import EmbeddedStore

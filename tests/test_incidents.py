@@ -23,8 +23,8 @@ from pipeline.outbound.replies import Repliers
 from pipeline.queue.agent_queue import AgentQueue
 from pipeline.records import AuditEntry, Author, Post, QueueItem
 from pipeline.settings import Settings
-from pipeline.store import Store
 from pipeline.store.embedded import EmbeddedStore
+from pipeline.store.interface import Store
 from pipeline.trends.detector import SamplePost, Trend
 from pipeline.trends.incidents import (
     Candidate,
@@ -336,8 +336,7 @@ def test_agents_reach_incidents_over_the_api(
     for name, roles in (("ann", ["agent"]), ("oli", ["operator"]), ("mia", ["marketing"])):
         store.save_user(make_account(name, PASSWORD, roles))
     app = create_app(store)
-    services = QueueServices.from_settings(store, Settings())
-    services.queue.repliers = Repliers(store, {"x": outbox})
+    services = QueueServices.from_settings(store, Settings(), Repliers(store, {"x": outbox}))
     app.state.queue_services = services
     ann, oli, mia = (signed_in(app, name) for name in ("ann", "oli", "mia"))
     path = f"/api/v1/incidents/{quote(incident.id, safe='')}"

@@ -16,9 +16,8 @@ from pydantic import ValidationError
 
 from connectors.reddit import RedditConnector
 from connectors.replay import ReplayConnector
-from pipeline.bus import InProcessBus
-from pipeline.records import DeadLetter, Post
-from pipeline.worker import validation_reason
+from pipeline.bus.memory import InProcessBus
+from pipeline.records import DeadLetter, Post, validation_reason
 from tests.helpers import post_bytes
 from tests.test_connector_parsers import json_values
 

@@ -14,7 +14,7 @@ from dashboards.api import create_app
 from dashboards.auth import make_account
 from dashboards.queue_api import QueueServices
 from pipeline.settings import Settings
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from tests.helpers import make_post
 from tests.servers import SMTP_PASSWORD, SMTP_USER, Inbox
 
@@ -76,7 +76,7 @@ def app(store: Store, triager: Triager, inbox: Inbox, clock: Clock) -> object:
         escalation_credit_limit=25,
     )
     application = create_app(store, settings)
-    services = QueueServices.from_settings(store, settings)
+    services = QueueServices.from_settings(store, settings, application.state.repliers)
     services.queue.clock = clock
     application.state.queue_services = services
     root = Api(application, "root")

@@ -14,7 +14,7 @@ from pipeline.queue.escalation import EscalationRequest, Escalations
 from pipeline.queue.kpis import compute
 from pipeline.queue.sla import SlaPolicy
 from pipeline.records import Author, Post
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from tests.helpers import make_post
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from pipeline.records import MAX_TEXT_CHARS, Post
-from pipeline.worker import validation_reason
+from pipeline.records import MAX_TEXT_CHARS, Post, validation_reason
 
 GOOD = {
     "source": "x",

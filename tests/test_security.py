@@ -20,7 +20,7 @@ from connectors.webhook import WebhookConnector, sign
 from dashboards.api import create_app
 from dashboards.auth import make_account
 from pipeline import log_redaction
-from pipeline.bus import InProcessBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.cli import main as cli
 from pipeline.records import Post, TriagedPost
 from pipeline.store.embedded import EmbeddedStore

@@ -12,8 +12,8 @@ import pytest
 
 from classifiers.triager import Triager
 from pipeline.records import AuditEntry, Author, TriagedPost
-from pipeline.store import Store
 from pipeline.store.embedded import EmbeddedStore
+from pipeline.store.interface import Store
 from pipeline.store.mongo import MongoStore
 from tests.helpers import make_post
 

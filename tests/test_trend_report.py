@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from pipeline.cli.main import app
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
-from pipeline.store import Store
 from pipeline.store.embedded import EmbeddedStore
+from pipeline.store.interface import Store
 from pipeline.trends.detector import TrendDetector
 from pipeline.trends.report import PNG_SIZE, render, trend_report_data
 from tests.test_trends import START, START_MIN, background, batch_of, burst, stream

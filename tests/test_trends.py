@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from classifiers.triager import Triager
-from pipeline.bus import InProcessBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.records import Author, Post
-from pipeline.store import Store
 from pipeline.store.embedded import EmbeddedStore
+from pipeline.store.interface import Store
 from pipeline.trends import detector as trends
 from pipeline.trends.detector import (
     Batch,

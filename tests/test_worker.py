@@ -13,12 +13,12 @@ import pytest
 
 from classifiers.seed import EMOTIONS
 from classifiers.triager import Triager
-from pipeline.bus import InProcessBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.errors import TransientError
 from pipeline.records import DeadLetter, Post, TriagedPost
 from pipeline.settings import Settings
-from pipeline.store import WriteResult
 from pipeline.store.embedded import EmbeddedStore
+from pipeline.store.interface import WriteResult
 from pipeline.worker import Worker
 from tests.helpers import embedded_settings, poll_until, post_bytes
 

@@ -32,7 +32,7 @@ from pipeline.assist_records import (
     Tone,
 )
 from pipeline.records import AuditEntry, QueueItem, utcnow
-from pipeline.store import Store
+from pipeline.store.interface import Store
 
 TEMPLATES = "assist_template"
 ARTICLES = "assist_article"

@@ -32,7 +32,7 @@ from pipeline.assist_records import AutomationRule, AutomationSettings, Outbound
 from pipeline.outbound.replies import REPLY, RecordOnly, Repliers, ReplyRecord
 from pipeline.queue.agent_queue import AgentQueue, QueueError, UnknownItem
 from pipeline.records import AuditEntry, QueueItem, TriagedPost, utcnow
-from pipeline.store import Store, author_key, post_document
+from pipeline.store.interface import Store, author_key, post_document
 
 AGENT = "automation"
 SETTINGS = "automation_settings"

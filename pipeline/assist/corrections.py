@@ -16,7 +16,7 @@ from classifiers.seed import EMOTIONS, TOPICS
 from pipeline.errors import TriageError
 from pipeline.queue.agent_queue import UnknownItem
 from pipeline.records import URGENCY_LEVELS, AuditEntry, Correction, utcnow
-from pipeline.store import Store
+from pipeline.store.interface import Store
 
 LABELS: dict[str, tuple[str, ...]] = {
     "spam": ("ham", "spam"),

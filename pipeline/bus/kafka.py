@@ -30,7 +30,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
-from pipeline.bus import Message, first_offsets, next_offsets
+from pipeline.bus.interface import Message, first_offsets, next_offsets
 from pipeline.errors import TransientError
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024

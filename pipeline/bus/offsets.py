@@ -14,7 +14,7 @@ from datetime import datetime
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from pipeline.bus import Message
+from pipeline.bus.interface import Message
 from pipeline.bus.kafka import BOOTSTRAP_TIMEOUT_MS, MAX_MESSAGE_BYTES, _message, _unreachable
 from pipeline.errors import TransientError
 

@@ -21,7 +21,7 @@ from rich.table import Table
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
 from connectors.replay import ReplayConnector
-from pipeline.bus import InProcessBus
+from pipeline.bus.memory import InProcessBus
 from pipeline.errors import ConfigError
 from pipeline.records import ROLES, utcnow
 from pipeline.settings import Settings

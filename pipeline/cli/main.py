@@ -25,13 +25,13 @@ from rich.table import Table
 
 from connectors.base import Connector
 from pipeline import log_redaction
-from pipeline.bus import Producer
+from pipeline.bus.interface import Producer
 from pipeline.cli.flows import flows_app
 from pipeline.errors import ConfigError, TriageError
 from pipeline.queue.agent_queue import AgentQueue
 from pipeline.records import QueueItem
 from pipeline.settings import Settings
-from pipeline.store import Store
+from pipeline.store.interface import Store
 
 app = typer.Typer(
     name="triage",
@@ -147,11 +147,12 @@ def worker(
     """Consume posts.raw in micro-batches and triage them into the store and the queue."""
     from classifiers.registry import PACKAGED, Registry
     from classifiers.triager import Triager
+    from connectors.replying import reply_senders
     from pipeline.assist.assistant import Assistant
     from pipeline.assist.automation import Automation
     from pipeline.bus import open_bus
     from pipeline.heap import keep_small, settle
-    from pipeline.outbound.replies import repliers_from_settings
+    from pipeline.outbound.replies import Repliers
     from pipeline.store import open_store
     from pipeline.worker import Worker
 
@@ -162,7 +163,8 @@ def worker(
     triager = Triager.from_registry(Registry(cfg.models_dir or PACKAGED))
     store = open_store(cfg)
     store.ensure_schema()
-    automation = Automation(store, Assistant(store), repliers_from_settings(cfg, store))
+    repliers = Repliers.through(store, reply_senders(cfg, store))
+    automation = Automation(store, Assistant(store), repliers)
     w = Worker(open_bus(cfg), store, triager, cfg, automation=automation)
     # The models, vocabularies and clients live as long as the process: out of the collector's
     # passes, and its passes rarer (pipeline/heap.py).
@@ -498,15 +500,15 @@ def models_rollback(name: str = "triage") -> None:
 
 def agent_queue(lease_minutes: float = 10.0) -> AgentQueue:
     """The queue on the configured store; resolutions reply through the configured connectors."""
-    from pipeline.outbound.replies import repliers_from_settings
+    from connectors.replying import reply_senders
+    from pipeline.outbound.replies import Repliers
     from pipeline.store import open_store
 
     cfg = settings()
     store = open_store(cfg)
     store.ensure_schema()
-    return AgentQueue(
-        store, lease=timedelta(minutes=lease_minutes), repliers=repliers_from_settings(cfg, store)
-    )
+    repliers = Repliers.through(store, reply_senders(cfg, store))
+    return AgentQueue(store, lease=timedelta(minutes=lease_minutes), repliers=repliers)
 
 
 def show_item(item: QueueItem) -> None:

@@ -1,7 +1,8 @@
 """Answering the customer on the channel they wrote on, and keeping what was said.
 
-A ``Replier`` per source sends the text (X and Reddit through their connectors' reply methods);
-sources without an outbound channel (the demo, replays, tests) are record-only. Either way the
+A ``Replier`` per source sends the text (X and Reddit through their connectors' reply methods,
+handed in by the composition root: ``connectors/replying.py``); sources without an outbound
+channel (the demo, replays, tests) are record-only. Either way the
 reply is written to the store, where customer context and KPIs read it.
 """
 
@@ -10,17 +11,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import Field
 
-from pipeline.bus import InProcessBus
 from pipeline.errors import TriageError
 from pipeline.records import AwareDatetime, QueueItem, Record
-from pipeline.store import Store
-
-if TYPE_CHECKING:
-    from pipeline.settings import Settings
+from pipeline.store.interface import Store
 
 REPLY = "reply"
 RECORD_ONLY_SOURCES = ("demo", "replay", "twcs", "webhook", "test")
@@ -71,6 +68,11 @@ class Repliers:
         self.by_source: dict[str, Replier] = {s: RecordOnly() for s in RECORD_ONLY_SOURCES}
         self.by_source.update(by_source or {})
 
+    @classmethod
+    def through(cls, store: Store, senders: Mapping[str, Callable[[str, str], str]]) -> Repliers:
+        """Reply through connectors' ``reply(native id, text)`` methods, by source."""
+        return cls(store, {source: ConnectorReplier(send) for source, send in senders.items()})
+
     def send(
         self, item: QueueItem, text: str, by: str, at: datetime, purpose: str
     ) -> ReplyRecord:
@@ -96,51 +98,3 @@ class Repliers:
     def for_authors(self, author_ids: list[str]) -> list[ReplyRecord]:
         found = self.store.find_records(REPLY, {"author_id": author_ids})
         return [ReplyRecord.model_validate(d) for d in found]
-
-
-def repliers_from_settings(settings: Settings, store: Store) -> Repliers:
-    """X and Reddit reply through their connectors when their credentials are configured."""
-    by_source: dict[str, Replier] = {}
-    keys = (
-        settings.x_consumer_key,
-        settings.x_consumer_secret,
-        settings.x_access_token,
-        settings.x_access_token_secret,
-    )
-    # The connectors are built only for their reply methods: nothing is read or produced.
-    producer = InProcessBus().producer()
-    if all(k is not None for k in keys):
-        import tweepy
-
-        from connectors.x import XConnector
-
-        ck, cs, at, ats = (k.get_secret_value() for k in keys if k is not None)
-        client = tweepy.Client(
-            consumer_key=ck, consumer_secret=cs, access_token=at, access_token_secret=ats
-        )
-        x = XConnector(producer, client, query="replies", store=store)
-        by_source["x"] = ConnectorReplier(x.reply)
-    reddit_keys = (
-        settings.reddit_client_id,
-        settings.reddit_client_secret,
-        settings.reddit_username,
-        settings.reddit_password,
-    )
-    if all(k is not None for k in reddit_keys):
-        import praw
-
-        from connectors.reddit import RedditConnector
-
-        cid, csec, user, pw = (k.get_secret_value() for k in reddit_keys if k is not None)
-        reddit = praw.Reddit(
-            client_id=cid,
-            client_secret=csec,
-            username=user,
-            password=pw,
-            user_agent=settings.reddit_user_agent,
-        )
-        by_source["reddit"] = ConnectorReplier(
-            RedditConnector(producer, reddit, subreddits=[], store=store).reply
-        )
-    return Repliers(store, by_source)
-

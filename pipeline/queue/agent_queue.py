@@ -18,8 +18,8 @@ from pipeline.errors import TriageError
 from pipeline.outbound.replies import Repliers
 from pipeline.queue.agents import Agents
 from pipeline.queue.sla import FIRST_RESPONSE, SlaPolicy
-from pipeline.records import AuditEntry, QueueItem, Resolution, utcnow
-from pipeline.store import Store
+from pipeline.records import URGENCY_VALUE, AuditEntry, QueueItem, Resolution, utcnow
+from pipeline.store.interface import Store
 
 DEFAULT_LEASE = timedelta(minutes=10)
 WATCHDOG = "sla-watchdog"
@@ -340,11 +340,11 @@ class AgentQueue:
         """Items queued before factors were kept: read them from the stored post."""
         post = self.store.get_post(item.id)
         if post is None:
-            return {"urgency": priority.URGENCY_VALUE.get(item.urgency, 0.0)}
+            return {"urgency": URGENCY_VALUE.get(item.urgency, 0.0)}
         probs = post["urgency"].get("probabilities") or {item.urgency: 1.0}
         author = post["post"]["author"]
         return {
-            "urgency": sum(priority.URGENCY_VALUE.get(k, 0.0) * p for k, p in probs.items()),
+            "urgency": sum(URGENCY_VALUE.get(k, 0.0) * p for k, p in probs.items()),
             "negative": post["sentiment"].get("probabilities", {}).get("negative", 0.0),
             "followers": float(author.get("followers", 0)),
             "verified": float(author.get("verified", False)),

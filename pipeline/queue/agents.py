@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pydantic import Field
 
 from pipeline.records import AwareDatetime, QueueItem, Record
-from pipeline.store import Store
+from pipeline.store.interface import Store
 
 AGENT = "agent"
 AFFINITY = "affinity"

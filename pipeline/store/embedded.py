@@ -19,12 +19,7 @@ import orjson
 from pipeline.assist_records import OutboundReply
 from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
-from pipeline.store import (
-    COLLECTIONS,
-    WriteResult,
-    latest_authors,
-    post_document,
-)
+from pipeline.store.interface import COLLECTIONS, WriteResult, latest_authors, post_document
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (

@@ -29,13 +29,9 @@ from pymongo.errors import (
 from pipeline.assist_records import OutboundReply
 from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
-from pipeline.store import (
-    WriteResult,
-    latest_authors,
-    post_document,
-)
 from pipeline.store.claim_index import ClaimIndex
 from pipeline.store.group_insert import GroupInsert
+from pipeline.store.interface import WriteResult, latest_authors, post_document
 
 DUPLICATE_KEY = 11000
 LEAP_MAX = 63  # after lost races, a claim tries at most this many items further down

@@ -56,7 +56,7 @@ from pydantic import Field
 from scipy import stats
 
 from pipeline.records import AwareDatetime, Record, TriagedPost
-from pipeline.store import Store
+from pipeline.store.interface import Store
 
 Key = str | tuple[str, str]
 Status = Literal["emerging", "peaking", "fading", "ended"]

@@ -25,7 +25,7 @@ from pydantic import Field
 from pipeline.errors import TriageError
 from pipeline.queue.agent_queue import AgentQueue, QueueError
 from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record, TriagedPost
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from pipeline.trends.detector import TOKEN, URL, Trend, parse_key, word_keys
 
 SCAN_OPEN_ITEMS = 2000

@@ -21,7 +21,7 @@ from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 
 from pipeline.errors import ConfigError
-from pipeline.store import Store
+from pipeline.store.interface import Store
 from pipeline.trends.detector import bucket_counts, minute_time, trends_between
 
 FORMATS = ("html", "pdf", "png", "csv")
