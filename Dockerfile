@@ -1,7 +1,7 @@
 # One image for the worker, the connectors and the dashboard; compose.yaml picks the command.
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY pipeline pipeline
 COPY connectors connectors
 COPY classifiers classifiers

@@ -8,11 +8,17 @@ PYTEST_ARGS ?=
 
 .PHONY: install vectors demo test quality lint typecheck compose-check browser services-up services-down faults clean lock audit bench
 
+# pip's output goes to $(PIP_LOG) and is shown only when it fails: a first run prints one line.
+PIP_LOG := $(VENV)/pip.log
+quiet_pip = mkdir -p $(VENV) && start=$$(date +%s) && printf '%s' "installing $(1) into $(VENV)… " \
+	&& { $(2); } >$(PIP_LOG) 2>&1 \
+	|| { echo failed; cat $(PIP_LOG); echo "install failed; pip's output: $(PIP_LOG)"; exit 1; } \
+	&& echo "done in $$(($$(date +%s) - start))s"
+
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $@
+	@$(call quiet_pip,the project,$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --upgrade pip \
+		&& $(BIN)/pip install -e '.[dev]')
+	@rm -f $(VENV)/.installed-* && touch $@
 
 # Pretrained word vectors for `triage train --task` (classifiers/vectors.py): fetched once into
 # $TRIAGE_CACHE, installed beside the models.
@@ -25,7 +31,7 @@ vectors: $(VECTORS)
 install: $(STAMP) $(VECTORS)
 
 demo: $(STAMP)
-	$(BIN)/triage demo --serve
+	@$(BIN)/triage demo --serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -60,9 +66,10 @@ quality: $(STAMP) $(VECTORS)
 # Throughput, latency and peer comparison on the real services (bench/throughput.py); not part
 # of `make test`. Writes docs/performance.*; QUICK=1 runs 20,000 posts and only prints.
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+BENCH_EXTRAS := .[dev,bench]
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,bench]'
-	rm -f $(VENV)/.bench-* && touch $@
+	@$(call quiet_pip,the bench extras,$(BIN)/pip install -e '$(BENCH_EXTRAS)')
+	@rm -f $(VENV)/.bench-* && touch $@
 
 bench: $(BENCH_STAMP)
 	$(SERVICES) build

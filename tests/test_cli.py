@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -213,3 +214,20 @@ def test_agents_claim_and_resolve_from_the_command_line(tmp_path: Path) -> None:
     assert code == 0 and "resolved" in out, err
     code, _, err = triage("queue", "release", "test:nope", "--agent", "ann", env=env)
     assert code == 2 and "no queue item" in one_line_error(err)
+
+
+def test_version_names_the_package_and_the_active_model_bundle(tmp_path: Path) -> None:
+    """A bug report needs both: the same code judges differently after a promotion."""
+    from importlib.metadata import version
+
+    models = tmp_path / "models"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "classifiers" / "models", models)
+    env = {"TRIAGE_MODELS_DIR": str(models)}
+    registry = orjson.loads((models / "registry.json").read_bytes())["models"]["triage"]
+    inactive = sorted(v for v in registry["versions"] if v != registry["active"])[0]
+    code, out, _ = triage("--version", env=env)
+    assert code == 0 and f"social-triage {version('social-triage')}" in out
+    assert f"triage {registry['active']}" in out and inactive not in out
+    assert triage("models", "promote", inactive, env=env)[0] == 0
+    code, out, _ = triage("--version", env=env)
+    assert code == 0 and f"triage {inactive}" in out

@@ -34,6 +34,7 @@ def run_demo(
 ) -> BatchStats:
     """Replay, triage and summarise; with ``serve`` (host, port), then serve the dashboards on
     the same store and bus until Ctrl-C."""
+    began = time.perf_counter()
     if not posts.is_file():
         raise ConfigError(f"sample file {posts} does not exist")
     total = sum(1 for line in posts.open("rb") if line.strip())
@@ -83,7 +84,7 @@ def run_demo(
     show_summary(console, store, totals, connector.rejected, elapsed, settings)
     try:
         if serve is not None:
-            serve_dashboards(console, store, bus, settings, *serve)
+            serve_dashboards(console, store, bus, settings, *serve, began=began)
     finally:
         store.close()
     return totals
@@ -96,6 +97,7 @@ def serve_dashboards(
     settings: Settings,
     host: str,
     port: int,
+    began: float,
 ) -> None:
     """The dashboards on the demo's data, with one user per role and a fresh password."""
     import uvicorn
@@ -110,6 +112,7 @@ def serve_dashboards(
     console.print(f"\n[bold]Dashboards:[/] {url}")
     console.print("  users: [bold]agent[/], [bold]marketing[/], [bold]operator[/], [bold]admin[/]")
     console.print(f"  password: [bold]{password}[/]")
+    console.print(f"  ready in {time.perf_counter() - began:.0f}s")
     console.print("  (Ctrl-C stops)")
     uvicorn.run(create_app(store, settings, bus), host=host, port=port, log_level="warning")
 

@@ -69,6 +69,41 @@ def settings() -> Settings:
     return cfg
 
 
+def show_version(asked: bool) -> None:
+    """``--version``: the package and the model bundle it triages with, the two things a bug
+    report needs (the same code judges differently after `triage models promote`)."""
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from classifiers.registry import PACKAGED, Registry
+
+    try:
+        package = version("social-triage")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        package = "(not installed)"
+    registry = Registry(settings().models_dir or PACKAGED)
+    active = registry.active("triage") or "none active"
+    typer.echo(f"social-triage {package}")
+    typer.echo(f"model bundle: triage {active} (registry {registry.root})")
+    raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=show_version,
+            is_eager=True,
+            help="print the version and the active model bundle, then exit",
+        ),
+    ] = False,
+) -> None:
+    """Social listening triage for customer care."""
+
+
 def run_connector(connector: Connector) -> None:
     """Run until the source ends or Ctrl-C, showing a live count; always flush and checkpoint."""
     stop = stop_on_signals()
