@@ -128,11 +128,12 @@ def reprocessable(dead: DeadLetter) -> bool:
 
 
 def group_dead_letters(dead: list[tuple[str, DeadLetter]]) -> list[DeadGroup]:
+    """Grouped by stage and the reason's first clause: a validation reason lists up to three
+    problems, and records that share the first usually share the cause."""
     groups: dict[tuple[str, str], DeadGroup] = {}
     for key, letter in dead:
-        group = groups.setdefault(
-            (letter.stage, letter.reason), DeadGroup(letter.reason, letter.stage)
-        )
+        reason = letter.reason.split(";", 1)[0].strip()
+        group = groups.setdefault((letter.stage, reason), DeadGroup(reason, letter.stage))
         group.letters.append((key, letter))
         group.fixable = group.fixable or reprocessable(letter)
     return sorted(groups.values(), key=lambda g: (-len(g.letters), g.reason))

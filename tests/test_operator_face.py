@@ -66,3 +66,12 @@ def test_dead_letters_group_by_reason_and_only_parseable_ones_can_be_reprocessed
     assert not groups["invalid JSON"].fixable
     assert not groups["author: Field required"].fixable
     assert groups["store unreachable after 5 retries"].fixable
+
+
+def test_letters_that_share_their_first_problem_share_a_group() -> None:
+    dead = [
+        ("0:1", letter(b"{}", "invalid post: author: Field required; text: Field required")),
+        ("0:2", letter(b'{"text": 4}', "invalid post: author: Field required; text: not a str")),
+    ]
+    (group,) = group_dead_letters(dead)
+    assert group.reason == "invalid post: author: Field required" and len(group.letters) == 2

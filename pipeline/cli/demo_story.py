@@ -159,7 +159,7 @@ def build(now: datetime, seed: int = 24) -> Story:
         }
 
     customers: list[Customer] = []
-    for n in range(640):
+    for n in range(720):
         who = customer(rng, n, rng.choices(topics, weights)[0])
         customers.append(who)
         thread = THREADS[who.topic]
