@@ -121,7 +121,7 @@ TEXT.update(
         "status_peaking": {"en": "peaking", "zh": "高峰"},
         "status_fading": {"en": "fading", "zh": "回落"},
         "status_ended": {"en": "ended", "zh": "已结束"},
-        "posts_per_15": {"en": "posts / 15 min at peak", "zh": "帖/15分钟（峰值）"},
+        "posts_in_span": {"en": "posts in its buckets", "zh": "条帖子（所在时段）"},
         "rising_how": {
             "en": "Rate in the last third of the range against the rest.",
             "zh": "时间范围最后三分之一的速率与其余部分相比。",

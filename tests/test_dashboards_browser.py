@@ -236,6 +236,8 @@ def test_marketing_sees_the_spike_and_drills_down(browser: Browser, site: str) -
     spikes = mia.locator("#spikes li.spike")
     expect(spikes).to_have_count(1)  # the detector's one trend, as in the report and alerts
     expect(spikes.first).to_contain_text("#acmedown")
+    # the burst's 40 posts, plus any background post that fell in the same buckets
+    expect(spikes.first.locator(".spike-posts")).to_have_text(re.compile(r"^4\d$"))
     mia.screenshot(path=str(ARTIFACTS / "marketing.png"), full_page=True)
     spikes.first.locator("a").click()
     expect(mia.locator("#samples li")).to_have_count(20)  # the newest 20 of the spike's posts
