@@ -114,6 +114,42 @@ TEXT: dict[str, dict[str, str]] = {
     "back": {"en": "Back", "zh": "返回"},
 }
 
+# the marketing and operator faces' own words (kept apart so the console's can grow beside them)
+TEXT.update(
+    {
+        "status_emerging": {"en": "emerging", "zh": "出现"},
+        "status_peaking": {"en": "peaking", "zh": "高峰"},
+        "status_fading": {"en": "fading", "zh": "回落"},
+        "status_ended": {"en": "ended", "zh": "已结束"},
+        "posts_in_span": {"en": "posts in its buckets", "zh": "条帖子（所在时段）"},
+        "rising_how": {
+            "en": "Rate in the last third of the range against the rest.",
+            "zh": "时间范围最后三分之一的速率与其余部分相比。",
+        },
+        "change": {"en": "Change", "zh": "变化"},
+        "new": {"en": "new", "zh": "新出现"},
+        "flows": {"en": "Flows", "zh": "流程"},
+        "flow": {"en": "Flow", "zh": "流程"},
+        "schedule": {"en": "Schedule", "zh": "计划"},
+        "last_run": {"en": "Last run", "zh": "上次运行"},
+        "state": {"en": "State", "zh": "状态"},
+        "next_run": {"en": "Next run", "zh": "下次运行"},
+        "flow_state_ok": {"en": "ok", "zh": "正常"},
+        "flow_state_failed": {"en": "failed", "zh": "失败"},
+        "flow_state_overdue": {"en": "overdue", "zh": "已逾期"},
+        "flow_state_never_ran": {"en": "never ran", "zh": "从未运行"},
+        "flow_state_on_demand": {"en": "on demand", "zh": "按需"},
+        "letters": {"en": "dead letters", "zh": "条死信"},
+        "flows_hint": {
+            "en": "Scheduled flows run under Prefect: start them with `triage flows serve`.",
+            "zh": "计划流程由 Prefect 运行：请用 `triage flows serve` 启动。",
+        },
+        "healthy": {"en": "Everything is healthy.", "zh": "一切正常。"},
+        "unhealthy": {"en": "Needs attention", "zh": "需要处理"},
+        "fix_first": {"en": "fix the input at its source", "zh": "请在来源处修正输入"},
+    }
+)
+
 
 def translate(language: str, key: str) -> str:
     """The text for ``key``; an unknown key shows itself, so a gap is visible, never a crash."""

@@ -1,9 +1,11 @@
 """The marketing face: volume over a chosen range with spikes marked, rising topics, sentiment by
 topic, sources and languages, sample posts for any topic or time bucket, and a CSV export.
 
-Spikes here are buckets far above the range's typical level (its median, plus three Poisson
-standard deviations and at least double): a view of the stored posts, independent of the
-streaming trend detector, so the chart shows what happened even where no alert was raised.
+Spikes are the streaming detector's records (``pipeline/trends/detector.py``), the same ones the
+trend report, the incidents and ``trends.alerts`` come from, so every face tells one story; the
+chart marks the buckets each spike spans. Rising topics compare the last third of the range
+with the rest (``pipeline.trends.report.rising_topics``), and the range starts where the posts
+do, so a long range over a short history is not mostly empty.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,8 +28,9 @@ from dashboards.i18n import translate
 from dashboards.pages import language, render
 from pipeline.records import AwareDatetime, utcnow
 from pipeline.store.interface import Store
+from pipeline.trends.detector import Trend, trends_between
+from pipeline.trends.report import RECENT_SHARE, rising_topics, trend_report_data
 from pipeline.trends.report import render as render_report
-from pipeline.trends.report import trend_report_data
 
 router = APIRouter(include_in_schema=False)
 Marketer = Annotated[User, Depends(require_roles("marketing"))]
@@ -71,25 +73,21 @@ class Report:
     counts: list[int]
     spikes: list[int]
     posts: list[PostFact]
-    rising: list[tuple[str, int, float]] = field(default_factory=list)
+    trends: list[tuple[Trend, int, int]] = field(default_factory=list)
+    rising: list[dict[str, Any]] = field(default_factory=list)
     sentiment_by_topic: dict[str, Counter[str]] = field(default_factory=dict)
     sources: Counter[str] = field(default_factory=Counter)
     languages: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def episodes(self) -> list[tuple[int, int, int]]:
-        """Runs of adjacent spike buckets as (first, last, posts): one burst, one entry."""
-        runs: list[tuple[int, int, int]] = []
-        for i in self.spikes:
-            if runs and runs[-1][1] == i - 1:
-                first, _, total = runs[-1]
-                runs[-1] = (first, i, total + self.counts[i])
-            else:
-                runs.append((i, i, self.counts[i]))
-        return runs
-
     def bucket_of(self, when: datetime) -> int:
         return int((when - self.since) / self.bucket)
+
+    def span_of(self, trend: Trend) -> tuple[int, int]:
+        """The buckets a spike covers, from its start to its end (or its latest update)."""
+        last = len(self.starts) - 1
+        end = trend.ended_at or trend.updated_at
+        first = min(max(self.bucket_of(trend.started_at), 0), last)
+        return first, min(max(self.bucket_of(end), first), last)
 
 
 def bucket_size(span: timedelta) -> timedelta:
@@ -99,28 +97,13 @@ def bucket_size(span: timedelta) -> timedelta:
     return timedelta(minutes=BUCKET_MINUTES[-1])
 
 
-def find_spikes(counts: list[int]) -> list[int]:
-    """Buckets above median + 3 sqrt(median) (Poisson noise) and at least twice the median."""
-    if not counts:
-        return []
-    typical = statistics.median(counts)
-    limit = max(typical + 3 * math.sqrt(max(typical, 1.0)), 2 * typical)
-    return [i for i, n in enumerate(counts) if n > limit and n >= 3]
-
-
-def rising_topics(report: Report, top: int = 6) -> list[tuple[str, int, float]]:
-    """Topics by growth of their rate in the last third of the range over the two before."""
-    cut = report.since + (report.until - report.since) * 2 / 3
-    recent = Counter(p.topic for p in report.posts if p.created_at >= cut)
-    earlier = Counter(p.topic for p in report.posts if p.created_at < cut)
-    growth = {t: (recent[t] * 2 + 1) / (earlier[t] + 1) for t in recent}
-    ranked = sorted(growth.items(), key=lambda kv: (-kv[1], -recent[kv[0]], kv[0]))
-    return [(t, recent[t], g) for t, g in ranked[:top]]
-
-
 def build_report(store: Store, since: datetime, until: datetime) -> Report:
     docs = store.posts_between(since, until)
     posts = [PostFact.from_doc(d) for d in docs if not d.get("is_spam")]
+    trends = trends_between(store, since, until)
+    if posts:  # start where the data does (minute-aligned, so a page and its export agree)
+        first = min(p.created_at for p in posts).astimezone(UTC)
+        since = max(since, first.replace(second=0, microsecond=0))
     size = bucket_size(until - since)
     n = max(1, math.ceil((until - since) / size))
     starts = [since + size * i for i in range(n)]
@@ -128,8 +111,16 @@ def build_report(store: Store, since: datetime, until: datetime) -> Report:
     report = Report(since, until, size, starts, counts, [], posts)
     for p in posts:
         counts[min(report.bucket_of(p.created_at), n - 1)] += 1
-    report.spikes = find_spikes(counts)
-    report.rising = rising_topics(report)
+    report.trends = [(t, *report.span_of(t)) for t in trends]
+    report.spikes = sorted({i for _, a, b in report.trends for i in range(a, b + 1)})
+    cut = until - (until - since) * RECENT_SHARE
+    minutes = (until - since) / timedelta(minutes=1)
+    report.rising = rising_topics(
+        Counter(p.topic for p in posts if p.created_at < cut),
+        Counter(p.topic for p in posts if p.created_at >= cut),
+        minutes * (1 - RECENT_SHARE),
+        minutes * RECENT_SHARE,
+    )[:6]
     for p in posts:
         report.sentiment_by_topic.setdefault(p.topic, Counter())[p.sentiment] += 1
     report.sources = Counter(p.source for p in posts)

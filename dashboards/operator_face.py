@@ -1,18 +1,25 @@
-"""The operator face: pipeline health at a glance, and the dead-letter queue with reprocess.
+"""The operator face answers "is everything healthy?", and keeps the dead-letter queue.
 
-Throughput is posts arriving per five minutes over the last hour (from the store); lag is what
-the worker group has not committed on ``posts.raw``, per partition (from the bus); dead letters
-are read from ``posts.dlq``. Reprocessing puts a dead letter's original bytes back on the topic it
-came from: the worker's writes are idempotent by post id, so reprocessing twice stores it once.
+Each of the six flows (``flows/deployments.py``) shows its schedule, its last run and how it
+ended (the run log the flows keep in the store, ``flows/run_log.py``), and its next run (the
+cron schedule read by cronsim); a scheduled flow whose last run is older than two of its
+intervals is overdue. Throughput is posts arriving per five minutes over the last hour (from the
+store); lag is what the worker group has not committed on ``posts.raw``, per partition (from the
+bus); dead letters are read from ``posts.dlq`` and grouped by reason. Reprocessing puts a dead
+letter's original bytes back on the topic it came from, offered only where that can help: bytes
+that do not parse as a post today would only fail again, and are fixed at their source. The
+worker's writes are idempotent by post id, so reprocessing twice stores it once.
 """
 
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
+from cronsim import CronSim
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
@@ -23,10 +30,11 @@ from dashboards.auth import User, get_store, require_roles
 from dashboards.i18n import translate
 from dashboards.marketing_face import bucket_size
 from dashboards.pages import flash, language, render
+from flows.deployments import PLAN, Planned
 from flows.run_log import FLOW_RUNS
 from pipeline.bus.interface import Bus
 from pipeline.errors import TriageError
-from pipeline.records import AuditEntry, DeadLetter, utcnow
+from pipeline.records import AuditEntry, DeadLetter, Post, utcnow
 from pipeline.settings import Settings
 from pipeline.store.interface import Store
 
@@ -35,6 +43,100 @@ Operator = Annotated[User, Depends(require_roles("operator"))]
 StoreDep = Annotated[Store, Depends(get_store)]
 REPROCESSED = "dlq_reprocessed"
 SHOWN_DEAD_LETTERS = 100
+MAX_LAG = 10_000  # the health flow's default threshold
+
+
+@dataclass
+class FlowState:
+    """One flow as the operator sees it: when it runs, when it last ran and how, and what next."""
+
+    name: str
+    what: str
+    schedule: str
+    last_run: dict[str, Any] | None
+    next_run: datetime | None
+    state: str  # "ok", "failed", "overdue", "never ran" or "on demand"
+
+    @property
+    def healthy(self) -> bool:
+        return self.state in ("ok", "on demand")
+
+
+def next_fire(planned: Planned, after: datetime) -> datetime | None:
+    """The soonest run of any of the flow's cron schedules after ``after`` (UTC)."""
+    naive = after.astimezone(UTC).replace(tzinfo=None)
+    fires = [next(CronSim(c.expression, naive)) for c in planned.schedules]
+    return min(fires).replace(tzinfo=UTC) if fires else None
+
+
+def interval(planned: Planned, at: datetime) -> timedelta | None:
+    """The shortest gap between two runs of the flow's schedules around ``at``."""
+    gaps = []
+    naive = at.astimezone(UTC).replace(tzinfo=None)
+    for c in planned.schedules:
+        runs = CronSim(c.expression, naive)
+        first = next(runs)
+        gaps.append(next(runs) - first)
+    return min(gaps) if gaps else None
+
+
+def flow_states(store: Store, now: datetime) -> list[FlowState]:
+    runs = {str(d["flow"]): d for d in store.find_records(FLOW_RUNS) if "flow" in d}
+    states = []
+    for planned in PLAN:
+        last = runs.get(planned.name)
+        gap = interval(planned, now)
+        if last is not None and last.get("failed"):
+            state = "failed"
+        elif gap is None:
+            state = "on demand"
+        elif last is None:
+            state = "never ran"
+        elif as_time(last["ended_at"]) < now - 2 * gap:
+            state = "overdue"
+        else:
+            state = "ok"
+        states.append(
+            FlowState(planned.name, planned.what, planned.schedule, last,
+                      next_fire(planned, now), state)
+        )
+    return states
+
+
+@dataclass
+class DeadGroup:
+    """Dead letters that failed for one reason: fixable where the bytes parse as a post now."""
+
+    reason: str
+    stage: str
+    letters: list[tuple[str, DeadLetter]] = field(default_factory=list)
+    fixable: bool = False
+
+    @property
+    def newest(self) -> datetime:
+        return max(d.failed_at for _, d in self.letters)
+
+
+def reprocessable(dead: DeadLetter) -> bool:
+    """Whether sending the bytes again could work: they parse as a post today, so what failed
+    was downstream (a store outage, a stage's error) or a rule since relaxed."""
+    try:
+        Post.model_validate_json(base64.b64decode(dead.original))
+    except (ValidationError, ValueError):
+        return False
+    return True
+
+
+def group_dead_letters(dead: list[tuple[str, DeadLetter]]) -> list[DeadGroup]:
+    """Grouped by stage and the reason's first clause: a validation reason lists up to three
+    problems, and records that share the first usually share the cause."""
+    groups: dict[tuple[str, str], DeadGroup] = {}
+    for key, letter in dead:
+        reason = letter.reason.split(";", 1)[0].strip()
+        group = groups.setdefault((letter.stage, reason), DeadGroup(reason, letter.stage))
+        group.letters.append((key, letter))
+        group.fixable = group.fixable or reprocessable(letter)
+    return sorted(groups.values(), key=lambda g: (-len(g.letters), g.reason))
 
 
 def as_time(value: datetime | str) -> datetime:
@@ -92,13 +194,18 @@ def operator_page(request: Request, user: Operator, store: StoreDep) -> Response
         "throughput_svg": charts.volume_chart(starts, counts, [], translate(lang, "throughput")),
         "lag": None,
         "dead": [],
+        "groups": [],
+        "fixable": set(),
         "reprocessed": {},
         "bus_error": None,
+        "max_lag": MAX_LAG,
     }
     if bus is not None:
         try:
             context["lag"] = bus.lag(settings.consumer_group, settings.topic_raw)
             context["dead"] = read_dead_letters(bus, settings)
+            context["groups"] = group_dead_letters(context["dead"])
+            context["fixable"] = {k for k, d in context["dead"] if reprocessable(d)}
         except TriageError as exc:
             context["bus_error"] = str(exc)
         context["reprocessed"] = {
@@ -108,7 +215,17 @@ def operator_page(request: Request, user: Operator, store: StoreDep) -> Response
     context["models"] = sorted(registry.versions("triage").items(), reverse=True)
     context["active_model"] = registry.active("triage")
     context["flow_runs"] = sorted(store.find_records(FLOW_RUNS), key=lambda d: str(d["flow"]))
-    return render(request, "operator.html", user, preview=preview, **context)
+    context["flows"] = flow_states(store, now)
+    problems = [f"{f.name}: {translate(lang, 'flow_state_' + f.state.replace(' ', '_'))}"
+                for f in context["flows"] if not f.healthy]
+    lagging = {p: n for p, n in (context["lag"] or {}).items() if n > MAX_LAG}
+    problems += [f"{translate(lang, 'lag')} {p}: {n:,}" for p, n in sorted(lagging.items())]
+    if context["bus_error"]:
+        problems.append(context["bus_error"])
+    context["problems"] = problems
+    return render(
+        request, "operator.html", user, preview=preview, as_time=as_time, **context
+    )
 
 
 @router.post("/operator/dlq/reprocess")
@@ -126,6 +243,9 @@ def reprocess(
     found = dict(read_dead_letters(bus, settings)).get(key)
     if found is None:
         flash(request, f"no dead letter {key} on {settings.topic_dlq}", "error")
+        return RedirectResponse("/operator", status_code=303)
+    if not reprocessable(found):
+        flash(request, f"dead letter {key} does not parse as a post: fix it at its source", "error")
         return RedirectResponse("/operator", status_code=303)
     producer = bus.producer()
     try:

@@ -21,7 +21,7 @@ from pipeline.errors import ConfigError
 from pipeline.records import utcnow
 from pipeline.settings import Settings
 from pipeline.store import open_store
-from pipeline.trends.report import render, trend_report_data
+from pipeline.trends.report import change_label, render, trend_report_data
 
 PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 RECORD = "trend_report"
@@ -71,11 +71,11 @@ def summary(record: dict[str, Any]) -> str:
         "",
         f"{record['posts']:,} posts, {record['spikes']} spikes. Report: `{record['path']}`",
         "",
-        "| rising topic | posts | first half | second half | growth |",
+        "| rising topic | posts | before | last third | rate change |",
         "|---|---|---|---|---|",
         *(
-            f"| {r['topic']} | {r['posts']} | {r['first_half']} | {r['second_half']} "
-            f"| {r['growth']:+.0%} |"
+            f"| {r['topic']} | {r['posts']} | {r['baseline']} | {r['recent']} "
+            f"| {change_label(r)} |"
             for r in data["rising_topics"][:10]
         ),
     ]

@@ -13,6 +13,7 @@ from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from itertools import groupby
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from pipeline.bus.memory import InProcessBus
 from pipeline.records import Author, DeadLetter, Post, utcnow
 from pipeline.settings import Settings
 from pipeline.store.embedded import EmbeddedStore
+from pipeline.trends.detector import TrendDetector
 from pipeline.worker import Worker
 from tests.dashboard_server import ARTIFACTS, CHROMIUM_ARGS, free_port, require_chromium, served
 from tests.helpers import embedded_settings, make_post
@@ -79,7 +81,15 @@ def seed(store: EmbeddedStore, triager: Triager) -> None:
     # Waiting longest, loud and critical: the top of the queue.
     waited = now - timedelta(hours=26)
     posts.append(fire.model_copy(update={"author": VIP, "created_at": waited}))
-    store.write_batch(triager.triage(posts, now))
+    triaged = triager.triage(posts, now)
+    store.write_batch(triaged)
+    # the streaming detector counts them as the worker would, an hour at a time in time order:
+    # its records are what the marketing face marks as spikes
+    detector = TrendDetector(store, worker_id="seed")
+    ordered = sorted(triaged, key=lambda t: t.post.created_at)
+    for _, hour in groupby(ordered, key=lambda t: t.post.created_at.replace(minute=0, second=0)):
+        detector.update(list(hour), now)
+    detector.close()
     for name, roles in USERS.items():
         store.save_user(make_account(name, PASSWORD, roles))
 
@@ -224,9 +234,10 @@ def test_marketing_sees_the_spike_and_drills_down(browser: Browser, site: str) -
     mia = sign_in(browser, site, "mia", "/marketing")
     expect(mia.locator("#volume-chart svg #spike-markers")).to_have_count(1)
     spikes = mia.locator("#spikes li.spike")
-    expect(spikes).to_have_count(1)
-    # The burst's 40 posts, plus any background post that fell in the same buckets.
-    expect(spikes.first).to_contain_text(re.compile(r": 4[0-3] posts"))
+    expect(spikes).to_have_count(1)  # the detector's one trend, as in the report and alerts
+    expect(spikes.first).to_contain_text("#acmedown")
+    # the burst's 40 posts, plus any background post that fell in the same buckets
+    expect(spikes.first.locator(".spike-posts")).to_have_text(re.compile(r"^4\d$"))
     mia.screenshot(path=str(ARTIFACTS / "marketing.png"), full_page=True)
     spikes.first.locator("a").click()
     expect(mia.locator("#samples li")).to_have_count(20)  # the newest 20 of the spike's posts
@@ -253,7 +264,7 @@ def test_operator_reprocesses_a_dead_letter(
         oli = sign_in(browser, deployment.url, "oli", "/operator")
         rows = oli.locator("#dlq-table tr[data-key]")
         expect(rows).to_have_count(2)
-        lost = oli.locator("#dlq-table tr", has_text="store unreachable")
+        lost = oli.locator("#dlq-table tr[data-key]", has_text="store unreachable")
         expect(lost).to_contain_text("My parcel never arrived")
         expect(oli.locator("#lag")).to_contain_text("partition")
         expect(oli.locator("#models tr.selected")).to_have_count(1)
@@ -262,8 +273,10 @@ def test_operator_reprocesses_a_dead_letter(
         lost.locator("button.reprocess").click()
         expect(oli.locator("#flash")).to_contain_text("sent back to posts.raw")
         expect(lost.locator(".reprocessed")).to_contain_text("oli")
-        broken = oli.locator("#dlq-table tr", has_text="invalid JSON")
-        expect(broken.locator("button.reprocess")).to_be_visible()
+        broken = oli.locator("#dlq-table tr[data-key]", has_text="invalid JSON")
+        # bytes that are not JSON would only fail again: no button, fix them at the source
+        expect(broken.locator("button.reprocess")).to_have_count(0)
+        expect(oli.locator("#flows-table tr[data-flow]")).to_have_count(6)
         deadline = utcnow() + timedelta(seconds=30)
         while deployment.store.get_post(LOST_POST.id) is None and utcnow() < deadline:
             threading.Event().wait(0.2)

@@ -58,9 +58,6 @@ incidents_app = typer.Typer(
 app.add_typer(incidents_app, name="incidents")
 
 console = Console()
-SAMPLE_POSTS = (
-    Path(__file__).resolve().parents[2] / "connectors" / "samples" / "demo_posts.jsonl"
-)
 
 
 def settings() -> Settings:
@@ -157,10 +154,14 @@ def stop_on_signals() -> threading.Event:
 
 @app.command()
 def demo(
-    posts: Annotated[Path, typer.Option(help="JSONL or twcs.csv file to replay")] = SAMPLE_POSTS,
-    data_dir: Annotated[Path, typer.Option(help="where the embedded store is written")] = Path(
-        ".triage/demo"
-    ),
+    posts: Annotated[
+        Path | None,
+        typer.Option(help="JSONL or twcs.csv file to replay instead of the demo's story"),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="where the demo's store is written (default: TRIAGE_DATA_DIR/demo)"),
+    ] = None,
     serve: Annotated[
         bool, typer.Option(help="then serve the dashboards on the demo's data until Ctrl-C")
     ] = False,
@@ -170,7 +171,8 @@ def demo(
     """Run the whole pipeline on its embedded default: replay -> bus -> worker -> store/queue."""
     from pipeline.cli.demo import run_demo
 
-    run_demo(posts, data_dir, console, (host, port) if serve else None)
+    run_demo(posts, data_dir or settings().data_dir / "demo", console,
+             (host, port) if serve else None)
 
 
 @app.command()

@@ -2,8 +2,10 @@
 
 A ``Replier`` per source sends the text (X and Reddit through their connectors' reply methods,
 handed in by the composition root: ``connectors/replying.py``); sources without an outbound
-channel (the demo, replays, tests) are record-only. Either way the
-reply is written to the store, where customer context and KPIs read it.
+channel (webhooks, tests) are record-only; the demo's, replays' and the twcs set's sources answer
+into the "demo outbox", which records the reply as sent (``via``) so the demo behaves like the
+product without reaching anyone. Either way the reply is written to the store, where customer
+context and KPIs read it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from pipeline.records import AwareDatetime, QueueItem, Record
 from pipeline.store.interface import Store
 
 REPLY = "reply"
-RECORD_ONLY_SOURCES = ("demo", "replay", "twcs", "webhook", "test")
+RECORD_ONLY_SOURCES = ("webhook", "test")
+# "sample" is the bundled demo posts' source, "twitter" a twcs.csv replay's
+DEMO_SOURCES = ("demo", "sample", "replay", "twcs", "twitter")
+DEMO_OUTBOX = "demo outbox"
 
 
 class Replier(Protocol):
@@ -31,8 +36,20 @@ class Replier(Protocol):
 class RecordOnly:
     """For sources with no way back to the customer: the reply is only recorded."""
 
+    via: str | None = None
+
     def reply(self, item: QueueItem, text: str) -> str | None:
         return None
+
+
+class DemoOutbox(RecordOnly):
+    """Sources that only exist in demos and replays: the reply counts as sent, into an outbox
+    that is the record itself, so every channel the demo shows can be answered."""
+
+    via = DEMO_OUTBOX
+
+    def reply(self, item: QueueItem, text: str) -> str | None:
+        return f"outbox:{uuid.uuid4().hex}"
 
 
 class ConnectorReplier:
@@ -56,6 +73,8 @@ class ReplyRecord(Record):
     purpose: str
     delivery: Literal["sent", "recorded"]
     external_id: str | None = None
+    via: str | None = None
+    """Where a reply went that no customer sees ("demo outbox"); None for a real channel."""
 
 
 class NoReplier(TriageError):
@@ -66,6 +85,7 @@ class Repliers:
     def __init__(self, store: Store, by_source: Mapping[str, Replier] | None = None) -> None:
         self.store = store
         self.by_source: dict[str, Replier] = {s: RecordOnly() for s in RECORD_ONLY_SOURCES}
+        self.by_source.update({s: DemoOutbox() for s in DEMO_SOURCES})
         self.by_source.update(by_source or {})
 
     @classmethod
@@ -91,6 +111,7 @@ class Repliers:
             purpose=purpose,
             delivery="recorded" if external is None else "sent",
             external_id=external,
+            via=replier.via if isinstance(replier, RecordOnly) else None,
         )
         self.store.put_record(REPLY, record.id, record.model_dump(mode="json"))
         return record

@@ -2,7 +2,13 @@
 
 ``trend_report_data`` reads the stored count buckets (summed over every worker) and trend records
 for a time range and returns plain JSON-able data: the dashboard serves it as it is, and
-``render`` draws it with matplotlib as HTML, PDF, PNG or CSV.
+``render`` draws it with matplotlib as HTML, PDF, PNG or CSV. Spikes are the streaming
+detector's records, the one truth the marketing page, incidents and ``trends.alerts`` share.
+
+Rising topics compare the rate of the last third of the data against the rate of the rest
+(``rising_topics``, shared with the marketing page); a topic with no posts in that baseline is
+"new" rather than an infinite percentage. The range starts where the data starts, so a chart is
+never mostly empty, and the HTML report fits a 1,280 px window.
 """
 
 from __future__ import annotations
@@ -25,9 +31,40 @@ from pipeline.store.interface import Store
 from pipeline.trends.detector import bucket_counts, minute_time, trends_between
 
 FORMATS = ("html", "pdf", "png", "csv")
-PNG_SIZE = (1600, 1000)  # pixels: figsize (16, 10) at 100 dpi
+PNG_SIZE = (1200, 800)  # pixels: figsize (12, 8) at 100 dpi, inside a 1,280 px window
 BIN_CHOICES = (1, 5, 15, 60, 360, 1440)
 SENTIMENT_COLOURS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
+RECENT_SHARE = 1 / 3  # rising topics: the last third of the range against the rest
+
+
+def rising_topics(
+    baseline: Counter[str], recent: Counter[str], baseline_minutes: float, recent_minutes: float
+) -> list[dict[str, Any]]:
+    """Each topic's rate in the recent window against its rate in the baseline, as a growth
+    (0.5 is +50%), or ``None`` with ``new`` set where the baseline has none of it; newest and
+    fastest first."""
+    rows: list[dict[str, Any]] = []
+    for topic in sorted(set(baseline) | set(recent)):
+        before, after = baseline[topic], recent[topic]
+        growth = None
+        if before and baseline_minutes > 0 and recent_minutes > 0:
+            growth = round((after / recent_minutes) / (before / baseline_minutes) - 1, 3)
+        rows.append(
+            {
+                "topic": topic,
+                "posts": before + after,
+                "baseline": before,
+                "recent": after,
+                "new": before == 0,
+                "growth": growth,
+            }
+        )
+    rows.sort(key=lambda r: (not r["new"], -(r["growth"] or 0.0), -r["recent"], r["topic"]))
+    return rows
+
+
+def change_label(row: dict[str, Any]) -> str:
+    return "new" if row["growth"] is None else f"{100 * row['growth']:+.0f}%"
 
 
 def trend_report_data(store: Store, since: datetime, until: datetime) -> dict[str, Any]:
@@ -35,34 +72,27 @@ def trend_report_data(store: Store, since: datetime, until: datetime) -> dict[st
     if since >= until:
         raise ConfigError("--since must be before --until")
     buckets = bucket_counts(store, since, until)
-    span = (until - since).total_seconds() / 60
-    step = next((b for b in BIN_CHOICES if span / b <= 240), BIN_CHOICES[-1])
     first = int(since.timestamp() // 60)
+    end = math.ceil(until.timestamp() / 60)
+    if buckets:  # the chart starts where the data does, not hours of nothing before it
+        first = max(first, min(buckets))
+    span = max(end - first, 1)
+    step = next((b for b in BIN_CHOICES if span / b <= 240), BIN_CHOICES[-1])
     volume: Counter[int] = Counter()
-    halves: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
-    middle = first + span / 2
+    parts: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
+    cut = end - span * RECENT_SHARE
     totals: Counter[str] = Counter()
     for minute, counts in buckets.items():
         volume[(minute - first) // step] += counts.get("all", 0)
         meta = {k: c for k, c in counts.items() if "=" in k}
         totals.update(meta)
-        halves[int(minute >= middle)].update(meta)
+        parts[int(minute >= cut)].update(meta)
     n_bins = math.ceil(span / step)
     trends = trends_between(store, since, until)
-    topics = sorted({k[6:] for k in totals if k.startswith("topic=")})
-    rising: list[dict[str, Any]] = []
-    for topic in topics:
-        before, after = halves[0][f"topic={topic}"], halves[1][f"topic={topic}"]
-        rising.append(
-            {
-                "topic": topic,
-                "posts": before + after,
-                "first_half": before,
-                "second_half": after,
-                "growth": round((after - before) / max(before, 1), 3),
-            }
-        )
-    rising.sort(key=lambda r: (-r["growth"], -r["posts"]))
+    before, after = (
+        Counter({k[6:]: n for k, n in p.items() if k.startswith("topic=")}) for p in parts
+    )
+    rising = rising_topics(before, after, span * (1 - RECENT_SHARE), span * RECENT_SHARE)
     sentiment: dict[str, dict[str, int]] = {}
     for key, n in totals.items():
         if key.startswith("sent="):
@@ -135,10 +165,12 @@ def figure(data: dict[str, Any]) -> Figure:
     ax.grid(alpha=0.3)
 
     ax = fig.add_subplot(grid[1, 0])
-    rising = data["rising_topics"][:8][::-1]
+    rising = [r for r in data["rising_topics"] if r["growth"] is not None][:8][::-1]
     ax.barh([r["topic"] for r in rising], [100 * r["growth"] for r in rising],
             color=["#2ca02c" if r["growth"] >= 0 else "#d62728" for r in rising])
-    ax.set_title("Topics rising: second half vs first half (%)")
+    new = [r["topic"] for r in data["rising_topics"] if r["growth"] is None]
+    ax.set_title("Topics: last third vs the rest (% rate)"
+                 + (f"\nnew: {', '.join(new[:4])}" if new else ""), fontsize=10)
     ax.axvline(0, color="black", lw=0.8)
 
     ax = fig.add_subplot(grid[1, 1])
@@ -221,7 +253,8 @@ def to_csv(data: dict[str, Any]) -> bytes:
         w.writerow(["spike", s["what"], s["detected_at"], s["peak_volume"],
                     f"{s['status']}; growth {s['growth']}x; started {s['started_at']}"])
     for r in data["rising_topics"]:
-        w.writerow(["rising_topic", r["topic"], "", r["growth"], f"{r['posts']} posts"])
+        w.writerow(["rising_topic", r["topic"], "", change_label(r),
+                    f"{r['recent']} recent, {r['baseline']} before"])
     for topic, mix in data["sentiment_by_topic"].items():
         for label, n in mix.items():
             w.writerow(["sentiment", f"{topic}/{label}", "", n, ""])
@@ -243,15 +276,17 @@ def to_html(data: dict[str, Any], png: bytes) -> str:
         for s in data["spikes"]
     )
     topics = "".join(
-        f"<tr><td>{e(r['topic'])}</td><td>{r['posts']}</td><td>{100 * r['growth']:+.0f}%</td></tr>"
+        f"<tr><td>{e(r['topic'])}</td><td>{r['posts']}</td><td>{change_label(r)}</td></tr>"
         for r in data["rising_topics"]
     )
     img = base64.b64encode(png).decode()
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>Trends {e(data['since'][:10])} to {e(data['until'][:10])}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}</style></head><body>"
+        "<style>body{font-family:sans-serif;margin:1em auto;max-width:1240px;padding:0 8px}"
+        "img{max-width:100%;height:auto}table{border-collapse:collapse;max-width:100%}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;"
+        "overflow-wrap:anywhere}</style></head><body>"
         f"<h1>What rose between {e(data['since'][:16])} and {e(data['until'][:16])} UTC</h1>"
         f"<p>{data['posts']:,} posts; {len(data['spikes'])} spikes detected.</p>"
         f"<img alt='trend charts' src='data:image/png;base64,{img}' width='{PNG_SIZE[0]}'>"
@@ -259,5 +294,5 @@ def to_html(data: dict[str, Any], png: bytes) -> str:
         "<th>status</th><th>peak posts / 15 min</th><th>growth</th><th>sentiment</th>"
         f"<th>what people said</th></tr>{spikes}</table>"
         "<h2>Topics</h2><table id='topics'><tr><th>topic</th><th>posts</th>"
-        f"<th>change, second half vs first</th></tr>{topics}</table></body></html>"
+        f"<th>rate, last third vs the rest</th></tr>{topics}</table></body></html>"
     )
