@@ -29,6 +29,7 @@ from pipeline.assist.corrections import record_correction
 from pipeline.errors import TriageError
 from pipeline.outbound.replies import RECORD_ONLY_SOURCES
 from pipeline.queue.agent_queue import AgentQueue, QueueError
+from pipeline.queue.approvals import Approvals
 from pipeline.queue.escalation import EscalationRecord, EscalationRequest
 from pipeline.queue.sla import RESOLUTION, SlaPolicy
 from pipeline.records import QueueItem, utcnow
@@ -145,7 +146,23 @@ def item_context(request: Request, item: QueueItem, user: User) -> dict[str, Any
         "channels": CHANNELS,
         "versions": versions_once(item.model_versions),
         "reply_limit": REPLY_LIMITS.get(item.source),
+        "requests": approvals(request).find(item_id=item.id),
     }
+
+
+def approvals(request: Request) -> Approvals:
+    """Goodwill approvals, built once per app on the queue the rest of the API uses."""
+    found = getattr(request.app.state, "approvals", None)
+    if found is None:
+        settings = request.app.state.settings
+        found = Approvals(
+            services(request).queue,
+            limit=settings.goodwill_limit,
+            daily_cap=settings.goodwill_daily_cap,
+            currency=settings.currency,
+        )
+        request.app.state.approvals = found
+    return found
 
 
 def is_mine(item: QueueItem, user: User) -> bool:

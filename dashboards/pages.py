@@ -29,7 +29,12 @@ from pipeline.store.interface import Store
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 # Which face each role opens, in the order the navigation lists them.
-FACES = {"agent": ("agent",), "marketing": ("marketing",), "operator": ("operator",)}
+FACES = {
+    "agent": ("agent",),
+    "approvals": ("supervisor",),
+    "marketing": ("marketing",),
+    "operator": ("operator",),
+}
 
 
 def language(request: Request) -> str:

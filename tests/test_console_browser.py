@@ -216,3 +216,46 @@ def test_console_in_chinese(browser: Browser, site: Site) -> None:
     expect(ann.locator("#reasons li").first).to_contain_text("紧急度")
     expect(ann.locator("#topic")).not_to_have_text(re.compile(r"^[a-z_]+$"))
     ann.screenshot(path=str(ARTIFACTS / "agent-console-zh.png"), full_page=True)
+
+
+def test_goodwill_over_the_limit_waits_for_a_supervisor_and_the_agent_sees_it_live(
+    browser: Browser, site: Site
+) -> None:
+    ann = sign_in(browser, site.url, "ann", "/agent")
+    ann.click("#claim-next")
+    expect(ann).to_have_url(re.compile(r"item=x:900"))
+    ann.select_option("#goodwill-kind", "refund")
+    ann.fill("#goodwill-amount", "300")
+    ann.fill("#goodwill-note", "phone burned: full refund")
+    ann.click("#goodwill")
+    expect(ann.locator("#flash")).to_contain_text("sent for approval: over the 250 EUR limit")
+    request = ann.locator("#approvals li.approval")
+    expect(request).to_have_attribute("data-status", "pending")
+    approval_id = request.get_attribute("data-approval")
+
+    sue = sign_in(browser, site.url, "sue", "/approvals")
+    pending = sue.locator(f'form.approval[data-approval="{approval_id}"]')
+    expect(pending).to_contain_text("300 EUR")
+    expect(pending).to_contain_text("ann")
+    sue.screenshot(path=str(ARTIFACTS / "approvals.png"), full_page=True)
+    pending.locator(".decision-reason").fill("device fire: refund approved in full")
+    pending.locator("button.approve").click()
+    expect(sue.locator("#flash")).to_contain_text("refund of 300 EUR approved")
+    expect(sue.locator("#no-pending")).to_be_visible()
+    expect(sue.locator(f'#decided tr[data-approval="{approval_id}"]')).to_contain_text("sue")
+    # a supervisor is no agent: the console is not theirs
+    assert sue.goto(site.url + "/agent") is not None
+    expect(sue.locator("#error-status")).to_have_text("403")
+
+    # ann's open page learns of the decision without a reload
+    expect(request).to_have_attribute("data-status", "approved", timeout=10_000)
+    expect(request.locator(".decision-reason")).to_have_text(
+        "device fire: refund approved in full"
+    )
+    # within the limit, it is granted at once
+    ann.fill("#goodwill-amount", "40")
+    ann.click("#goodwill")
+    expect(ann.locator("#flash")).to_contain_text("credit of 40 EUR granted")
+    actions = [e.action for e in site.store.audit_of_items(["x:900"])]
+    assert actions.count("goodwill_pending") == 1 and actions.count("goodwill_approved") == 1
+    assert actions.count("goodwill_granted") == 1
