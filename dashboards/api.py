@@ -23,6 +23,7 @@ from dashboards import (
     agent_face,
     approval_face,
     auth,
+    kpi_face,
     marketing_face,
     operator_face,
     pages,
@@ -125,6 +126,7 @@ def create_app(store: Store, settings: Settings | None = None, bus: Bus | None =
     app.include_router(incident_router)
     app.include_router(approval_face.api)
     app.include_router(approval_face.router)
+    app.include_router(kpi_face.router)
 
     @app.get("/api/v1/health")
     def health() -> Health:

@@ -32,6 +32,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 FACES = {
     "agent": ("agent",),
     "approvals": ("supervisor",),
+    "kpis": ("supervisor", "operator"),
     "marketing": ("marketing",),
     "operator": ("operator",),
 }

@@ -259,3 +259,45 @@ def test_goodwill_over_the_limit_waits_for_a_supervisor_and_the_agent_sees_it_li
     actions = [e.action for e in site.store.audit_of_items(["x:900"])]
     assert actions.count("goodwill_pending") == 1 and actions.count("goodwill_approved") == 1
     assert actions.count("goodwill_granted") == 1
+
+
+def test_kpi_page_for_supervisors_and_operators(browser: Browser, site: Site) -> None:
+    ann = sign_in(browser, site.url, "ann", "/agent")
+    ann.click("#claim-next")  # the X item: its channel has no connector here, so release it
+    ann.click("#release")
+    ann.select_option("#filter-channel", "test")
+    ann.click("#apply-filters")
+    ann.locator("#queue-table tbody tr[data-item] a").first.click()
+    bob = sign_in(browser, site.url, "bob", "/agent")
+    bob.click("#claim-next")  # bob holds the X item
+    ann.click("#claim-next")
+    expect(ann).to_have_url(re.compile(r"item=test:"))
+    ann.fill("#reply", "Sorted, thank you for your patience.")
+    ann.click("#resolve")
+    expect(ann.locator("#flash")).to_contain_text("resolved")
+    assert ann.goto(site.url + "/kpis") is not None
+    expect(ann.locator("#error-status")).to_have_text("403")  # agents have the console
+
+    unresolved = len(site.store.queue_ids()) - 1
+    for name in ("sue", "oli"):
+        page = sign_in(browser, site.url, name, "/kpis")
+        expect(page.locator("#kpi-first-response")).to_contain_text("n=1")
+        expect(page.locator("#kpi-resolution")).to_contain_text("n=1")
+        expect(page.locator("#kpi-items strong")).to_have_text(str(unresolved + 1))
+        cells = page.locator("#backlog-table tbody td:not(:first-child)").all_inner_texts()
+        assert sum(int(c) for c in cells) == unresolved
+        expect(page.locator('#agents-table tr[data-agent="ann"] .handled')).to_have_text("1")
+        expect(page.locator('#agents-table tr[data-agent="bob"] .holding')).to_have_text("1")
+        expect(page.locator("#backlog-chart svg")).to_have_count(1)
+        expect(page.locator("#backlog-chart svg")).to_contain_text("over 24 h")
+    page.select_option("#days", "1")
+    page.click("#show")
+    expect(page).to_have_url(re.compile(r"days=1"))
+    # the X post is 30 h old: out of a one-day range
+    expect(page.locator("#kpi-items strong")).to_have_text(str(unresolved))
+    page.screenshot(path=str(ARTIFACTS / "kpis.png"), full_page=True)
+    page.click("#lang-zh")
+    expect(page.locator("#backlog-chart h2")).to_have_text("按级别和时长的积压")
+    expect(page.locator("#backlog-chart svg")).to_contain_text("超过24小时")
+    expect(page.locator("#load-chart svg")).to_contain_text("已处理")
+    page.screenshot(path=str(ARTIFACTS / "kpis-zh.png"), full_page=True)
