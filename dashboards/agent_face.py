@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from dashboards.assist_api import services as assist_services
 from dashboards.auth import User, get_store, require_roles
-from dashboards.pages import flash, fragment, render
+from dashboards.pages import flash, fragment, render, say
 from dashboards.queue_api import services
 from pipeline.assist.corrections import record_correction
 from pipeline.errors import TriageError
@@ -241,19 +241,20 @@ def claim_for(request: Request, user: User) -> Response:
         flash(request, str(exc), "error")
         return back_to()
     if item is None:
-        flash(request, "nothing to claim", "error")
+        say(request, "nothing_to_claim", "error")
         return back_to()
     return back_to(item.id)
 
 
-def act(request: Request, item_id: str, do: Any, done: str) -> Response:
-    """Run one queue action; a refusal (not the holder, lease gone) is shown, never a crash."""
+def act(request: Request, item_id: str, do: Any, done: str, **values: Any) -> Response:
+    """Run one queue action; a refusal (not the holder, lease gone) is shown, never a crash;
+    ``done`` is the message key said on success."""
     try:
         do()
     except QueueError as exc:
         flash(request, str(exc), "error")
         return back_to(item_id)
-    flash(request, done)
+    say(request, done, item=item_id, **values)
     return back_to(item_id)
 
 
@@ -271,7 +272,7 @@ def resolve(
     except (QueueError, TriageError) as exc:
         flash(request, str(exc), "error")
         return back_to(item_id)
-    flash(request, f"{item_id} resolved")
+    say(request, "flash_resolved", item=item_id)
     return claim_for(request, user) if then == "next" else back_to(item_id)
 
 
@@ -283,7 +284,7 @@ def release(
         request,
         item_id,
         lambda: queue_for(request).release(item_id, user.name, reason),
-        f"{item_id} released",
+        "flash_released",
     )
 
 
@@ -302,7 +303,7 @@ def relabel(
     except TriageError as exc:
         flash(request, str(exc), "error")
         return back_to()
-    flash(request, f"topic of {item_id} corrected to {topic}: kept for retraining")
+    say(request, "flash_relabelled", item=item_id, topic=topic)
     return back_to(item_id)
 
 
@@ -342,7 +343,8 @@ def escalate(
         request,
         item_id,
         lambda: record.append(services(request).escalations.escalate(item_id, user.name, request_)),
-        f"{item_id} escalated to {channel}",
+        "flash_escalated",
+        channel=channel,
     )
 
 

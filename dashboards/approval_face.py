@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from dashboards.agent_face import approvals, back_to
 from dashboards.auth import User, require_roles
-from dashboards.pages import flash, fragment, render
+from dashboards.i18n import label, reason
+from dashboards.pages import flash, fragment, language, render, say
 from pipeline.queue.agent_queue import QueueError
 from pipeline.queue.approvals import Approval, Approvals, GoodwillRequest
 
@@ -93,6 +94,15 @@ def deny(
 # ---- pages
 
 
+def amounts(approval: Approval, lang: str) -> dict[str, str]:
+    return {
+        "kind": label(lang, "kind", approval.kind),
+        "amount": f"{approval.amount:g}",
+        "currency": approval.currency,
+    }
+
+
+
 @router.get("/approvals")
 def approvals_page(request: Request, user: Supervisor, svc: Svc) -> Response:
     return render(
@@ -125,7 +135,7 @@ def decide_form(
     except QueueError as exc:
         flash(request, str(exc), "error")
     else:
-        flash(request, f"{done.kind} of {done.amount:g} {done.currency} {done.status}")
+        say(request, f"flash_goodwill_{done.status}", **amounts(done, language(request)))
     return RedirectResponse("/approvals", status_code=303)
 
 
@@ -151,11 +161,8 @@ def goodwill_form(
     except QueueError as exc:
         flash(request, str(exc), "error")
         return back
-    flash(
-        request,
-        f"{done.kind} of {done.amount:g} {done.currency} "
-        + ("granted" if done.status == "granted" else f"sent for approval: {done.why}"),
-    )
+    lang = language(request)
+    say(request, f"flash_goodwill_{done.status}", **amounts(done, lang), why=reason(lang, done.why))
     return back
 
 

@@ -182,6 +182,36 @@ TEXT: dict[str, dict[str, str]] = {
     "due_in": {"en": "due in {}", "zh": "剩余 {}"},
     "followers": {"en": "followers", "zh": "粉丝"},
     "credit": {"en": "Goodwill credit or refund", "zh": "补偿金或退款"},
+    "flash_resolved": {"en": "{item} resolved", "zh": "{item} 已结案"},
+    "flash_released": {"en": "{item} released", "zh": "{item} 已退回队列"},
+    "flash_relabelled": {
+        "en": "topic of {item} corrected to {topic}: kept for retraining",
+        "zh": "{item} 的主题已更正为 {topic}：将用于重新训练",
+    },
+    "flash_escalated": {"en": "{item} escalated to {channel}", "zh": "{item} 已升级（{channel}）"},
+    "flash_goodwill_granted": {
+        "en": "{kind} of {amount} {currency} granted",
+        "zh": "已发放 {amount} {currency}（{kind}）",
+    },
+    "flash_goodwill_pending": {
+        "en": "{kind} of {amount} {currency} sent for approval: {why}",
+        "zh": "{amount} {currency}（{kind}）已提交审批：{why}",
+    },
+    "flash_goodwill_approved": {
+        "en": "{kind} of {amount} {currency} approved",
+        "zh": "已批准 {amount} {currency}（{kind}）",
+    },
+    "flash_goodwill_denied": {
+        "en": "{kind} of {amount} {currency} denied",
+        "zh": "已拒绝 {amount} {currency}（{kind}）",
+    },
+    "decisions": {"en": "Decisions", "zh": "审批记录"},
+    "approval_rule": {
+        "en": "Credit or refund above {limit} {currency} needs approval; "
+        "each agent may grant up to {cap} {currency} a day.",
+        "zh": "超过 {limit} {currency} 的补偿或退款需要审批；"
+        "每位客服每天最多可发放 {cap} {currency}。",
+    },
     # ---- approvals
     "approvals": {"en": "Approvals", "zh": "审批"},
     "approval": {"en": "Approval", "zh": "审批"},
@@ -266,6 +296,11 @@ def _zh_reasons() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
         ),
         (re.compile(r"^part of a spike$"), lambda m: "属于突发峰值"),
         (re.compile(r"^topic (\w+)$"), lambda m: f"主题：{label('zh', 'topic', m[1])}"),
+        (re.compile(r"^over the (\S+) (\w+) limit$"), lambda m: f"超过 {m[1]} {m[2]} 的限额"),
+        (
+            re.compile(r"^over the daily cap of (\S+) (\w+) \((\S+) granted today\)$"),
+            lambda m: f"超过每日上限 {m[1]} {m[2]}（今日已发放 {m[3]}）",
+        ),
     ]
 
 

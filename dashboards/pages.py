@@ -133,6 +133,11 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
     request.session["flash"] = [message, kind]
 
 
+def say(request: Request, key: str, level: str = "ok", **values: Any) -> None:
+    """A one-time message in the visitor's language (``key`` in ``dashboards.i18n``)."""
+    flash(request, translate(language(request), key).format(**values), level)
+
+
 def safe_next(target: str) -> str:
     """Only same-site paths: ``next`` must never send a user to another site after login."""
     return target if target.startswith("/") and not target.startswith("//") else "/"

@@ -216,6 +216,26 @@ def test_console_in_chinese(browser: Browser, site: Site) -> None:
     expect(ann.locator("#reasons li").first).to_contain_text("紧急度")
     expect(ann.locator("#topic")).not_to_have_text(re.compile(r"^[a-z_]+$"))
     ann.screenshot(path=str(ARTIFACTS / "agent-console-zh.png"), full_page=True)
+    ann.fill("#goodwill-amount", "260")
+    ann.click("#goodwill")
+    expect(ann.locator("#flash")).to_contain_text("已提交审批：超过 250 EUR 的限额")
+    expect(ann.locator("#approvals .approval-state")).to_have_text("待审批")
+    ann.click("#release")
+    expect(ann.locator("#flash")).to_contain_text("已退回队列")
+    expect(ann.locator("#owner-state")).to_have_text("待处理")
+    filters = ann.locator("#filters").inner_text()
+    assert "overdue" not in filters and "已超时" in filters and "产品缺陷" in filters
+
+    sue = sign_in(browser, site.url, "sue", "/approvals")
+    sue.click("#lang-zh")
+    expect(sue.locator("#approval-rule")).to_contain_text("超过 250 EUR 的补偿或退款需要审批")
+    pending = sue.locator("form.approval").first
+    expect(pending).to_contain_text("超过 250 EUR 的限额")
+    pending.locator(".decision-reason").fill("不符合政策")
+    pending.locator("button.deny").click()
+    expect(sue.locator("#flash")).to_contain_text("已拒绝 260 EUR（补偿金）")
+    expect(sue.locator("#decided tbody tr").first).to_contain_text("已拒绝")
+    sue.screenshot(path=str(ARTIFACTS / "approvals-zh.png"), full_page=True)
 
 
 def test_goodwill_over_the_limit_waits_for_a_supervisor_and_the_agent_sees_it_live(

@@ -174,7 +174,9 @@ class MongoStore:
                 .skip(query.offset)
                 .limit(query.limit)
             )
-        return QueuePage([_queue_item(d) for d in docs], total)
+        # Read back through get_items, so each item is as current as a read by id.
+        current = {i.id: i for i in self.get_items([d["_id"] for d in docs])}
+        return QueuePage([current.get(d["_id"], _queue_item(d)) for d in docs], total)
 
     def _queue_where(self, query: QueueQuery) -> dict[str, Any]:
         """The filter of a queue page; a search also matches authors by handle."""
@@ -216,26 +218,24 @@ class MongoStore:
 
     def queue_between(self, since: datetime, until: datetime) -> list[QueueItem]:
         with _transient("reading the queue of a range"):
-            docs = self.queue.find({"post_created_at": {"$gte": since, "$lt": until}})
-            return [_queue_item(d) for d in docs]
+            where = {"post_created_at": {"$gte": since, "$lt": until}}
+            ids = [d["_id"] for d in self.queue.find(where, {"_id": 1})]
+        return self.get_items(ids)  # as current as a read by id
 
     def backlog(self, edges: Sequence[datetime]) -> dict[str, list[int]]:
-        counts: dict[str, list[int]] = {}
+        """Counted from the unresolved items read back by id (``get_items``), so a change made
+        a moment ago counts as it is now, not as its queue document last caught up."""
+        where = {"status": {"$ne": "resolved"}, "post_created_at": {"$lt": edges[0]}}
         with _transient("counting the backlog"):
+            ids = [d["_id"] for d in self.queue.find(where, {"_id": 1})]
+        counts: dict[str, list[int]] = {}
+        for item in self.get_items(ids):
+            if item.status == "resolved":
+                continue
             for i, (newer, older) in enumerate(pairwise(edges)):
-                rows = self.queue.aggregate(
-                    [
-                        {
-                            "$match": {
-                                "status": {"$ne": "resolved"},
-                                "post_created_at": {"$lt": newer, "$gte": older},
-                            }
-                        },
-                        {"$group": {"_id": "$band", "n": {"$sum": 1}}},
-                    ]
-                )
-                for row in rows:
-                    counts.setdefault(row["_id"], [0] * (len(edges) - 1))[i] = row["n"]
+                if older <= item.post_created_at < newer:
+                    counts.setdefault(item.band, [0] * (len(edges) - 1))[i] += 1
+                    break
         return counts
 
     def author_handles(self, author_ids: Sequence[str]) -> dict[str, str]:
