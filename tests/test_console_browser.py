@@ -317,6 +317,8 @@ def test_kpi_page_for_supervisors_and_operators(browser: Browser, site: Site) ->
     expect(page.locator("#kpi-items strong")).to_have_text(str(unresolved))
     page.screenshot(path=str(ARTIFACTS / "kpis.png"), full_page=True)
     page.click("#lang-zh")
+    expect(page).to_have_url(re.compile(r"days=1"))  # the language switch keeps the range
+    expect(page.locator("#kpi-items strong")).to_have_text(str(unresolved))
     expect(page.locator("#backlog-chart h2")).to_have_text("按级别和时长的积压")
     expect(page.locator("#backlog-chart svg")).to_contain_text("超过24小时")
     expect(page.locator("#load-chart svg")).to_contain_text("已处理")
