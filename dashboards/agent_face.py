@@ -12,8 +12,10 @@ reply), the tone cue and the best knowledge articles.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,15 +23,17 @@ from pydantic import ValidationError
 
 from dashboards.assist_api import services as assist_services
 from dashboards.auth import User, get_store, require_roles
-from dashboards.pages import flash, fragment, render
+from dashboards.pages import flash, fragment, render, say
 from dashboards.queue_api import services
 from pipeline.assist.corrections import record_correction
 from pipeline.errors import TriageError
+from pipeline.outbound.replies import RECORD_ONLY_SOURCES
 from pipeline.queue.agent_queue import AgentQueue, QueueError
+from pipeline.queue.approvals import Approvals
 from pipeline.queue.escalation import EscalationRecord, EscalationRequest
 from pipeline.queue.sla import RESOLUTION, SlaPolicy
 from pipeline.records import QueueItem, utcnow
-from pipeline.store.interface import Store
+from pipeline.store.interface import QueueQuery, Store
 from pipeline.trends.incidents import incidents, resolve_incident
 
 router = APIRouter(include_in_schema=False)
@@ -40,10 +44,91 @@ CHANNELS = ("email", "phone", "video")
 TOPICS = ("account", "billing", "delivery", "general", "praise", "product_defect")
 
 
-def visible_queue(store: Store, limit: int = 50) -> list[QueueItem]:
-    """Open and claimed items together, most urgent first, so ownership is always in view."""
-    items = store.list_queue("open", limit) + store.list_queue("claimed", limit)
-    return sorted(items, key=lambda i: (-i.priority, i.enqueued_at))[:limit]
+PAGE_SIZE = 25
+# The longest reply each channel takes; the reply box counts down to it.
+REPLY_LIMITS = {"x": 280, "twitter": 280, "reddit": 10_000}
+SLA_STATES = ("overdue", "due_soon", "on_track")
+# Sources with a connector that replies, then those whose replies are only recorded.
+CHANNEL_CHOICES = tuple(
+    dict.fromkeys(("x", "reddit", "twitter", "sample", *RECORD_ONLY_SOURCES))
+)
+FILTERS = ("band", "topic", "language", "channel", "sla", "q", "page")
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """The queue as one agent filters it: the page shown, and how to ask for its neighbours."""
+
+    items: list[QueueItem]
+    total: int
+    page: int
+    pages: int
+    filters: dict[str, str]
+    handles: dict[str, str]
+
+    def link(self, **changes: Any) -> str:
+        """This view's URL with some filters changed (paging, an item opened)."""
+        params = {k: v for k, v in {**self.filters, **changes}.items() if v not in ("", None)}
+        return "/agent" + ("?" + query_string(params) if params else "")
+
+
+def query_string(params: dict[str, Any]) -> str:
+    """Query parameters with item ids kept readable (``test:2100``, not ``test%3A2100``)."""
+    return urlencode(params, safe=":", quote_via=quote)
+
+
+def queue_query(request: Request, filters: dict[str, str], page: int) -> QueueQuery:
+    """Filters as the store asks them; an SLA state becomes a per-band range of creation times
+    (of the first-response target, the next one an unanswered item has to meet)."""
+    policy = SlaPolicy.from_settings(request.app.state.settings)
+    now = utcnow()
+    due = {b: now - w for b, w in policy.first_response.items()}
+    warn = {b: now - w * policy.warn_fraction for b, w in policy.first_response.items()}
+    before, after = {
+        "overdue": (due, None),
+        "due_soon": (warn, due),
+        "on_track": (None, warn),
+    }.get(filters.get("sla", ""), (None, None))
+
+    def one(key: str) -> tuple[str, ...]:
+        return (filters[key],) if filters.get(key) else ()
+
+    return QueueQuery(
+        bands=one("band"),
+        topics=one("topic"),
+        languages=one("language"),
+        sources=one("channel"),
+        search=filters.get("q", "").strip(),
+        created_before=before,
+        created_after=after,
+        offset=(page - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
+    )
+
+
+def queue_view(request: Request, store: Store) -> QueueView:
+    filters = {k: request.query_params.get(k, "") for k in FILTERS if k != "page"}
+    try:
+        page = max(1, int(request.query_params.get("page", "1")))
+    except ValueError:
+        page = 1
+    found = store.queue_page(queue_query(request, filters, page))
+    return QueueView(
+        items=found.items,
+        total=found.total,
+        page=page,
+        pages=max(1, -(-found.total // PAGE_SIZE)),
+        filters={**filters, "page": str(page) if page > 1 else ""},
+        handles=store.author_handles(sorted({i.author_id for i in found.items})),
+    )
+
+
+def versions_once(versions: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """Model versions grouped, so one bundle's version shows once with the tasks it ran."""
+    grouped: dict[str, list[str]] = {}
+    for task, version in versions.items():
+        grouped.setdefault(version, []).append(task)
+    return sorted(grouped.items())
 
 
 def item_context(request: Request, item: QueueItem, user: User) -> dict[str, Any]:
@@ -59,7 +144,25 @@ def item_context(request: Request, item: QueueItem, user: User) -> dict[str, Any
         "mine": is_mine(item, user),
         "topics": TOPICS,
         "channels": CHANNELS,
+        "versions": versions_once(item.model_versions),
+        "reply_limit": REPLY_LIMITS.get(item.source),
+        "requests": approvals(request).find(item_id=item.id),
     }
+
+
+def approvals(request: Request) -> Approvals:
+    """Goodwill approvals, built once per app on the queue the rest of the API uses."""
+    found = getattr(request.app.state, "approvals", None)
+    if found is None:
+        settings = request.app.state.settings
+        found = Approvals(
+            services(request).queue,
+            limit=settings.goodwill_limit,
+            daily_cap=settings.goodwill_daily_cap,
+            currency=settings.currency,
+        )
+        request.app.state.approvals = found
+    return found
 
 
 def is_mine(item: QueueItem, user: User) -> bool:
@@ -74,16 +177,31 @@ def queue_for(request: Request) -> AgentQueue:
 
 
 def back_to(item_id: str | None = None) -> RedirectResponse:
-    return RedirectResponse(f"/agent?item={item_id}" if item_id else "/agent", status_code=303)
+    where = "/agent?" + query_string({"item": item_id}) if item_id else "/agent"
+    return RedirectResponse(where, status_code=303)
+
+
+def page_context(request: Request, store: Store, item: str | None) -> dict[str, Any]:
+    view = queue_view(request, store)
+    return {
+        "view": view,
+        "queue": view.items,
+        "selected": item,
+        "due_at": deadlines(request),
+        "refresh": "/agent/live/queue?" + request.url.query,
+        "sla_states": SLA_STATES,
+        "bands": ("P1", "P2", "P3", "P4"),
+        "topic_choices": TOPICS,
+        "language_choices": ("en", "zh"),
+        "channel_choices": CHANNEL_CHOICES,
+    }
 
 
 @router.get("/agent")
 def agent_page(request: Request, user: Agent, store: StoreDep, item: str | None = None) -> Response:
     context: dict[str, Any] = {
-        "queue": visible_queue(store),
-        "selected": item,
+        **page_context(request, store, item),
         "active": "agent",
-        "due_at": deadlines(request),
         "incidents": incidents(store, "open"),
     }
     if item is not None:
@@ -95,14 +213,7 @@ def agent_page(request: Request, user: Agent, store: StoreDep, item: str | None 
 
 @router.get("/agent/live/queue")
 def live_queue(request: Request, user: Agent, store: StoreDep, item: str | None = None) -> Response:
-    return fragment(
-        request,
-        "agent_queue.html",
-        user,
-        queue=visible_queue(store),
-        selected=item,
-        due_at=deadlines(request),
-    )
+    return fragment(request, "agent_queue.html", user, **page_context(request, store, item))
 
 
 @router.get("/agent/live/owner/{item_id}")
@@ -116,6 +227,10 @@ def live_owner(request: Request, item_id: str, user: Agent, store: StoreDep) -> 
 @router.post("/agent/claim")
 def claim(request: Request, user: Agent) -> Response:
     """Route by the agent's profile (skills, capacity, affinity) where an admin set one."""
+    return claim_for(request, user)
+
+
+def claim_for(request: Request, user: User) -> Response:
     queue = queue_for(request)
     try:
         if queue.agents.get(user.name) is not None:
@@ -126,32 +241,39 @@ def claim(request: Request, user: Agent) -> Response:
         flash(request, str(exc), "error")
         return back_to()
     if item is None:
-        flash(request, "nothing to claim", "error")
+        say(request, "nothing_to_claim", "error")
         return back_to()
     return back_to(item.id)
 
 
-def act(request: Request, item_id: str, do: Any, done: str) -> Response:
-    """Run one queue action; a refusal (not the holder, lease gone) is shown, never a crash."""
+def act(request: Request, item_id: str, do: Any, done: str, **values: Any) -> Response:
+    """Run one queue action; a refusal (not the holder, lease gone) is shown, never a crash;
+    ``done`` is the message key said on success."""
     try:
         do()
     except QueueError as exc:
         flash(request, str(exc), "error")
         return back_to(item_id)
-    flash(request, done)
+    say(request, done, item=item_id, **values)
     return back_to(item_id)
 
 
 @router.post("/agent/items/{item_id}/resolve")
 def resolve(
-    request: Request, item_id: str, user: Agent, reply: Annotated[str, Form()]
+    request: Request,
+    item_id: str,
+    user: Agent,
+    reply: Annotated[str, Form()],
+    then: Annotated[str, Form()] = "",
 ) -> Response:
-    return act(
-        request,
-        item_id,
-        lambda: queue_for(request).resolve(item_id, user.name, reply),
-        f"{item_id} resolved",
-    )
+    """Send the reply and resolve; with ``then=next`` ("send and next") claim the next item."""
+    try:
+        queue_for(request).resolve(item_id, user.name, reply)
+    except (QueueError, TriageError) as exc:
+        flash(request, str(exc), "error")
+        return back_to(item_id)
+    say(request, "flash_resolved", item=item_id)
+    return claim_for(request, user) if then == "next" else back_to(item_id)
 
 
 @router.post("/agent/items/{item_id}/release")
@@ -162,7 +284,7 @@ def release(
         request,
         item_id,
         lambda: queue_for(request).release(item_id, user.name, reason),
-        f"{item_id} released",
+        "flash_released",
     )
 
 
@@ -181,7 +303,7 @@ def relabel(
     except TriageError as exc:
         flash(request, str(exc), "error")
         return back_to()
-    flash(request, f"topic of {item_id} corrected to {topic}: kept for retraining")
+    say(request, "flash_relabelled", item=item_id, topic=topic)
     return back_to(item_id)
 
 
@@ -221,7 +343,8 @@ def escalate(
         request,
         item_id,
         lambda: record.append(services(request).escalations.escalate(item_id, user.name, request_)),
-        f"{item_id} escalated to {channel}",
+        "flash_escalated",
+        channel=channel,
     )
 
 

@@ -19,7 +19,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from connectors.replying import reply_senders
-from dashboards import agent_face, auth, marketing_face, operator_face, pages, queue_api
+from dashboards import (
+    agent_face,
+    approval_face,
+    auth,
+    kpi_face,
+    marketing_face,
+    operator_face,
+    pages,
+    queue_api,
+)
 from dashboards.assist_api import router as assist_router
 from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
 from dashboards.incident_api import router as incident_router
@@ -115,6 +124,9 @@ def create_app(store: Store, settings: Settings | None = None, bus: Bus | None =
     app.include_router(queue_api.router)
     app.include_router(assist_router)
     app.include_router(incident_router)
+    app.include_router(approval_face.api)
+    app.include_router(approval_face.router)
+    app.include_router(kpi_face.router)
 
     @app.get("/api/v1/health")
     def health() -> Health:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import matplotlib
@@ -57,16 +57,22 @@ def volume_chart(
 
 
 def stacked_bars(
-    labels: Sequence[str], series: dict[str, Sequence[int]], title: str, gid: str
+    labels: Sequence[str],
+    series: dict[str, Sequence[int]],
+    title: str,
+    gid: str,
+    names: Mapping[str, str] | None = None,
+    colours: Mapping[str, str] | None = None,
 ) -> str:
-    """Horizontal stacked bars, one per label (sentiment mix per topic)."""
+    """Horizontal stacked bars, one per label (sentiment mix per topic); ``names`` are what the
+    legend shows for each series (its translation), ``colours`` override the sentiment ones."""
     fig = Figure(figsize=(6, 0.45 * max(len(labels), 2) + 1))
     ax = fig.subplots()
     left = [0] * len(labels)
     for name, values in series.items():
-        drawn = ax.barh(
-            labels, values, left=left, label=name, color=SENTIMENT_COLOURS.get(name, "#7e57c2")
-        )
+        colour = (colours or SENTIMENT_COLOURS).get(name, "#7e57c2")
+        shown = (names or {}).get(name, name)
+        drawn = ax.barh(labels, values, left=left, label=shown, color=colour)
         for label, patch in zip(labels, drawn.patches, strict=True):
             patch.set_gid(f"{gid}-{label}-{name}")
         left = [a + b for a, b in zip(left, values, strict=True)]

@@ -1,6 +1,14 @@
-"""Interface text in English and Chinese; the visitor's choice is kept in their session."""
+"""Interface text in English and Chinese; the visitor's choice is kept in their session.
+
+Labels the models and the queue produce (topics, urgency, sentiment, statuses, channels) are
+translated through ``label``; the priority's reasons, which are English sentences with numbers,
+through ``reason``, pattern by pattern, so a reason nobody translated yet shows as it is.
+"""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 LANGUAGES = {"en": "English", "zh": "中文"}
 
@@ -40,6 +48,10 @@ TEXT: dict[str, dict[str, str]] = {
     "history": {"en": "Customer history", "zh": "客户历史"},
     "no_history": {"en": "No earlier posts from this customer.", "zh": "该客户没有更早的帖子。"},
     "replies": {"en": "Replies sent", "zh": "已发送的回复"},
+    "demo_outbox": {
+        "en": "demo outbox: recorded, nobody contacted",
+        "zh": "演示发件箱：已记录，未联系任何人",
+    },
     "escalations": {"en": "Open escalations", "zh": "未结升级"},
     "no_escalations": {"en": "None.", "zh": "无。"},
     "assist": {"en": "Assist", "zh": "辅助"},
@@ -112,6 +124,135 @@ TEXT: dict[str, dict[str, str]] = {
     "when": {"en": "When", "zh": "时间"},
     "forbidden": {"en": "You may not open this page.", "zh": "你无权访问此页面。"},
     "back": {"en": "Back", "zh": "返回"},
+    # ---- labels: "<kind>_<value>"
+    "topic_account": {"en": "account", "zh": "账户"},
+    "topic_billing": {"en": "billing", "zh": "账单"},
+    "topic_delivery": {"en": "delivery", "zh": "配送"},
+    "topic_general": {"en": "general", "zh": "一般咨询"},
+    "topic_praise": {"en": "praise", "zh": "表扬"},
+    "topic_product_defect": {"en": "product defect", "zh": "产品缺陷"},
+    "urgency_low": {"en": "low", "zh": "低"},
+    "urgency_medium": {"en": "medium", "zh": "中"},
+    "urgency_high": {"en": "high", "zh": "高"},
+    "urgency_critical": {"en": "critical", "zh": "危急"},
+    "sentiment_negative": {"en": "negative", "zh": "负面"},
+    "sentiment_neutral": {"en": "neutral", "zh": "中性"},
+    "sentiment_positive": {"en": "positive", "zh": "正面"},
+    "status_open": {"en": "open", "zh": "待处理"},
+    "status_claimed": {"en": "claimed", "zh": "处理中"},
+    "status_snoozed": {"en": "snoozed", "zh": "已暂缓"},
+    "status_resolved": {"en": "resolved", "zh": "已解决"},
+    "status_pending": {"en": "pending", "zh": "待审批"},
+    "status_approved": {"en": "approved", "zh": "已批准"},
+    "status_denied": {"en": "denied", "zh": "已拒绝"},
+    "language_en": {"en": "English", "zh": "英语"},
+    "language_zh": {"en": "Chinese", "zh": "中文"},
+    "source_x": {"en": "X", "zh": "X"},
+    "source_twitter": {"en": "Twitter", "zh": "推特"},
+    "source_reddit": {"en": "Reddit", "zh": "Reddit"},
+    "source_webhook": {"en": "webhook", "zh": "网络钩子"},
+    "source_sample": {"en": "sample", "zh": "示例"},
+    "source_test": {"en": "test", "zh": "测试"},
+    "sla_overdue": {"en": "overdue", "zh": "已超时"},
+    "sla_due_soon": {"en": "due soon", "zh": "即将到期"},
+    "sla_on_track": {"en": "on track", "zh": "正常"},
+    # ---- the console
+    "all": {"en": "all", "zh": "全部"},
+    "band": {"en": "Band", "zh": "级别"},
+    "search": {"en": "Search", "zh": "搜索"},
+    "search_hint": {"en": "text, handle or id", "zh": "内容、用户名或编号"},
+    "filter": {"en": "Filter", "zh": "筛选"},
+    "clear": {"en": "Clear", "zh": "清除"},
+    "customer": {"en": "Customer", "zh": "客户"},
+    "age": {"en": "Age", "zh": "等待时长"},
+    "of": {"en": "of", "zh": "共"},
+    "previous": {"en": "Previous", "zh": "上一页"},
+    "next": {"en": "Next", "zh": "下一页"},
+    "send_next": {"en": "Send, resolve and next", "zh": "发送、结案并领取下一条"},
+    "characters": {"en": "characters", "zh": "字符"},
+    "too_long": {"en": "too long for this channel", "zh": "超出该渠道长度限制"},
+    "open_escalate": {"en": "Escalate…", "zh": "升级处理…"},
+    "cancel": {"en": "Cancel", "zh": "取消"},
+    "shortcuts": {
+        "en": "Keys: j/k move, Enter open, c claim, r reply, e escalate",
+        "zh": "快捷键：j/k 移动，回车打开，c 领取，r 回复，e 升级",
+    },
+    "ago": {"en": "{} ago", "zh": "{}前"},
+    "just_now": {"en": "just now", "zh": "刚刚"},
+    "min": {"en": "min", "zh": "分钟"},
+    "h": {"en": "h", "zh": "小时"},
+    "d": {"en": "d", "zh": "天"},
+    "overdue_by": {"en": "overdue {}", "zh": "已超时 {}"},
+    "due_in": {"en": "due in {}", "zh": "剩余 {}"},
+    "followers": {"en": "followers", "zh": "粉丝"},
+    "credit": {"en": "Goodwill credit or refund", "zh": "补偿金或退款"},
+    "flash_resolved": {"en": "{item} resolved", "zh": "{item} 已结案"},
+    "flash_released": {"en": "{item} released", "zh": "{item} 已退回队列"},
+    "flash_relabelled": {
+        "en": "topic of {item} corrected to {topic}: kept for retraining",
+        "zh": "{item} 的主题已更正为 {topic}：将用于重新训练",
+    },
+    "flash_escalated": {"en": "{item} escalated to {channel}", "zh": "{item} 已升级（{channel}）"},
+    "flash_goodwill_granted": {
+        "en": "{kind} of {amount} {currency} granted",
+        "zh": "已发放 {amount} {currency}（{kind}）",
+    },
+    "flash_goodwill_pending": {
+        "en": "{kind} of {amount} {currency} sent for approval: {why}",
+        "zh": "{amount} {currency}（{kind}）已提交审批：{why}",
+    },
+    "flash_goodwill_approved": {
+        "en": "{kind} of {amount} {currency} approved",
+        "zh": "已批准 {amount} {currency}（{kind}）",
+    },
+    "flash_goodwill_denied": {
+        "en": "{kind} of {amount} {currency} denied",
+        "zh": "已拒绝 {amount} {currency}（{kind}）",
+    },
+    "decisions": {"en": "Decisions", "zh": "审批记录"},
+    "approval_rule": {
+        "en": "Credit or refund above {limit} {currency} needs approval; "
+        "each agent may grant up to {cap} {currency} a day.",
+        "zh": "超过 {limit} {currency} 的补偿或退款需要审批；"
+        "每位客服每天最多可发放 {cap} {currency}。",
+    },
+    # ---- approvals
+    "approvals": {"en": "Approvals", "zh": "审批"},
+    "approval": {"en": "Approval", "zh": "审批"},
+    "amount": {"en": "Amount", "zh": "金额"},
+    "requested_by": {"en": "Requested by", "zh": "申请人"},
+    "decided_by": {"en": "Decided by", "zh": "审批人"},
+    "approve": {"en": "Approve", "zh": "批准"},
+    "deny": {"en": "Deny", "zh": "拒绝"},
+    "decision_reason": {"en": "Reason for the decision", "zh": "审批理由"},
+    "no_approvals": {"en": "Nothing waits for approval.", "zh": "没有待审批的申请。"},
+    "my_approvals": {"en": "My requests", "zh": "我的申请"},
+    "request_approval": {"en": "Request credit", "zh": "申请补偿"},
+    "supervisor": {"en": "Supervisor", "zh": "主管"},
+    "kind_credit": {"en": "goodwill credit", "zh": "补偿金"},
+    "kind_refund": {"en": "refund", "zh": "退款"},
+    "kind": {"en": "Kind", "zh": "类型"},
+    # ---- KPIs
+    "kpis": {"en": "KPIs", "zh": "指标"},
+    "first_response": {"en": "First response", "zh": "首次响应"},
+    "resolution": {"en": "Resolution", "zh": "解决用时"},
+    "sla_attainment": {"en": "SLA attainment", "zh": "时限达成率"},
+    "backlog": {"en": "Backlog by band and age", "zh": "按级别和时长的积压"},
+    "agent_load": {"en": "Per agent", "zh": "各客服"},
+    "holding": {"en": "Holding now", "zh": "当前处理中"},
+    "handled": {"en": "Handled", "zh": "已处理"},
+    "automation_rate": {"en": "Automation rate", "zh": "自动化率"},
+    "reopen_rate": {"en": "Reopen rate", "zh": "重开率"},
+    "items_in_range": {"en": "Items in range", "zh": "范围内条目"},
+    "days": {"en": "days", "zh": "天"},
+    "p50": {"en": "median", "zh": "中位数"},
+    "p90": {"en": "90th percentile", "zh": "第90百分位"},
+    "minutes": {"en": "minutes", "zh": "分钟"},
+    "no_data": {"en": "No data in this range.", "zh": "此范围内没有数据。"},
+    "age_lt1h": {"en": "under 1 h", "zh": "1小时内"},
+    "age_1_4h": {"en": "1-4 h", "zh": "1-4小时"},
+    "age_4_24h": {"en": "4-24 h", "zh": "4-24小时"},
+    "age_gt24h": {"en": "over 24 h", "zh": "超过24小时"},
 }
 
 # the marketing and operator faces' own words (kept apart so the console's can grow beside them)
@@ -157,3 +298,64 @@ def translate(language: str, key: str) -> str:
     if entry is None:
         return key
     return entry.get(language) or entry["en"]
+
+
+def label(language: str, kind: str, value: str | None) -> str:
+    """A model's or the queue's label in the interface language; unknown labels show as they
+    are (a new topic of a retrained model must not break the page)."""
+    if value is None:
+        return ""
+    entry = TEXT.get(f"{kind}_{value}")
+    return value if entry is None else entry.get(language) or entry["en"]
+
+
+def _zh_reasons() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]:
+    def urgency(m: re.Match[str]) -> str:
+        return label("zh", "urgency", m[1])
+
+    return [
+        (re.compile(r"^urgency (\w+) \((\d+%)\)$"), lambda m: f"紧急度{urgency(m)}（{m[2]}）"),
+        (
+            re.compile(r"^urgency (\w+) \(expected ([\d.]+)\)$"),
+            lambda m: f"紧急度{urgency(m)}（期望值 {m[2]}）",
+        ),
+        (re.compile(r"^negative sentiment \((\d+%)\)$"), lambda m: f"负面情绪（{m[1]}）"),
+        (
+            re.compile(r"^reach ([\d,]+) followers(, verified)?$"),
+            lambda m: f"影响力：{m[1]} 粉丝{'，已认证' if m[2] else ''}",
+        ),
+        (re.compile(r"^waiting ([\d.]+) h$"), lambda m: f"已等待 {m[1]} 小时"),
+        (re.compile(r"^customer tier (\w+)$"), lambda m: f"客户等级 {m[1]}"),
+        (
+            re.compile(r"^first-response SLA breached (-?\d+) min ago$"),
+            lambda m: f"首次响应时限已超 {m[1]} 分钟",
+        ),
+        (
+            re.compile(r"^first-response SLA: (-?\d+) min left$"),
+            lambda m: f"首次响应时限剩余 {m[1]} 分钟",
+        ),
+        (re.compile(r"^part of a spike$"), lambda m: "属于突发峰值"),
+        (re.compile(r"^topic (\w+)$"), lambda m: f"主题：{label('zh', 'topic', m[1])}"),
+        (re.compile(r"^over the (\S+) (\w+) limit$"), lambda m: f"超过 {m[1]} {m[2]} 的限额"),
+        (
+            re.compile(r"^over the daily cap of (\S+) (\w+) \((\S+) granted today\)$"),
+            lambda m: f"超过每日上限 {m[1]} {m[2]}（今日已发放 {m[3]}）",
+        ),
+    ]
+
+
+REASONS = {"zh": _zh_reasons()}
+EVIDENCE = re.compile(r"^(.*?) from ('.*)$")  # "<reason> from 'word', 'word'": the model's words
+EVIDENCE_TEXT = {"en": " from {}", "zh": "（依据：{}）"}
+
+
+def reason(language: str, text: str) -> str:
+    """One priority reason in the interface language, the words it rests on kept as written."""
+    head, evidence = text, ""
+    if (found := EVIDENCE.match(text)) is not None:
+        head, evidence = found[1], EVIDENCE_TEXT.get(language, " from {}").format(found[2])
+    for pattern, render in REASONS.get(language, []):
+        match = pattern.match(head)
+        if match:
+            return render(match) + evidence
+    return head + evidence

@@ -6,6 +6,7 @@ module (``agent_face``, ``marketing_face``, ``operator_face``) and render throug
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,13 +22,20 @@ from dashboards.auth import (
     get_store,
     sign_in,
 )
-from dashboards.i18n import LANGUAGES, translate
+from dashboards.i18n import LANGUAGES, label, reason, translate
+from pipeline.records import utcnow
 from pipeline.store.interface import Store
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 # Which face each role opens, in the order the navigation lists them.
-FACES = {"agent": ("agent",), "marketing": ("marketing",), "operator": ("operator",)}
+FACES = {
+    "agent": ("agent",),
+    "approvals": ("supervisor",),
+    "kpis": ("supervisor", "operator"),
+    "marketing": ("marketing",),
+    "operator": ("operator",),
+}
 
 
 def language(request: Request) -> str:
@@ -45,6 +53,50 @@ def faces_for(user: User | None) -> list[str]:
     return [face for face, roles in FACES.items() if user.has_any(roles)]
 
 
+def span(lang: str, seconds: float) -> str:
+    """A duration in words: "12 min", "3 h 05 min", "2 d 4 h"."""
+    minutes = int(abs(seconds) // 60)
+    unit = {k: translate(lang, k) for k in ("min", "h", "d")}
+    if minutes < 60:
+        return f"{minutes} {unit['min']}"
+    if minutes < 24 * 60:
+        return f"{minutes // 60} {unit['h']} {minutes % 60:02d} {unit['min']}"
+    return f"{minutes // 1440} {unit['d']} {minutes % 1440 // 60} {unit['h']}"
+
+
+def moment(value: datetime | str) -> datetime:
+    """A stored time as an aware datetime: stores give ISO text or (naive UTC) datetimes."""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def helpers(lang: str) -> dict[str, Any]:
+    """What every template uses to speak the visitor's language, times included."""
+    now = utcnow()
+
+    def ago(when: datetime | str) -> str:
+        seconds = (now - moment(when)).total_seconds()
+        if seconds < 60:
+            return translate(lang, "just_now")
+        return translate(lang, "ago").format(span(lang, seconds))
+
+    def sla_words(due: datetime) -> str:
+        left = (due - now).total_seconds()
+        key = "due_in" if left >= 0 else "overdue_by"
+        return translate(lang, key).format(span(lang, left))
+
+    return {
+        "t": lambda key: translate(lang, key),
+        "label": lambda kind, value: label(lang, kind, value),
+        "reason": lambda text: reason(lang, text),
+        "ago": ago,
+        "exact": lambda when: moment(when).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "iso": lambda when: moment(when).isoformat(),
+        "sla_words": sla_words,
+        "now": now,
+    }
+
+
 def render(
     request: Request,
     template: str,
@@ -58,7 +110,7 @@ def render(
         "user": user,
         "lang": lang,
         "languages": LANGUAGES,
-        "t": lambda key: translate(lang, key),
+        **helpers(lang),
         "csrf": csrf_token(request),
         "faces": faces_for(user),
         "flash": flash[0] if flash else None,
@@ -72,13 +124,18 @@ def render(
 def fragment(request: Request, template: str, user: User, **context: Any) -> HTMLResponse:
     """A piece of a page that refreshes itself; leaves the one-time message for the page."""
     lang = language(request)
-    base = {"user": user, "lang": lang, "t": lambda key: translate(lang, key)}
+    base = {"user": user, "lang": lang, **helpers(lang)}
     return templates.TemplateResponse(request, template, {**base, **context})
 
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:
     """A one-time message shown on the next page (after a POST-redirect-GET)."""
     request.session["flash"] = [message, kind]
+
+
+def say(request: Request, key: str, level: str = "ok", **values: Any) -> None:
+    """A one-time message in the visitor's language (``key`` in ``dashboards.i18n``)."""
+    flash(request, translate(language(request), key).format(**values), level)
 
 
 def safe_next(target: str) -> str:

@@ -279,7 +279,7 @@ def put_agent(
 
 @router.get("/kpis")
 def kpis(
-    user: Annotated[User, Depends(require_roles("agent", "operator"))],
+    user: Annotated[User, Depends(require_roles("agent", "operator", "supervisor"))],
     svc: Services,
     days: Annotated[float, Query(gt=0, le=366, description="window, in days")] = 7.0,
 ) -> Kpis:

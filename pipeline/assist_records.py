@@ -17,6 +17,8 @@ from pipeline.records import AwareDatetime, Record
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 FILLABLE = ("order_number", "product", "handle")
+# Who automated replies are recorded as (resolver, audit actor): the KPIs count them by it.
+AUTOMATION_AGENT = "automation"
 Outcome = Literal["resolved_first_reply", "escalated", "reopened"]
 Tone = Literal["angry", "unhappy", "pleased"]
 

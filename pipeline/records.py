@@ -230,8 +230,8 @@ class Correction(Record):
     predicted: dict[str, str] = Field(default_factory=dict)
 
 
-Role = Literal["agent", "marketing", "operator", "admin"]
-ROLES: tuple[str, ...] = ("agent", "marketing", "operator", "admin")
+Role = Literal["agent", "marketing", "operator", "supervisor", "admin"]
+ROLES: tuple[str, ...] = ("agent", "marketing", "operator", "supervisor", "admin")
 
 
 class UserAccount(Record):

@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     affinity_days: float = Field(default=30.0, ge=0)
     escalations_per_agent_hour: int = Field(default=5, ge=0)
     escalation_credit_limit: float = Field(default=50.0, ge=0)
+    goodwill_limit: float = Field(
+        default=250.0, ge=0, description="a goodwill credit or refund above this needs approval"
+    )
+    goodwill_daily_cap: float = Field(
+        default=1000.0, ge=0, description="what one agent grants a day before approval is needed"
+    )
+    currency: str = Field(default="EUR", pattern="^[A-Z]{3}$", description="the account currency")
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str | None = None

@@ -144,7 +144,7 @@ def test_triage_users_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
     bad = triage("users", "add", "bob", "--role", "boss", "--password-stdin", stdin=PASSWORD)
     assert bad.returncode == 2
     assert bad.stderr.strip() == (
-        "triage: unknown role 'boss': choose from agent, marketing, operator, admin"
+        "triage: unknown role 'boss': choose from agent, marketing, operator, supervisor, admin"
     )
     short = triage("users", "add", "bob", "--role", "agent", "--password-stdin", stdin="abc\n")
     assert short.returncode == 2 and "at least 8 characters" in short.stderr

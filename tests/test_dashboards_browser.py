@@ -195,6 +195,7 @@ def test_agents_claim_work_and_never_share_an_item(
     assert ann.locator("#emotion").inner_text() in EMOTIONS  # the emotion head's word
     expect(ann.locator("#history")).to_contain_text("Still no reply about my order")
 
+    ann.click("#open-escalate")  # the escalation form is a dialog
     ann.select_option("#channel", "email")
     ann.fill("#escalate-reason", "device fire: safety team follows up by e-mail")
     ann.fill("#escalate-email", "sam@example.com")

@@ -13,7 +13,7 @@ import pytest
 from classifiers.triager import Triager
 from pipeline.records import AuditEntry, Author, TriagedPost
 from pipeline.store.embedded import EmbeddedStore
-from pipeline.store.interface import Store
+from pipeline.store.interface import QueueQuery, Store
 from pipeline.store.mongo import MongoStore
 from tests.helpers import make_post
 
@@ -214,6 +214,71 @@ def test_depth_topics_and_audit(store: Store, batch: list[TriagedPost]) -> None:
     assert all(expected[name] == n for name, n in topics)
     store.record_audit([AuditEntry(at=NOW, actor="ann", action="claim", item_id=batch[0].id)])
     assert store.count("audit") == 1
+
+
+START = datetime(2026, 11, 1, tzinfo=UTC)  # make_post(i) was created i seconds after this
+
+
+def test_queue_pages_filter_search_and_window(store: Store, batch: list[TriagedPost]) -> None:
+    store.write_batch(batch)
+    queued = sorted((t for t in batch if not t.is_spam), key=lambda t: -t.priority.score)
+    everything = store.queue_page(QueueQuery(limit=100))
+    assert everything.total == len(queued)
+    assert [i.priority for i in everything.items] == [t.priority.score for t in queued]
+    first, second = (store.queue_page(QueueQuery(offset=o, limit=5)) for o in (0, 5))
+    assert first.total == second.total == len(queued)
+    assert [i.id for i in first.items + second.items] == [i.id for i in everything.items[:10]]
+    band = queued[0].priority.band
+    banded = store.queue_page(QueueQuery(bands=(band,), limit=100))
+    assert banded.total == sum(t.priority.band == band for t in queued) > 0
+    assert {i.band for i in banded.items} == {band}
+    topic, language = queued[-1].topic.label, queued[-1].language
+    narrowed = store.queue_page(QueueQuery(topics=(topic,), languages=(language,), limit=100))
+    assert {i.id for i in narrowed.items} == {
+        t.id for t in queued if t.topic.label == topic and t.language == language
+    }
+    assert store.queue_page(QueueQuery(sources=("reddit",))).total == 0
+    assert store.queue_page(QueueQuery(sources=("test",))).total == len(queued)
+    # a customer by handle ("user1x" is one author among the first 40 posts)
+    target = next(t for t in queued if 10 <= int(t.post.native_id) < 20)
+    found = store.queue_page(QueueQuery(search=target.post.author.handle or "", limit=100))
+    assert [i.id for i in found.items] == [target.id]
+    word = target.post.text.split()[0].upper()
+    by_text = store.queue_page(QueueQuery(search=word, limit=100))
+    assert target.id in {i.id for i in by_text.items}
+    assert all(word.lower() in i.text.lower() for i in by_text.items)
+    # SLA state: a cutoff per band on the post's creation
+    cut = {b: START + timedelta(seconds=20) for b in ("P1", "P2", "P3", "P4")}
+    older = store.queue_page(QueueQuery(created_before=cut, limit=100))
+    newer = store.queue_page(QueueQuery(created_after=cut, limit=100))
+    assert {i.id for i in older.items} == {t.id for t in queued if int(t.post.native_id) < 20}
+    assert {i.id for i in newer.items} == {t.id for t in queued if int(t.post.native_id) >= 20}
+    only_p = {queued[0].priority.band: START + timedelta(seconds=40)}
+    assert store.queue_page(QueueQuery(created_before=only_p, limit=100)).total == banded.total
+
+
+def test_queue_of_a_range_backlog_by_age_and_handles(
+    store: Store, batch: list[TriagedPost]
+) -> None:
+    store.write_batch(batch)
+    queued = [t for t in batch if not t.is_spam]
+    since, until = START + timedelta(seconds=10), START + timedelta(seconds=20)
+    ranged = store.queue_between(since, until)
+    assert sorted(i.id for i in ranged) == sorted(
+        t.id for t in queued if 10 <= int(t.post.native_id) < 20
+    )
+    claimed = store.claim_next("ann", NOW + timedelta(minutes=10), NOW)
+    assert claimed is not None
+    edges = [NOW, START + timedelta(seconds=20), START]
+    backlog = store.backlog(edges)
+    for band in ("P1", "P2", "P3", "P4"):
+        young = sum(
+            t.priority.band == band and int(t.post.native_id) >= 20 for t in queued
+        )
+        old = sum(t.priority.band == band and int(t.post.native_id) < 20 for t in queued)
+        assert backlog.get(band, [0, 0]) == [young, old]
+    author = f"test:{queued[0].post.author.id}"
+    assert store.author_handles([author, "x:no"]) == {author: queued[0].post.author.handle}
 
 
 def test_authors_keep_their_latest_profile(

@@ -28,13 +28,18 @@ from typing import Any
 from pydantic import BaseModel
 
 from pipeline.assist.assistant import Assistant, fill, post_fields
-from pipeline.assist_records import AutomationRule, AutomationSettings, OutboundReply
+from pipeline.assist_records import (
+    AUTOMATION_AGENT,
+    AutomationRule,
+    AutomationSettings,
+    OutboundReply,
+)
 from pipeline.outbound.replies import REPLY, RecordOnly, Repliers, ReplyRecord
 from pipeline.queue.agent_queue import AgentQueue, QueueError, UnknownItem
 from pipeline.records import AuditEntry, QueueItem, TriagedPost, utcnow
 from pipeline.store.interface import Store, author_key, post_document
 
-AGENT = "automation"
+AGENT = AUTOMATION_AGENT
 SETTINGS = "automation_settings"
 RULES = "automation_rule"
 URGENT = ("high", "critical")

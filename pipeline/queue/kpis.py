@@ -2,6 +2,10 @@
 
 Per-agent load is the number of items held now and resolved in the window: it is there to
 spread work fairly, so it carries no per-agent timings.
+
+Everything comes from bounded, indexed reads: the items whose post was created in the range
+(``Store.queue_between``), the backlog as grouped counts (``Store.backlog``), live leases
+(``Store.agent_loads``) and the audit of the range's items; never a read of the whole queue.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
+from pipeline.assist_records import AUTOMATION_AGENT as AUTOMATION
 from pipeline.queue.agent_queue import AgentQueue
 from pipeline.queue.escalation import ESCALATION, EscalationRecord
 from pipeline.queue.sla import BANDS, FIRST_RESPONSE, RESOLUTION
-from pipeline.records import QueueItem
 
-STATUSES = ("open", "claimed", "snoozed", "resolved")
+# Backlog age buckets: (key, the oldest age in the bucket); the last one is open-ended.
+AGES = (("lt1h", timedelta(hours=1)), ("1_4h", timedelta(hours=4)),
+        ("4_24h", timedelta(hours=24)), ("gt24h", timedelta(days=3650)))
 
 
 class Durations(BaseModel):
@@ -41,8 +47,15 @@ class Kpis(BaseModel):
     sla_attainment: dict[str, float | None]
     sla_decided: dict[str, int]
     backlog_by_band: dict[str, int]
+    backlog_by_age: dict[str, dict[str, int]]
     agents: list[AgentLoad]
     escalations_by_channel: dict[str, int]
+    items: int
+    resolved: int
+    automated: int
+    reopened: int
+    automation_rate: float | None
+    reopen_rate: float | None
 
 
 def _durations(values: list[float]) -> Durations:
@@ -58,55 +71,74 @@ def _durations(values: list[float]) -> Durations:
     )
 
 
-def compute(queue: AgentQueue, now: datetime, window: timedelta = timedelta(days=7)) -> Kpis:
-    """KPIs over items whose post was created in ``window`` before ``now``; backlog and load
-    are as of now."""
-    since = now - window
-    items: list[QueueItem] = [
-        i for s in STATUSES for i in queue.store.list_queue(s, limit=1_000_000)
-    ]
-    recent = [i for i in items if i.post_created_at >= since]
+def compute(
+    queue: AgentQueue,
+    now: datetime,
+    window: timedelta = timedelta(days=7),
+    until: datetime | None = None,
+) -> Kpis:
+    """KPIs over items whose post was created in ``[until - window, until)`` (``until`` is
+    ``now`` unless given); backlog and load are as of now."""
+    asked_until = until
+    until = until or now
+    since = until - window
+    store = queue.store
+    recent = store.queue_between(since, until)
     first = [
         (i.first_response_at - i.post_created_at).total_seconds()
         for i in recent
         if i.first_response_at is not None
     ]
-    resolved = [
-        (i.resolution.at - i.post_created_at).total_seconds()
-        for i in recent
-        if i.resolution is not None
-    ]
+    resolved = [i for i in recent if i.resolution is not None]
     attainment: dict[str, float | None] = {}
     decided: dict[str, int] = {}
     for kind in (FIRST_RESPONSE, RESOLUTION):
         outcomes = [m for i in recent if (m := queue.sla.met(i, kind)) is not None]
         decided[kind] = len(outcomes)
         attainment[kind] = round(sum(outcomes) / len(outcomes), 4) if outcomes else None
-    backlog: Counter[str] = Counter(i.band for i in items if i.status in ("open", "snoozed"))
-    holding: Counter[str] = Counter(
-        i.agent
-        for i in items
-        if i.agent and i.status == "claimed" and i.lease_until and i.lease_until >= now
+    edges = [now] + [now - age for _, age in AGES]
+    by_age = store.backlog(edges)
+    holding = store.agent_loads(now)
+    done = Counter(i.resolution.by for i in resolved if i.resolution is not None)
+    automated = done.get(AUTOMATION, 0)
+    audit = store.audit_of_items([i.id for i in recent]) if recent else []
+    reopened = len({e.item_id for e in audit if e.action == "reopen"})
+    ever_resolved = len(resolved) + len(
+        {e.item_id for e in audit if e.action == "reopen"} - {i.id for i in resolved}
     )
-    done = Counter(
-        i.resolution.by for i in recent if i.resolution is not None
+    names = sorted(
+        ({p.name for p in queue.agents.all()} | set(holding) | set(done)) - {AUTOMATION}
     )
-    names = sorted({p.name for p in queue.agents.all()} | set(holding) | set(done))
-    escalations = [
-        EscalationRecord.model_validate(d) for d in queue.store.find_records(ESCALATION)
-    ]
-    by_channel = Counter(e.channel for e in escalations if e.at >= since)
+    # Escalation records keep their time as JSON text, so the range is applied here; they are
+    # few (an hourly quota per agent).
+    escalations = [EscalationRecord.model_validate(d) for d in store.find_records(ESCALATION)]
+    by_channel = Counter(
+        e.channel for e in escalations if e.at >= since and (asked_until is None or e.at < until)
+    )
     return Kpis(
         since=since,
-        until=now,
+        until=until,
         first_response=_durations(first),
-        resolution=_durations(resolved),
+        resolution=_durations(
+            [(i.resolution.at - i.post_created_at).total_seconds() for i in resolved
+             if i.resolution is not None]
+        ),
         sla_attainment=attainment,
         sla_decided=decided,
-        backlog_by_band={b: backlog.get(b, 0) for b in BANDS},
+        backlog_by_band={b: sum(by_age.get(b, [])) for b in BANDS},
+        backlog_by_age={
+            b: {key: n for (key, _), n in zip(AGES, by_age.get(b, [0] * len(AGES)), strict=True)}
+            for b in BANDS
+        },
         agents=[
             AgentLoad(agent=n, holding=holding.get(n, 0), resolved=done.get(n, 0))
             for n in names
         ],
         escalations_by_channel={c: by_channel.get(c, 0) for c in ("email", "phone", "video")},
+        items=len(recent),
+        resolved=len(resolved),
+        automated=automated,
+        reopened=reopened,
+        automation_rate=round(automated / len(resolved), 4) if resolved else None,
+        reopen_rate=round(reopened / ever_resolved, 4) if ever_resolved else None,
     )

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,14 @@ import orjson
 from pipeline.assist_records import OutboundReply
 from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
-from pipeline.store.interface import COLLECTIONS, WriteResult, latest_authors, post_document
+from pipeline.store.interface import (
+    COLLECTIONS,
+    QueuePage,
+    QueueQuery,
+    WriteResult,
+    latest_authors,
+    post_document,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -49,7 +57,11 @@ CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, key));
 CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS posts_created ON posts (created_at);
+CREATE INDEX IF NOT EXISTS queue_created
+    ON queue (julianday(json_extract(doc, '$.post_created_at')));
 """
+CREATED = "julianday(json_extract(doc, '$.post_created_at'))"  # indexed (queue_created)
+SLA_BAND = "coalesce(json_extract(doc, '$.sla_band'), band)"
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:
@@ -180,6 +192,46 @@ class EmbeddedStore:
             (status, limit),
         )
         return [QueueItem.model_validate_json(r[0]) for r in rows]
+
+    def queue_page(self, query: QueueQuery) -> QueuePage:
+        clauses, params = _queue_where(query)
+        where = " AND ".join(clauses) or "1"
+        total = int(self._run(f"SELECT COUNT(*) FROM queue WHERE {where}", params)[0][0])
+        rows = self._run(
+            f"SELECT doc FROM queue WHERE {where}"
+            " ORDER BY priority DESC, enqueued_at LIMIT ? OFFSET ?",
+            (*params, query.limit, query.offset),
+        )
+        return QueuePage([QueueItem.model_validate_json(r[0]) for r in rows], total)
+
+    def queue_between(self, since: datetime, until: datetime) -> list[QueueItem]:
+        rows = self._run(
+            f"SELECT doc FROM queue WHERE {CREATED} >= julianday(?) AND {CREATED} < julianday(?)",
+            (_iso(since), _iso(until)),
+        )
+        return [QueueItem.model_validate_json(r[0]) for r in rows]
+
+    def backlog(self, edges: Sequence[datetime]) -> dict[str, list[int]]:
+        counts: dict[str, list[int]] = {}
+        for i, (newer, older) in enumerate(pairwise(edges)):
+            rows = self._run(
+                "SELECT band, COUNT(*) FROM queue WHERE status != 'resolved'"
+                f" AND {CREATED} < julianday(?) AND {CREATED} >= julianday(?) GROUP BY band",
+                (_iso(newer), _iso(older)),
+            )
+            for band, n in rows:
+                counts.setdefault(band, [0] * (len(edges) - 1))[i] = n
+        return counts
+
+    def author_handles(self, author_ids: Sequence[str]) -> dict[str, str]:
+        if not author_ids:
+            return {}
+        rows = self._run(
+            "SELECT id, json_extract(doc, '$.handle') FROM authors"
+            f" WHERE id IN ({','.join('?' * len(author_ids))})",
+            tuple(author_ids),
+        )
+        return {i: h for i, h in rows if h}
 
     def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
         rows = self._run(
@@ -453,3 +505,36 @@ class EmbeddedStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _queue_where(query: QueueQuery) -> tuple[list[str], list[Any]]:
+    """SQL conditions (and their parameters) for a queue page's filters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in (
+        ("status", query.statuses),
+        ("band", query.bands),
+        ("topic", query.topics),
+        ("language", query.languages),
+        ("json_extract(doc, '$.source')", query.sources),
+    ):
+        if values:
+            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+            params.extend(values)
+    if query.search:
+        needle = query.search.lower()
+        clauses.append(
+            "(instr(lower(json_extract(doc, '$.text')), ?) > 0 OR instr(lower(author_id), ?) > 0"
+            " OR instr(lower(id), ?) > 0 OR author_id IN (SELECT id FROM authors"
+            " WHERE instr(lower(json_extract(doc, '$.handle')), ?) > 0))"
+        )
+        params.extend([needle] * 4)
+    for bounds, op in ((query.created_before, "<"), (query.created_after, ">=")):
+        if bounds is None:
+            continue
+        parts = []
+        for band, at in bounds.items():
+            parts.append(f"({SLA_BAND} = ? AND {CREATED} {op} julianday(?))")
+            params.extend([band, _iso(at)])
+        clauses.append("(" + " OR ".join(parts or ["0"]) + ")")
+    return clauses, params

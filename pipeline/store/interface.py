@@ -23,6 +23,32 @@ COLLECTIONS = ("posts", "queue", "authors", "trends", "escalations", "audit", "c
 
 
 @dataclass(frozen=True)
+class QueueQuery:
+    """One page of the agent console's queue: filters, a search and a window.
+
+    ``overdue_before`` / ``due_after`` bound the post's creation per SLA band (an item is
+    overdue when its post was created before its band's cutoff), so an SLA-state filter is a
+    range on an indexed time, not a computation over every item."""
+
+    statuses: tuple[str, ...] = ("open", "claimed")
+    bands: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    search: str = ""
+    created_before: Mapping[str, datetime] | None = None
+    created_after: Mapping[str, datetime] | None = None
+    offset: int = 0
+    limit: int = 25
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: list[QueueItem]
+    total: int
+
+
+@dataclass(frozen=True)
 class WriteResult:
     posts_new: int
     queued_new: int
@@ -52,6 +78,21 @@ class Store(Protocol):
 
     def list_queue(self, status: str = "open", limit: int = 50) -> list[QueueItem]:
         """Items in one state, most urgent first: what the agent console lists."""
+
+    def queue_page(self, query: QueueQuery) -> QueuePage:
+        """Items matching ``query``, most urgent first, with how many match in all: one
+        filtered, sorted, windowed read and one count, never the whole queue."""
+
+    def queue_between(self, since: datetime, until: datetime) -> list[QueueItem]:
+        """Items whose post was created in ``[since, until)``, whatever their state: what the
+        KPIs of a range are computed from (a range on an indexed time)."""
+
+    def backlog(self, edges: Sequence[datetime]) -> dict[str, list[int]]:
+        """Unresolved items per band, counted between consecutive ``edges`` of the post's
+        creation (newest first, so bucket 0 is the youngest): grouped counts, no documents."""
+
+    def author_handles(self, author_ids: Sequence[str]) -> dict[str, str]:
+        """The handle of each of these authors that has one, in one read (a queue page's)."""
 
     def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
         """Most frequent topics among stored non-spam posts."""

@@ -8,12 +8,14 @@ worker needs, and which every MongoDB-wire server executes as one fast bulk call
 from __future__ import annotations
 
 import gc
+import re
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
@@ -31,7 +33,13 @@ from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store.claim_index import ClaimIndex
 from pipeline.store.group_insert import GroupInsert
-from pipeline.store.interface import WriteResult, latest_authors, post_document
+from pipeline.store.interface import (
+    QueuePage,
+    QueueQuery,
+    WriteResult,
+    latest_authors,
+    post_document,
+)
 
 DUPLICATE_KEY = 11000
 LEAP_MAX = 63  # after lost races, a claim tries at most this many items further down
@@ -88,6 +96,8 @@ class MongoStore:
             self.posts.create_index([("created_at", ASCENDING)])
             self.queue.create_index([("status", ASCENDING), ("priority", DESCENDING)])
             self.queue.create_index([("author_id", ASCENDING)])
+            self.queue.create_index([("post_created_at", ASCENDING)])
+            self.queue.create_index([("band", ASCENDING), ("topic", ASCENDING)])
             self.claims.create_index([("item_id", ASCENDING)])
             self.audit.create_index([("item_id", ASCENDING), ("at", ASCENDING)])
             for name in ("trends", "escalations"):
@@ -153,6 +163,87 @@ class MongoStore:
         found = [i for i in items if i.status == status]
         found.sort(key=lambda i: (-i.priority, i.enqueued_at))
         return found[:limit]
+
+    def queue_page(self, query: QueueQuery) -> QueuePage:
+        with _transient("reading a queue page"):
+            where = self._queue_where(query)
+            total = self.queue.count_documents(where)
+            docs = list(
+                self.queue.find(where)
+                .sort([("priority", DESCENDING), ("enqueued_at", ASCENDING)])
+                .skip(query.offset)
+                .limit(query.limit)
+            )
+        # Read back through get_items, so each item is as current as a read by id.
+        current = {i.id: i for i in self.get_items([d["_id"] for d in docs])}
+        return QueuePage([current.get(d["_id"], _queue_item(d)) for d in docs], total)
+
+    def _queue_where(self, query: QueueQuery) -> dict[str, Any]:
+        """The filter of a queue page; a search also matches authors by handle."""
+        where: list[dict[str, Any]] = []
+        for field, values in (
+            ("status", query.statuses),
+            ("band", query.bands),
+            ("topic", query.topics),
+            ("language", query.languages),
+            ("source", query.sources),
+        ):
+            if values:
+                where.append({field: {"$in": list(values)}})
+        if query.search:
+            pattern = {"$regex": re.escape(query.search), "$options": "i"}
+            handles = [a["_id"] for a in self.authors.find({"handle": pattern}, {"_id": 1})]
+            where.append(
+                {
+                    "$or": [
+                        {"text": pattern},
+                        {"author_id": pattern},
+                        {"_id": pattern},
+                        {"author_id": {"$in": handles}},
+                    ]
+                }
+            )
+        for bounds, op in ((query.created_before, "$lt"), (query.created_after, "$gte")):
+            if bounds is not None:
+                where.append(
+                    {
+                        "$or": [
+                            {"sla_band": band, "post_created_at": {op: at}}
+                            for band, at in bounds.items()
+                        ]
+                        or [{"_id": {"$in": []}}]
+                    }
+                )
+        return {"$and": where} if where else {}
+
+    def queue_between(self, since: datetime, until: datetime) -> list[QueueItem]:
+        with _transient("reading the queue of a range"):
+            where = {"post_created_at": {"$gte": since, "$lt": until}}
+            ids = [d["_id"] for d in self.queue.find(where, {"_id": 1})]
+        return self.get_items(ids)  # as current as a read by id
+
+    def backlog(self, edges: Sequence[datetime]) -> dict[str, list[int]]:
+        """Counted from the unresolved items read back by id (``get_items``), so a change made
+        a moment ago counts as it is now, not as its queue document last caught up."""
+        where = {"status": {"$ne": "resolved"}, "post_created_at": {"$lt": edges[0]}}
+        with _transient("counting the backlog"):
+            ids = [d["_id"] for d in self.queue.find(where, {"_id": 1})]
+        counts: dict[str, list[int]] = {}
+        for item in self.get_items(ids):
+            if item.status == "resolved":
+                continue
+            for i, (newer, older) in enumerate(pairwise(edges)):
+                if older <= item.post_created_at < newer:
+                    counts.setdefault(item.band, [0] * (len(edges) - 1))[i] += 1
+                    break
+        return counts
+
+    def author_handles(self, author_ids: Sequence[str]) -> dict[str, str]:
+        if not author_ids:
+            return {}
+        with _transient("reading handles"):
+            docs = self.authors.find({"_id": {"$in": list(author_ids)}}, {"handle": 1})
+            return {d["_id"]: d["handle"] for d in docs if d.get("handle")}
 
     def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
         with _transient("reading topics"):
