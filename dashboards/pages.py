@@ -22,10 +22,12 @@ from dashboards.auth import (
     sign_in,
 )
 from dashboards.i18n import LANGUAGES, translate
+from dashboards.reasons import reason_text
 from pipeline.store.interface import Store
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["reason"] = reason_text
 # Which face each role opens, in the order the navigation lists them.
 FACES = {"agent": ("agent",), "marketing": ("marketing",), "operator": ("operator",)}
 

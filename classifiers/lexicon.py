@@ -1,0 +1,136 @@
+"""The urgency lexicon: critical and high signals in English and Chinese, read from a TSV file.
+
+A model trained on a few hundred posts cannot learn that one post in ten thousand mentions a fire;
+a list can, and a person can audit it (``classifiers/lexicons/urgency.tsv``, its rules in the
+file's header and in ``docs/urgency.md``). A hit makes a post at least as urgent as the signal's
+level, whatever the model said, and is named in the post's reasons.
+
+One compiled alternation per language scans a post once; negation is checked only around hits.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ConfigError
+
+URGENCY_LEXICON = Path(__file__).parent / "lexicons" / "urgency.tsv"
+LEVELS = ("critical", "high")
+EN_NEGATIONS = frozenset({"no", "not", "without", "zero", "none", "never", "nobody"})
+ZH_NEGATIONS = ("没有", "没", "无", "未")
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+@dataclass(frozen=True)
+class Signal:
+    term: str
+    language: str
+    level: str
+    signal: str
+    negatable: bool
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One signal found in one post: the words as written in the post, and the signal's row."""
+
+    text: str
+    signal: Signal
+
+
+def _pattern(term: str) -> str:
+    if HAN.search(term):
+        return re.escape(term)
+    stem = term.removesuffix("*")
+    body = r"\s+".join(re.escape(w) for w in stem.split())
+    end = r"\w*" if term.endswith("*") else r"(?!\w)"
+    return rf"(?<!\w){body}{end}"
+
+
+class Lexicon:
+    """Signals read from a TSV file (term, language, level, signal, negatable)."""
+
+    def __init__(self, path: Path = URGENCY_LEXICON) -> None:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"urgency lexicon {path}: {exc.strerror}") from exc
+        self.version = hashlib.sha256(raw).hexdigest()[:8]
+        lines = [ln for ln in raw.decode("utf-8").splitlines() if ln and not ln.startswith("#")]
+        self.signals: list[Signal] = []
+        for n, row in enumerate(csv.DictReader(lines, delimiter="\t"), start=1):
+            term, level = (row.get("term") or "").strip(), row.get("level")
+            if not term or level not in LEVELS or row.get("language") not in ("en", "zh"):
+                raise ConfigError(f"urgency lexicon {path}: row {n} is not term/language/level")
+            self.signals.append(
+                Signal(
+                    term=term.lower(),
+                    language=str(row["language"]),
+                    level=str(level),
+                    signal=(row.get("signal") or "").strip(),
+                    negatable=(row.get("negatable") or "n").strip() == "y",
+                )
+            )
+        # longest first, so that "caught fire" wins over "fire" at the same place
+        ordered = sorted(range(len(self.signals)), key=lambda i: -len(self.signals[i].term))
+        self._groups = [f"s{i}" for i in ordered]
+        self._regex = re.compile(
+            "|".join(f"(?P<s{i}>{_pattern(self.signals[i].term)})" for i in ordered)
+        )
+
+    def _negated(self, text: str, start: int, chinese: bool) -> bool:
+        if chinese:
+            return text[max(0, start - 2) : start].endswith(ZH_NEGATIONS)
+        before = re.findall(r"[\w']+", text[max(0, start - 40) : start])[-3:]
+        return any(w in EN_NEGATIONS or w.endswith("n't") for w in before)
+
+    def hits(self, text: str) -> list[Hit]:
+        """The signals in one post, in the order they occur, each signal once."""
+        lowered = text.lower()
+        found: list[Hit] = []
+        seen: set[str] = set()
+        for m in self._regex.finditer(lowered):
+            signal = self.signals[int(str(m.lastgroup)[1:])]
+            if signal.term in seen:
+                continue
+            if signal.negatable and self._negated(lowered, m.start(), bool(HAN.match(m.group()))):
+                continue
+            seen.add(signal.term)
+            found.append(Hit(text=m.group(), signal=signal))
+        return found
+
+    def hits_batch(self, texts: Sequence[str]) -> list[list[Hit]]:
+        return [self.hits(t) if t else [] for t in texts]
+
+
+def floor_levels(
+    levels: Sequence[str], probabilities: np.ndarray, hits: Sequence[Sequence[Hit]]
+) -> np.ndarray:
+    """Urgency probabilities where every post with a hit is at least its strongest hit's level.
+
+    The probability the model gave to levels below that floor moves onto the floor: the model
+    still says how much more urgent than the floor a post may be, and the score stays a
+    distribution. ``levels`` are the model's classes in column order (``pipeline.records.
+    URGENCY_LEVELS`` spelled as the model has them); rows without hits are returned unchanged.
+    """
+    order = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+    rank = np.array([order.get(level, 0) for level in levels])
+    out = probabilities.copy()
+    for i, post_hits in enumerate(hits):
+        if not post_hits:
+            continue
+        floor = max(order[h.signal.level] for h in post_hits)
+        if floor not in rank:
+            continue
+        below = rank < floor
+        target = int(np.flatnonzero(rank == floor)[0])
+        out[i, target] += out[i, below].sum()
+        out[i, below] = 0.0
+    return out
