@@ -26,18 +26,6 @@ from pipeline.records import Post, Prediction, Priority, TriagedPost
 MODEL_NAME = "triage"
 TASKS = ("spam", "topic", "urgency", "sentiment")  # every bundle has these heads
 OPTIONAL_TASKS = ("emotion",)  # heads a bundle has if it was trained with their labels
-DEFAULT_PRODUCTS = (
-    "AcmePhone X",
-    "Acme Buds",
-    "SmartKettle 2",
-    "Acme Router",
-    "AcmeWatch",
-    "Acme Tab 11",
-    "Acme手机X",
-    "Acme耳机",
-    "智能水壶2代",
-    "Acme路由器",
-)
 
 
 # Candidate features read per post and task before cleaning (``classifiers.evidence``): enough
@@ -70,7 +58,7 @@ class Triager:
         self,
         model: TriageModel,
         version: str,
-        products: Sequence[str] = DEFAULT_PRODUCTS,
+        products: Sequence[str] = (),
         spam_threshold: float = 0.5,
         lexicon: Lexicon | None = None,
     ) -> None:
@@ -90,9 +78,11 @@ class Triager:
         self.model_versions["urgency"] += f"+lexicon:{self.lexicon.version}"
 
     @classmethod
-    def from_registry(cls, registry: Registry) -> Triager:
+    def from_registry(cls, registry: Registry, products: Sequence[str] = ()) -> Triager:
+        """The registry's active bundle, finding the brand's ``products``
+        (``classifiers.products``)."""
         model, version = registry.load(MODEL_NAME)
-        return cls(model, version)
+        return cls(model, version, products)
 
     def triage(self, posts: Sequence[Post], now: datetime) -> list[TriagedPost]:
         if not posts:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from classifiers.products import DEMO_PRODUCTS, load_products
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
 from connectors.replay import ReplayConnector
@@ -42,7 +43,9 @@ def run_demo(
     bus = InProcessBus(partitions=settings.partitions)
     store = EmbeddedStore(settings.embedded_db)
     store.ensure_schema()
-    triager = Triager.from_registry(Registry(settings.models_dir or PACKAGED))
+    # the demo brand's products unless the operator named their own
+    products = load_products(settings.products_file or DEMO_PRODUCTS)
+    triager = Triager.from_registry(Registry(settings.models_dir or PACKAGED), products)
     worker = Worker(bus, store, triager, settings)
     now = utcnow()
     connector = ReplayConnector(
