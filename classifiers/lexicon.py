@@ -62,13 +62,23 @@ class Lexicon:
             raw = path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"urgency lexicon {path}: {exc.strerror}") from exc
+        self._load(raw, str(path))
+
+    @classmethod
+    def empty(cls) -> Lexicon:
+        """No signals at all: the model decides alone (to measure what the lexicon adds)."""
+        lexicon = cls.__new__(cls)
+        lexicon._load(b"term\tlanguage\tlevel\tsignal\tnegatable\n", "no lexicon")
+        return lexicon
+
+    def _load(self, raw: bytes, where: str) -> None:
         self.version = hashlib.sha256(raw).hexdigest()[:8]
         lines = [ln for ln in raw.decode("utf-8").splitlines() if ln and not ln.startswith("#")]
         self.signals: list[Signal] = []
         for n, row in enumerate(csv.DictReader(lines, delimiter="\t"), start=1):
             term, level = (row.get("term") or "").strip(), row.get("level")
             if not term or level not in LEVELS or row.get("language") not in ("en", "zh"):
-                raise ConfigError(f"urgency lexicon {path}: row {n} is not term/language/level")
+                raise ConfigError(f"urgency lexicon {where}: row {n} is not term/language/level")
             self.signals.append(
                 Signal(
                     term=term.lower(),
@@ -80,9 +90,10 @@ class Lexicon:
             )
         # longest first, so that "caught fire" wins over "fire" at the same place
         ordered = sorted(range(len(self.signals)), key=lambda i: -len(self.signals[i].term))
-        self._groups = [f"s{i}" for i in ordered]
-        self._regex = re.compile(
-            "|".join(f"(?P<s{i}>{_pattern(self.signals[i].term)})" for i in ordered)
+        self._regex = (
+            re.compile("|".join(f"(?P<s{i}>{_pattern(self.signals[i].term)})" for i in ordered))
+            if ordered
+            else None
         )
 
     def _negated(self, text: str, start: int, chinese: bool) -> bool:
@@ -93,6 +104,8 @@ class Lexicon:
 
     def hits(self, text: str) -> list[Hit]:
         """The signals in one post, in the order they occur, each signal once."""
+        if self._regex is None:
+            return []
         lowered = text.lower()
         found: list[Hit] = []
         seen: set[str] = set()
