@@ -5,15 +5,15 @@ n-grams inside words, one token per Chinese character), so the raw top features 
 through several views, cut words in pieces and favour whatever is frequent: stop words, digits of
 an order number, one Chinese character three times. An agent reads these at the top of every
 item, so here each feature is mapped back onto the words of the post it came from (Chinese
-segmented into words with jieba), trimmed of stop words, digits and placeholders at its edges,
-dropped when nothing meaningful is left, and de-duplicated so that the longest phrase covering a
-shorter one is kept. Lexicon hits (``classifiers.lexicon``) come first: they are the reasons an
-auditor can look up.
+segmented into words by jieba's dictionary), trimmed of stop words, digits and placeholders at
+its edges, dropped when nothing meaningful is left, and de-duplicated so that the longest phrase
+covering a shorter one is kept. Lexicon hits (``classifiers.lexicon``) come first: they are the
+reasons an auditor can look up.
 """
 
 from __future__ import annotations
 
-import logging
+import bisect
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -29,28 +29,57 @@ NEGATIONS = frozenset({"not", "no", "never", "n't", "cannot", "没", "没有", "
 PLACEHOLDERS = frozenset({"urltoken", "mentiontoken"})
 STOP = frozenset(w.lower() for w in EN_STOP) | frozenset(ZH_STOP) | PLACEHOLDERS
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+HAN_RUN = re.compile(
+    r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\s\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+"
+)
 WORDLIKE = re.compile(r"\w", re.UNICODE)
 DIGITS = re.compile(r"\d")
-
-jieba.setLogLevel(logging.WARNING)  # jieba prints its dictionary loading to stderr otherwise
+# Chinese words: jieba's dictionary, words of two to four characters seen at least this often in
+# its corpus (70,860 words, about 6 MB), matched longest first. jieba's own segmenter (a DAG over
+# the whole dictionary, 584,000 entries) cost 180-420 microseconds a post and about 60 MB in the
+# worker, more than the rest of triage together; evidence needs words, not the best parse.
+MIN_FREQUENCY = 20
+LONGEST = 4
 
 
 @lru_cache(maxsize=1)
-def _segmenter() -> jieba.Tokenizer:
-    """jieba's tokenizer, its dictionary loaded once per process on first Chinese post."""
-    tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
-    return tokenizer
+def chinese_words() -> frozenset[str]:
+    """jieba's dictionary words, read once per process at the first Chinese post."""
+    found = set()
+    with jieba.get_dict_file() as f:
+        for line in f:
+            word, freq, *_ = line.decode("utf-8").split(" ")
+            if 2 <= len(word) <= LONGEST and int(freq) >= MIN_FREQUENCY:
+                found.add(word)
+    return frozenset(found)
+
+
+def _segment(run: str, vocabulary: frozenset[str]) -> list[str]:
+    """A run of Chinese characters as words, the longest dictionary word first at each place."""
+    out, i = [], 0
+    while i < len(run):
+        for size in range(min(LONGEST, len(run) - i), 0, -1):
+            if size == 1 or run[i : i + size] in vocabulary:
+                out.append(run[i : i + size])
+                i += size
+                break
+    return out
 
 
 def words(text: str, language: str) -> list[str]:
-    """The words of a normalised post: jieba's segmentation for Chinese, whitespace otherwise
-    (the prepared English text is already spaCy's tokens joined by spaces)."""
-    if language == "zh" or HAN.search(text):
-        return [w for w in _segmenter().lcut("".join(text.split())) if w.strip()]
-    return text.split()
+    """The words of a normalised post: Chinese runs segmented by jieba's dictionary, whitespace
+    otherwise (the prepared English text is already spaCy's tokens joined by spaces)."""
+    if language != "zh" and not HAN.search(text):
+        return text.split()
+    vocabulary = chinese_words()
+    out: list[str] = []
+    for m in HAN_RUN.finditer("".join(text.split())):
+        piece = m.group()
+        out.extend(_segment(piece, vocabulary) if HAN.match(piece) else [piece])
+    return out
 
 
+@lru_cache(maxsize=65536)
 def _meaningless(word: str) -> bool:
     """A word that explains nothing: a stop word, a placeholder, punctuation, anything with a
     digit (order numbers, amounts, lone digits) or a single Latin character."""
@@ -63,45 +92,46 @@ def _meaningless(word: str) -> bool:
     )
 
 
-def _trim(span: list[str]) -> list[str]:
-    """The span without meaningless words at either edge (a leading negation stays when
-    something meaningful follows it)."""
-    start, end = 0, len(span)
-    while end > start and _meaningless(span[end - 1]):
-        end -= 1
-    while start < end and _meaningless(span[start]):
-        if span[start].lower() in NEGATIONS and end - start > 1:
-            break
-        start += 1
-    return span[start:end]
+class Words:
+    """One post's words and their offsets in the joined lower-cased text: computed once a post,
+    shared by the tasks it is explained for."""
 
+    def __init__(self, text: str, language: str) -> None:
+        self.chinese = language == "zh" or HAN.search(text) is not None
+        self.sep = "" if self.chinese else " "
+        self.tokens = words(text, language)
+        self.lowered = [t.lower() for t in self.tokens]
+        self.offsets, pos = [], 0
+        for t in self.lowered:
+            self.offsets.append(pos)
+            pos += len(t) + len(self.sep)
+        self.joined = self.sep.join(self.lowered)
 
-def _span(feature: str, tokens: Sequence[str], joined: str, offsets: Sequence[int]) -> list[str]:
-    """The post's words that the feature's first occurrence overlaps."""
-    at = joined.find(feature)
-    if at < 0:
-        return []
-    end = at + len(feature)
-    return [t for t, o in zip(tokens, offsets, strict=True) if o < end and o + len(t) > at]
+    def span(self, feature: str) -> str:
+        """The words that the feature's first occurrence overlaps, without meaningless words at
+        either edge (a leading negation stays when something meaningful follows it)."""
+        at = self.joined.find(feature)
+        if at < 0:
+            return ""
+        start = bisect.bisect_right(self.offsets, at) - 1
+        end = bisect.bisect_left(self.offsets, at + len(feature))
+        while end > start and _meaningless(self.lowered[end - 1]):
+            end -= 1
+        while start < end and _meaningless(self.lowered[start]):
+            if self.lowered[start] in NEGATIONS and end - start > 1:
+                break
+            start += 1
+        return self.sep.join(self.lowered[start:end])
 
 
 def clean(
-    features: Sequence[str], text: str, language: str, first: Sequence[str] = (), k: int = 3
+    features: Sequence[str], post: Words, first: Sequence[str] = (), k: int = 3
 ) -> list[str]:
-    """At most ``k`` phrases of ``text`` that explain a decision, strongest first.
+    """At most ``k`` phrases of the post that explain a decision, strongest first.
 
     ``features`` are the model's feature names for this post, strongest first, as
     ``TriageModel.evidence`` gives them; ``first`` are phrases that go before them (lexicon hits).
     """
-    chinese = language == "zh" or HAN.search(text) is not None
-    sep = "" if chinese else " "
-    tokens = words(text, language)
-    lowered = [t.lower() for t in tokens]
-    offsets, pos = [], 0
-    for t in lowered:
-        offsets.append(pos)
-        pos += len(t) + len(sep)
-    joined = sep.join(lowered)
     kept: list[str] = []
 
     def add(phrase: str) -> None:
@@ -118,9 +148,11 @@ def clean(
     for hit in first:
         add(hit.lower())
     for feature in features:
+        if len(kept) >= k:
+            break
         f = feature.lower().strip()
-        f = "".join(f.split()) if chinese else " ".join(f.split())
-        span = _trim(_span(f, tokens, joined, offsets)) if f else []
-        if span:
-            add(sep.join(span).lower())
+        f = "".join(f.split()) if post.chinese else " ".join(f.split())
+        phrase = post.span(f) if f else ""
+        if phrase:
+            add(phrase)
     return kept[:k]

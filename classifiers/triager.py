@@ -30,7 +30,7 @@ OPTIONAL_TASKS = ("emotion",)  # heads a bundle has if it was trained with their
 
 # Candidate features read per post and task before cleaning (``classifiers.evidence``): enough
 # that three meaningful phrases survive the stop words and the repeats of one word across views.
-EVIDENCE_CANDIDATES = 10
+EVIDENCE_CANDIDATES = 8
 
 
 def explained(
@@ -111,15 +111,13 @@ class Triager:
         probs["urgency"] = (levels, floor_levels([str(c) for c in levels], urgency_p, hits))
         lap("classify")
         picks = {task: probs[task][1].argmax(axis=1) for task in self.tasks}
+        said = [evidence_.Words(prepared[i], languages[i]) for i in range(len(posts))]
         evidence = {}
         for task in ("topic", "urgency"):
             raw = self.model.evidence(task, Z, picks[task], k=EVIDENCE_CANDIDATES)
             evidence[task] = [
                 evidence_.clean(
-                    raw[i],
-                    prepared[i],
-                    languages[i],
-                    first=[h.text for h in hits[i]] if task == "urgency" else (),
+                    raw[i], said[i], first=[h.text for h in hits[i]] if task == "urgency" else ()
                 )
                 for i in range(len(posts))
             ]

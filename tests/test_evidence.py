@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from classifiers.evidence import STOP, clean, words
+from classifiers.evidence import STOP, Words, clean, words
 from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
@@ -20,30 +20,31 @@ from tests.helpers import make_post
 def test_stop_words_digits_placeholders_and_single_letters_are_never_evidence() -> None:
     features = ["my", "and", "it", "mentiontoken my", "7", "x", "it broke", "roke", "broke"]
     text = "mentiontoken my order 7777777 x and it broke"
-    assert clean(features, text, "en") == ["broke"]
+    assert clean(features, Words(text, "en")) == ["broke"]
 
 
 def test_the_longest_phrase_covering_a_shorter_one_is_kept_once() -> None:
     text = "my kettle caught fire this morning"
-    assert clean(["fire", "caught fire", "fir", "kettle"], text, "en") == ["caught fire", "kettle"]
+    found = clean(["fire", "caught fire", "fir", "kettle"], Words(text, "en"))
+    assert found == ["caught fire", "kettle"]
     # a piece of a word stands for the whole word it came from
-    assert clean(["ettl", " kett"], text, "en") == ["kettle"]
+    assert clean(["ettl", " kett"], Words(text, "en")) == ["kettle"]
 
 
 def test_a_negation_stays_at_the_head_of_a_phrase() -> None:
-    assert clean(["not working"], "it is not working", "en") == ["not working"]
-    assert clean(["not"], "it is not working", "en") == []
+    assert clean(["not working"], Words("it is not working", "en")) == ["not working"]
+    assert clean(["not"], Words("it is not working", "en")) == []
 
 
 def test_chinese_evidence_is_words_once_each() -> None:
     prepared = "我 的 手 机 着 火 了 ， 我 很 害 怕"  # the worker's prepared Chinese text
     assert words(prepared, "zh")[:4] == ["我", "的", "手机", "着火"]
-    found = clean(["我", "我", "我", "着 火", "火", "手", "机"], prepared, "zh")
+    found = clean(["我", "我", "我", "着 火", "火", "手", "机"], Words(prepared, "zh"))
     assert found == ["着火", "手机"]
 
 
 def test_lexicon_hits_come_first() -> None:
-    found = clean(["kettle", "smoke"], "smoke from my kettle", "en", first=["smoke"])
+    found = clean(["kettle", "smoke"], Words("smoke from my kettle", "en"), first=["smoke"])
     assert found == ["smoke", "kettle"]
 
 
