@@ -17,6 +17,7 @@ import bisect
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import accumulate
 
 import jieba
 from spacy.lang.en.stop_words import STOP_WORDS as EN_STOP
@@ -55,14 +56,18 @@ def chinese_words() -> frozenset[str]:
 
 
 def _segment(run: str, vocabulary: frozenset[str]) -> list[str]:
-    """A run of Chinese characters as words, the longest dictionary word first at each place."""
-    out, i = [], 0
-    while i < len(run):
-        for size in range(min(LONGEST, len(run) - i), 0, -1):
-            if size == 1 or run[i : i + size] in vocabulary:
-                out.append(run[i : i + size])
-                i += size
+    """A run of Chinese characters as words, the longest dictionary word first at each place.
+    (Near the end a slice is shorter than asked; a word found there is still the right word.)"""
+    out, i, n = [], 0, len(run)
+    while i < n:
+        for size in (4, 3, 2):
+            word = run[i : i + size]
+            if word in vocabulary:
                 break
+        else:
+            word, size = run[i], 1
+        out.append(word)
+        i += size
     return out
 
 
@@ -99,12 +104,10 @@ class Words:
     def __init__(self, text: str, language: str) -> None:
         self.chinese = language == "zh" or HAN.search(text) is not None
         self.sep = "" if self.chinese else " "
-        self.tokens = words(text, language)
-        self.lowered = [t.lower() for t in self.tokens]
-        self.offsets, pos = [], 0
-        for t in self.lowered:
-            self.offsets.append(pos)
-            pos += len(t) + len(self.sep)
+        # prepared text is lower-cased already (``classifiers.text.normalise``)
+        self.lowered = words(text.lower(), language)
+        gap = len(self.sep)
+        self.offsets = list(accumulate((len(t) + gap for t in self.lowered[:-1]), initial=0))
         self.joined = self.sep.join(self.lowered)
 
     def span(self, feature: str) -> str:
@@ -150,8 +153,8 @@ def clean(
     for feature in features:
         if len(kept) >= k:
             break
-        f = feature.lower().strip()
-        f = "".join(f.split()) if post.chinese else " ".join(f.split())
+        # the model's features are of prepared, lower-cased text already
+        f = feature.replace(" ", "") if post.chinese else feature.strip()
         phrase = post.span(f) if f else ""
         if phrase:
             add(phrase)

@@ -69,6 +69,12 @@ def test_a_missing_products_file_is_a_one_line_error(tmp_path: Path) -> None:
             "tracking number 1Z999AA10123456784, text me at [PHONE]",
             "tracking number [PARCEL], text me at [PHONE]",
         ),
+        # lower-casing "İ" changes the text's length: the case-blind patterns run on it as written
+        (
+            "İstanbul: PARCEL 12345678, CALL 5551234567",
+            "İstanbul: PARCEL 12345678, CALL [PHONE]",
+            "İstanbul: PARCEL [PARCEL], CALL [PHONE]",
+        ),
         # a bare run of digits with nothing that says phone is not a phone
         ("got 12345678 on 2026-11-23", "got 12345678 on 2026-11-23", "got 12345678 on 2026-11-23"),
     ],
