@@ -74,8 +74,6 @@ class Triager:
         self.tasks = TASKS + tuple(t for t in OPTIONAL_TASKS if t in model.tasks)
         self.lexicon = Lexicon() if lexicon is None else lexicon
         self.model_versions = {task: f"{MODEL_NAME}:{version}" for task in self.tasks}
-        # the urgency a post gets is the model's and the lexicon's together: name both
-        self.model_versions["urgency"] += f"+lexicon:{self.lexicon.version}"
 
     @classmethod
     def from_registry(cls, registry: Registry, products: Sequence[str] = ()) -> Triager:

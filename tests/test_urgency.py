@@ -90,7 +90,6 @@ def test_hits_raise_urgency_and_become_reasons(triager: Triager) -> None:
     assert post.urgency.label == "critical"
     assert "signal 'lawyer': legal action (critical)" in post.priority.reasons
     assert post.urgency.evidence[0] == "lawyer"
-    assert post.model_versions["urgency"].endswith(f"+lexicon:{triager.lexicon.version}")
     alone = Triager(triager.model, triager.version, lexicon=Lexicon.empty())
     [unaided] = alone.triage([make_post(1, text)], NOW)
     assert post.priority.score >= unaided.priority.score
