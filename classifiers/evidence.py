@@ -28,7 +28,23 @@ from spacy.lang.zh.stop_words import STOP_WORDS as ZH_STOP
 NEGATIONS = frozenset({"not", "no", "never", "n't", "cannot", "没", "没有", "不", "无法", "未"})
 # What ``classifiers.text.normalise`` puts in place of links and handles.
 PLACEHOLDERS = frozenset({"urltoken", "mentiontoken"})
-STOP = frozenset(w.lower() for w in EN_STOP) | frozenset(ZH_STOP) | PLACEHOLDERS
+# spaCy's Chinese list (about 1,900 entries) also holds words that explain a complaint (及时,
+# 一直, 完全): of it, only the single characters (我, 的, 了, …) and the pronouns and connectives
+# below, so that "不及时" stays evidence and "我们" does not.
+ZH_FUNCTION_WORDS = frozenset(
+    {
+        "我们", "你们", "他们", "她们", "它们", "这个", "那个", "这些", "那些",
+        "什么", "怎么", "因为", "所以", "但是", "而且", "然后", "就是", "还是",
+        "已经", "一个", "一些", "自己", "可以", "这样", "那样", "如果", "虽然",
+        "不过", "或者", "还有", "以及", "这里", "那里", "时候",
+    }
+)
+STOP = (
+    frozenset(w.lower() for w in EN_STOP)
+    | frozenset(w for w in ZH_STOP if len(w) == 1)
+    | ZH_FUNCTION_WORDS
+    | PLACEHOLDERS
+)
 HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 HAN_RUN = re.compile(
     r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\s\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+"
@@ -36,9 +52,10 @@ HAN_RUN = re.compile(
 WORDLIKE = re.compile(r"\w", re.UNICODE)
 DIGITS = re.compile(r"\d")
 # Chinese words: jieba's dictionary, words of two to four characters seen at least this often in
-# its corpus (70,860 words, about 6 MB), matched longest first. jieba's own segmenter (a DAG over
-# the whole dictionary, 584,000 entries) cost 180-420 microseconds a post and about 60 MB in the
-# worker, more than the rest of triage together; evidence needs words, not the best parse.
+# its corpus (70,860 words, about 6 MB), matched longest first (``_segment``). jieba's own
+# segmenter (a DAG over the whole dictionary, 584,000 entries) cost 180-420 microseconds a post
+# and about 60 MB in the worker, more than the rest of triage together; evidence needs words,
+# not the best parse.
 MIN_FREQUENCY = 20
 LONGEST = 4
 
@@ -56,18 +73,20 @@ def chinese_words() -> frozenset[str]:
 
 
 def _segment(run: str, vocabulary: frozenset[str]) -> list[str]:
-    """A run of Chinese characters as words, the longest dictionary word first at each place.
-    (Near the end a slice is shorter than asked; a word found there is still the right word.)"""
-    out, i, n = [], 0, len(run)
-    while i < n:
+    """A run of Chinese characters as words: backward maximum matching, the longest dictionary
+    word ending at each place, from the end (more often right than from the start: "非常不满意"
+    is 非常/不/满意, where the forward match gives 非常/不满/意)."""
+    out, end = [], len(run)
+    while end > 0:
         for size in (4, 3, 2):
-            word = run[i : i + size]
-            if word in vocabulary:
+            word = run[max(0, end - size) : end]
+            if len(word) > 1 and word in vocabulary:
                 break
         else:
-            word, size = run[i], 1
+            word = run[end - 1]
         out.append(word)
-        i += size
+        end -= len(word)
+    out.reverse()
     return out
 
 
