@@ -62,6 +62,7 @@ quality: $(STAMP) $(VECTORS)
 	$(BIN)/python bench/quality.py ../shared/data
 	$(BIN)/python bench/trends_quality.py ../shared/data
 	$(BIN)/python bench/similar_quality.py ../shared/data
+	$(BIN)/python bench/urgency_quality.py
 
 # Throughput, latency and peer comparison on the real services (bench/throughput.py); not part
 # of `make test`. Writes docs/performance.*; QUICK=1 runs 20,000 posts and only prints.

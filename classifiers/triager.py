@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from classifiers import evidence as evidence_
 from classifiers.entities import EntityExtractor, redact
 from classifiers.language import LanguageDetector
+from classifiers.lexicon import Hit, Lexicon, floor_levels
 from classifiers.model import TriageModel
 from classifiers.registry import Registry
 from classifiers.text import TextPreparer
@@ -24,24 +26,22 @@ from pipeline.records import Post, Prediction, Priority, TriagedPost
 MODEL_NAME = "triage"
 TASKS = ("spam", "topic", "urgency", "sentiment")  # every bundle has these heads
 OPTIONAL_TASKS = ("emotion",)  # heads a bundle has if it was trained with their labels
-DEFAULT_PRODUCTS = (
-    "AcmePhone X",
-    "Acme Buds",
-    "SmartKettle 2",
-    "Acme Router",
-    "AcmeWatch",
-    "Acme Tab 11",
-    "Acme手机X",
-    "Acme耳机",
-    "智能水壶2代",
-    "Acme路由器",
-)
 
 
-def explained(reasons: list[str], urgency: Prediction, topic: Prediction) -> list[str]:
-    """The priority's reasons with the words that drove the urgency and topic models."""
+# Candidate features read per post and task before cleaning (``classifiers.evidence``): enough
+# that three meaningful phrases survive the stop words and the repeats of one word across views.
+EVIDENCE_CANDIDATES = 8
+
+
+def explained(
+    reasons: list[str], urgency: Prediction, topic: Prediction, hits: Sequence[Hit] = ()
+) -> list[str]:
+    """The priority's reasons with the words that drove the urgency and topic models, and one
+    reason per urgency signal of the lexicon (after the first: it stays the urgency reason)."""
     if urgency.evidence and reasons:
         reasons[0] += f" from {', '.join(map(repr, urgency.evidence))}"
+    signals = [f"signal {h.text!r}: {h.signal.signal} ({h.signal.level})" for h in hits]
+    reasons[1:1] = signals
     if topic.evidence:
         reasons.append(f"topic {topic.label} from {', '.join(map(repr, topic.evidence))}")
     return reasons
@@ -58,8 +58,9 @@ class Triager:
         self,
         model: TriageModel,
         version: str,
-        products: Sequence[str] = DEFAULT_PRODUCTS,
+        products: Sequence[str] = (),
         spam_threshold: float = 0.5,
+        lexicon: Lexicon | None = None,
     ) -> None:
         missing = set(TASKS) - set(model.tasks)
         if missing:
@@ -71,12 +72,15 @@ class Triager:
         self.preparer = TextPreparer()
         self.entities = EntityExtractor(products)
         self.tasks = TASKS + tuple(t for t in OPTIONAL_TASKS if t in model.tasks)
+        self.lexicon = Lexicon() if lexicon is None else lexicon
         self.model_versions = {task: f"{MODEL_NAME}:{version}" for task in self.tasks}
 
     @classmethod
-    def from_registry(cls, registry: Registry) -> Triager:
+    def from_registry(cls, registry: Registry, products: Sequence[str] = ()) -> Triager:
+        """The registry's active bundle, finding the brand's ``products``
+        (``classifiers.products``)."""
         model, version = registry.load(MODEL_NAME)
-        return cls(model, version)
+        return cls(model, version, products)
 
     def triage(self, posts: Sequence[Post], now: datetime) -> list[TriagedPost]:
         if not posts:
@@ -100,11 +104,21 @@ class Triager:
         lap("prepare")
         Z = self.model.transform(prepared)
         probs = self.model.predict_proba(Z)
+        hits = self.lexicon.hits_batch(texts)
+        levels, urgency_p = probs["urgency"]
+        probs["urgency"] = (levels, floor_levels([str(c) for c in levels], urgency_p, hits))
         lap("classify")
         picks = {task: probs[task][1].argmax(axis=1) for task in self.tasks}
-        evidence = {
-            task: self.model.evidence(task, Z, picks[task]) for task in ("topic", "urgency")
-        }
+        said = [evidence_.Words(prepared[i], languages[i]) for i in range(len(posts))]
+        evidence = {}
+        for task in ("topic", "urgency"):
+            raw = self.model.evidence(task, Z, picks[task], k=EVIDENCE_CANDIDATES)
+            evidence[task] = [
+                evidence_.clean(
+                    raw[i], said[i], first=[h.text for h in hits[i]] if task == "urgency" else ()
+                )
+                for i in range(len(posts))
+            ]
         lap("explain")
         entities = self.entities.extract_batch(texts)
         lap("entities")
@@ -152,7 +166,7 @@ class Triager:
                     entities=entities[i],
                     redacted_text=redact(post.text, entities[i]),
                     priority=Priority(
-                        score=score, band=band, reasons=explained(reasons, urgency, topic)
+                        score=score, band=band, reasons=explained(reasons, urgency, topic, hits[i])
                     ),
                     model_versions=self.model_versions,
                     timings_ms=timings,

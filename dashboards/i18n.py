@@ -7,6 +7,7 @@ through ``reason``, pattern by pattern, so a reason nobody translated yet shows 
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable
 
@@ -309,9 +310,34 @@ def label(language: str, kind: str, value: str | None) -> str:
     return value if entry is None else entry.get(language) or entry["en"]
 
 
+# The lexicon's signal kinds (classifiers/lexicons/urgency.tsv), as a "signal" reason names them.
+SIGNALS_ZH = {
+    "safety": "安全",
+    "threat": "威胁",
+    "legal action": "法律行动",
+    "data breach or account takeover": "数据泄露或账号被盗",
+    "outage hitting many": "大范围故障",
+    "money lost": "钱款损失",
+    "locked out": "无法登录",
+    "repeated contact": "多次联系",
+    "churn threat": "流失威胁",
+    "complaint threat": "投诉威胁",
+    "hygiene": "卫生与异物",
+}
+
+
+def quoted(listed: str) -> str:
+    """``'a', "b's"`` (Python reprs, as the worker writes evidence) as ``“a”、“b's”``."""
+    try:
+        found = ast.literal_eval(f"[{listed}]")
+    except (ValueError, SyntaxError):
+        return listed
+    return "、".join(f"“{w}”" for w in found if isinstance(w, str))
+
+
 def _zh_reasons() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]:
-    def urgency(m: re.Match[str]) -> str:
-        return label("zh", "urgency", m[1])
+    def urgency(m: re.Match[str] | str) -> str:
+        return label("zh", "urgency", m if isinstance(m, str) else m[1])
 
     return [
         (re.compile(r"^urgency (\w+) \((\d+%)\)$"), lambda m: f"紧急度{urgency(m)}（{m[2]}）"),
@@ -335,6 +361,10 @@ def _zh_reasons() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
             lambda m: f"首次响应时限剩余 {m[1]} 分钟",
         ),
         (re.compile(r"^part of a spike$"), lambda m: "属于突发峰值"),
+        (
+            re.compile(r"^signal (.+): (.+) \((\w+)\)$"),
+            lambda m: f"信号{quoted(m[1])}：{SIGNALS_ZH.get(m[2], m[2])}（{urgency(m[3])}）",
+        ),
         (re.compile(r"^topic (\w+)$"), lambda m: f"主题：{label('zh', 'topic', m[1])}"),
         (re.compile(r"^over the (\S+) (\w+) limit$"), lambda m: f"超过 {m[1]} {m[2]} 的限额"),
         (
@@ -347,13 +377,15 @@ def _zh_reasons() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
 REASONS = {"zh": _zh_reasons()}
 EVIDENCE = re.compile(r"^(.*?) from ('.*)$")  # "<reason> from 'word', 'word'": the model's words
 EVIDENCE_TEXT = {"en": " from {}", "zh": "（依据：{}）"}
+EVIDENCE_WORDS = {"zh": quoted}
 
 
 def reason(language: str, text: str) -> str:
     """One priority reason in the interface language, the words it rests on kept as written."""
     head, evidence = text, ""
     if (found := EVIDENCE.match(text)) is not None:
-        head, evidence = found[1], EVIDENCE_TEXT.get(language, " from {}").format(found[2])
+        words = EVIDENCE_WORDS.get(language, str)(found[2])
+        head, evidence = found[1], EVIDENCE_TEXT.get(language, " from {}").format(words)
     for pattern, render in REASONS.get(language, []):
         match = pattern.match(head)
         if match:

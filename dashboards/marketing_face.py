@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from classifiers.entities import redact_references
 from dashboards import charts
 from dashboards.auth import User, get_store, require_roles
 from dashboards.i18n import translate
@@ -60,7 +61,10 @@ class PostFact(BaseModel):
             sentiment=doc["sentiment"]["label"],
             language=doc["language"],
             source=doc["post"]["source"],
-            text=doc["redacted_text"],
+            # agents see order, parcel and ticket numbers; marketing does not need them
+            text=redact_references(
+                doc["redacted_text"], ((e["kind"], e["text"]) for e in doc.get("entities", ()))
+            ),
         )
 
 

@@ -84,7 +84,18 @@ class Prediction(Record):
 
 
 class Entity(Record):
-    kind: Literal["order_number", "phone", "email", "card", "url", "mention", "hashtag", "product"]
+    kind: Literal[
+        "order_number",
+        "parcel_number",
+        "ticket_number",
+        "phone",
+        "email",
+        "card",
+        "url",
+        "mention",
+        "hashtag",
+        "product",
+    ]
     text: str
     start: int
     end: int

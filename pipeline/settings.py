@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(
         default=None, description="model registry; unset means the models shipped in the package"
     )
+    products_file: Path | None = Field(
+        default=None,
+        description="the brand's product names, one a line, found as entities; unset means none",
+    )
 
     topic_raw: str = "posts.raw"
     topic_triaged: str = "posts.triaged"

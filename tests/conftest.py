@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
+from classifiers.products import DEMO_PRODUCTS, load_products
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
 from pipeline.store.embedded import EmbeddedStore
@@ -46,7 +47,7 @@ def unique() -> str:
 
 @pytest.fixture(scope="session")
 def triager() -> Triager:
-    return Triager.from_registry(Registry(PACKAGED))
+    return Triager.from_registry(Registry(PACKAGED), load_products(DEMO_PRODUCTS))
 
 
 @pytest.fixture(params=["embedded", pytest.param("mongo", marks=pytest.mark.mongo)])

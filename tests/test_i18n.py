@@ -54,4 +54,4 @@ def test_every_reason_the_code_writes_reads_in_chinese() -> None:
         zh = reason("zh", text)
         assert CJK.search(zh) and not re.search(r"\b(urgency|followers|waiting|over the)\b", zh), zh
         assert reason("en", text) == text
-    assert reason("zh", "urgency critical (84%) from 'caught fire'").endswith("'caught fire'）")
+    assert reason("zh", "urgency critical (84%) from 'caught fire'").endswith("“caught fire”）")

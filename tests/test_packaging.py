@@ -24,6 +24,7 @@ PACKAGES = ["pipeline", "connectors", "classifiers", "flows", "dashboards"]
 DATA_FOLDERS = [
     "classifiers/models",
     "classifiers/seed",
+    "classifiers/lexicons",
     "connectors/samples",
     "dashboards/templates",
     "dashboards/static",

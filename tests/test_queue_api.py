@@ -131,7 +131,10 @@ def test_claim_and_the_clear_refusals(app: object, clock: Clock) -> None:
     assert moved.status_code == 200 and moved.json()["item"]["agent"] == "ann"
     done = ann.post(f"/api/v1/items/{item_id}/resolve", {"reply": "Fixed, sorry!"})
     assert done.status_code == 200 and done.json()["item"]["status"] == "resolved"
-    assert done.json()["sla"]["first_response"]["met"] is True
+    # the reply came 21 minutes after the post: within the first-response target of the item's
+    # band or not (a post the urgency lexicon makes critical is P1, 15 minutes)
+    target = Settings().sla_first_response_minutes[item["sla_band"]]
+    assert done.json()["sla"]["first_response"]["met"] is (target >= 2 + 8 + 11)
 
 
 def test_escalate_by_email_within_policy_and_see_it_in_context(

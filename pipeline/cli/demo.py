@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from classifiers.products import DEMO_PRODUCTS, load_products
 from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import Triager
 from connectors.replay import ReplayConnector
@@ -152,7 +153,9 @@ def _run(
     bus = InProcessBus(partitions=settings.partitions)
     store = EmbeddedStore(settings.embedded_db)
     store.ensure_schema()
-    triager = Triager.from_registry(Registry(settings.models_dir or PACKAGED))
+    # the demo brand's products unless the operator named their own
+    products = load_products(settings.products_file or DEMO_PRODUCTS)
+    triager = Triager.from_registry(Registry(settings.models_dir or PACKAGED), products)
     feed = Feed(Worker(bus, store, triager, settings), bus, settings)
     now = utcnow()
     story = demo_story.build(now) if posts is None else None

@@ -182,6 +182,7 @@ def worker(
     ] = None,
 ) -> None:
     """Consume posts.raw in micro-batches and triage them into the store and the queue."""
+    from classifiers.products import load_products
     from classifiers.registry import PACKAGED, Registry
     from classifiers.triager import Triager
     from connectors.replying import reply_senders
@@ -197,7 +198,9 @@ def worker(
     cfg = settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("kafka").setLevel(cfg.kafka_log_level)
-    triager = Triager.from_registry(Registry(cfg.models_dir or PACKAGED))
+    triager = Triager.from_registry(
+        Registry(cfg.models_dir or PACKAGED), load_products(cfg.products_file)
+    )
     store = open_store(cfg)
     store.ensure_schema()
     repliers = Repliers.through(store, reply_senders(cfg, store))

@@ -55,6 +55,7 @@ import numpy as np
 from pydantic import Field
 from scipy import stats
 
+from classifiers.entities import redact_references
 from pipeline.records import AwareDatetime, Record, TriagedPost
 from pipeline.store.interface import Store
 
@@ -181,7 +182,11 @@ class Batch:
             minutes=(
                 np.minimum(np.array([t.post.created_at.timestamp() for t in kept]), cap) // 60
             ).astype(np.int64),
-            texts=[t.redacted_text for t in kept],
+            # spike samples go to marketing: without order, parcel and ticket numbers
+            texts=[
+                redact_references(t.redacted_text, ((e.kind, e.text) for e in t.entities))
+                for t in kept
+            ],
             languages=[t.language for t in kept],
             topics=[t.topic.label for t in kept],
             sentiments=[t.sentiment.label for t in kept],
