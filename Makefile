@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := $(BIN)/python scripts/services
 PYTEST_ARGS ?=
 
-.PHONY: install vectors demo test quality lint typecheck compose-check browser services-up services-down faults clean lock audit bench
+.PHONY: install vectors demo test quality lint typecheck compose-check compose-smoke browser services-up services-down faults clean lock audit bench
 
 # pip's output goes to $(PIP_LOG) and is shown only when it fails: a first run prints one line.
 PIP_LOG := $(VENV)/pip.log
@@ -43,6 +43,11 @@ typecheck: $(STAMP)
 compose-check:
 	command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
 	docker-compose -f compose.yaml config -q
+
+# compose.yaml started for real (not part of `make test`: it builds images and takes minutes);
+# needs dockerd running (as root) and docker-compose. See scripts/compose_smoke.py.
+compose-smoke: $(STAMP)
+	$(BIN)/python scripts/compose_smoke.py
 
 # Browser tests drive Debian's Chromium through Playwright; never a browser Playwright downloads.
 # The CJK fonts let the Chinese interface render in screenshots.
@@ -83,7 +88,7 @@ faults: $(STAMP)
 
 # The locked dependencies: exactly what `make install` resolved, for audits and reproducible builds.
 lock: $(STAMP)
-	$(BIN)/pip freeze --exclude-editable > requirements.lock
+	$(BIN)/pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock
 
 # pip-audit on requirements.lock; fails on known vulnerabilities that have a fixed release.
 audit: $(STAMP)

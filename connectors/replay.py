@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -58,6 +58,7 @@ class ReplayConnector(Connector):
         limit: int | None = None,
         inbound_only: bool = True,
         rebase_start: datetime | None = None,
+        shift_to_now: bool = False,
         store: Store | None = None,
         checkpoint_every: int = 5000,
         **kwargs: str,
@@ -72,6 +73,7 @@ class ReplayConnector(Connector):
         self.limit = limit
         self.inbound_only = inbound_only
         self.rebase_start = rebase_start
+        self.shift_to_now = shift_to_now
 
     def setup(self) -> None:
         if not self.path.is_file():
@@ -80,6 +82,15 @@ class ReplayConnector(Connector):
             raise ConfigError("replay speed must be 0 (as fast as possible) or positive")
         if self.store is not None:
             self.done = int(self.store.get_checkpoint(self.key) or 0)
+        if self.shift_to_now:
+            self.rebase_start = self._start_for_now()
+
+    def _start_for_now(self) -> datetime:
+        """Where the first post goes so that the newest lands now, spacing kept: a sample file's
+        posts then arrive recent, as live ones would, instead of already past every SLA."""
+        times = [post.created_at for _, post, _ in self.records() if post is not None]
+        now = datetime.now(UTC)
+        return now - (max(times) - times[0]) if times else now
 
     def checkpoint(self) -> None:
         if self.store is not None:

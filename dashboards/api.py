@@ -8,10 +8,11 @@ with ``Depends(get_store)`` and the user with ``Depends(require_roles(...))``.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -42,6 +43,21 @@ from pipeline.store.interface import Store
 from pipeline.trends.incidents import IncidentError
 
 BANDS = ("P1", "P2", "P3", "P4")
+PUBLIC_API = {"/api/v1/login", "/api/v1/logout", "/api/v1/health"}
+REFUSAL = {
+    "title": "Refusal",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+            ],
+            "description": "what was wrong: one line, or FastAPI's list of invalid fields",
+        }
+    },
+}
 
 
 class Health(BaseModel):
@@ -61,6 +77,41 @@ class Status(BaseModel):
     top_topics: list[TopicCount]
 
 
+def document_refusals(app: FastAPI) -> dict[str, Any]:
+    """The schema with the refusals every route may give and no route declares itself, so that
+    clients (and the schemathesis fuzz in tests/test_api_fuzz.py) can rely on it: 401 signed out
+    and 403 without the role on every route that needs a user, 403 without the CSRF token on
+    every unsafe one (a sign-in sent as a form needs one too), 400 for a body that is not JSON,
+    and each refusal's ``{"detail"}``."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    schema.setdefault("components", {}).setdefault("schemas", {})["Refusal"] = REFUSAL
+    refusal = {"application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}}
+    said = {
+        "400": "the body is not valid JSON",
+        "401": "not signed in: POST /api/v1/login",
+        "403": "signed in without the role this needs, or no CSRF token (X-CSRF-Token)",
+    }
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
+            unsafe = method.upper() in {"POST", "PUT", "PATCH", "DELETE"}
+            wanted = {
+                "400": "requestBody" in operation,
+                "401": path not in PUBLIC_API,
+                "403": path not in PUBLIC_API or unsafe,
+            }
+            for status, applies in wanted.items():
+                if applies:
+                    responses.setdefault(status, {"description": said[status]})
+            for status, response in responses.items():
+                if status.startswith("4"):
+                    response["content"] = refusal
+    app.openapi_schema = schema
+    return schema
+
+
 def create_app(store: Store, settings: Settings | None = None, bus: Bus | None = None) -> FastAPI:
     """The API and the dashboards over ``store``; ``bus`` (when given) feeds the operator face's
     lag and dead-letter views. Replies go out through the connectors the settings configure."""
@@ -71,6 +122,7 @@ def create_app(store: Store, settings: Settings | None = None, bus: Bus | None =
         docs_url="/api/v1/docs",
         dependencies=[Depends(check_csrf)],
     )
+    app.openapi = lambda: document_refusals(app)  # type: ignore[method-assign]
     app.state.store = store
     app.state.settings = settings
     app.state.bus = bus

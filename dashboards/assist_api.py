@@ -30,10 +30,16 @@ from pipeline.queue.agent_queue import QueueError
 from pipeline.records import QueueItem, utcnow
 
 T = TypeVar("T", bound=BaseModel)
-router = APIRouter(prefix="/api/v1/assist", tags=["assist"])
+router = APIRouter(prefix="/api/v1/assist", tags=["assist"], responses={
+    404: {"description": "no such item, template, article or rule"},
+    409: {"description": "the item is not in a state that allows this"},
+})
 Reader = Annotated[User, Depends(require_roles("agent", "operator"))]
 Operator = Annotated[User, Depends(require_roles("operator"))]
-DocId = Annotated[str, Path(pattern=r"^[\w.-]{1,64}$", description="letters, digits, . _ -")]
+# ASCII only: the schema's pattern is read by JSON Schema clients, whose \w is ASCII.
+DocId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="letters, digits, . _ -")
+]
 
 
 class TemplateIn(BaseModel):

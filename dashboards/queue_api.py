@@ -27,7 +27,12 @@ from pipeline.outbound.replies import Repliers
 from pipeline.queue.agent_queue import AgentQueue
 from pipeline.queue.agents import NAME_PATTERN, AgentProfile, Agents
 from pipeline.queue.customers import CustomerContext, Customers
-from pipeline.queue.escalation import EscalationRecord, EscalationRequest, Escalations
+from pipeline.queue.escalation import (
+    CallState,
+    EscalationRecord,
+    EscalationRequest,
+    Escalations,
+)
 from pipeline.queue.kpis import Kpis, compute
 from pipeline.queue.sla import FIRST_RESPONSE, RESOLUTION, SlaPolicy
 from pipeline.records import AwareDatetime, QueueItem
@@ -221,6 +226,15 @@ def close_escalation(
     body: Annotated[CloseBody, Body()],
 ) -> EscalationRecord:
     return svc.escalations.close(escalation_id, user.name, body.outcome)
+
+
+@router.get("/callbacks")
+def list_callbacks(
+    user: Reader, svc: Services, call: Annotated[CallState | None, Query()] = None
+) -> list[EscalationRecord]:
+    """Phone callbacks, oldest first: scheduled ones wait for their window, which the SLA
+    watchdog flow places once it opens; missed ones need an agent to dial by hand."""
+    return svc.escalations.callbacks(call)
 
 
 @router.get("/items/{item_id}/context", responses=ERRORS)

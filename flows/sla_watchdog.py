@@ -4,6 +4,9 @@ The rules live in the queue (``AgentQueue.sla_sweep``): expired leases and finis
 back to the queue, open items are re-scored as they age, and warnings and breaches are recorded
 once each in the audit log. The flow runs the pass, logs every breach as a warning (so it shows
 in Prefect's logs and can drive an automation) and records what it did as a table artifact.
+
+The same minute places the phone callbacks whose window has opened
+(``Escalations.place_due_callbacks``): a callback is promised for a window, so it waits for it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from prefect.artifacts import create_table_artifact
 
 from flows.retries import RETRIES, RETRY_DELAY_S, transient_only
 from flows.run_log import RUN_HOOKS
+from pipeline.outbound.channels import phone_from_settings
 from pipeline.queue.agent_queue import AgentQueue
+from pipeline.queue.escalation import Escalations
 from pipeline.queue.sla import SlaPolicy
 from pipeline.settings import Settings
 from pipeline.store import open_store
@@ -34,6 +39,7 @@ def sweep(spikes: list[str]) -> dict[str, Any]:
             sla=SlaPolicy.from_settings(cfg),
         )
         report = queue.sla_sweep(spikes=spikes)
+        calls = Escalations(queue, phone=phone_from_settings(cfg)).place_due_callbacks()
     finally:
         store.close()
     return {
@@ -42,6 +48,9 @@ def sweep(spikes: list[str]) -> dict[str, Any]:
         "rescored": report.rescored,
         "warnings": [list(w) for w in report.warnings],
         "breaches": [list(b) for b in report.breaches],
+        "callbacks_placed": calls.placed,
+        "callbacks_missed": calls.missed,
+        "callbacks_failed": sorted(calls.failed),
     }
 
 
@@ -52,17 +61,23 @@ def sla_watchdog(spikes: list[str] | None = None) -> dict[str, Any]:
     done = sweep(list(spikes or []))
     for item_id, kind in done["breaches"]:
         log.warning("SLA breach: %s missed its %s target", item_id, kind.replace("_", " "))
+    for escalation in done["callbacks_missed"]:
+        log.warning("callback %s: its window passed before it could be placed", escalation)
+    for escalation in done["callbacks_failed"]:
+        log.warning("callback %s: the phone provider refused it; tried again next minute",
+                    escalation)
     for item_id, kind in done["warnings"]:
         log.warning("SLA warning: %s is close to its %s target", item_id, kind.replace("_", " "))
     counts = {name: len(ids) for name, ids in done.items()}
     create_table_artifact(
         key="sla-watchdog",
         table=[counts],
-        description="one SLA sweep: leases released, snoozes over, re-scored, warnings, breaches",
+        description="one SLA sweep: leases released, snoozes over, re-scored, warnings, breaches;"
+        " callbacks placed, missed and failed",
     )
     log.info(
         "sla-watchdog: %(released)s released, %(rescored)s re-scored, %(warnings)s warnings, "
-        "%(breaches)s breaches",
+        "%(breaches)s breaches, %(callbacks_placed)s callbacks placed",
         counts,
     )
     return done

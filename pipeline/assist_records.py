@@ -36,7 +36,7 @@ class ReplyTemplate(Record):
     """A reply operators wrote for one topic and language; ``{order_number}``, ``{product}``
     and ``{handle}`` are filled from the post."""
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     topic: str = Field(min_length=1, max_length=64)
     language: str = Field(min_length=1, max_length=16)
     title: str = Field(min_length=1, max_length=200)
@@ -48,7 +48,7 @@ class ReplyTemplate(Record):
 
 
 class KnowledgeArticle(Record):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=5000)
     language: str = Field(min_length=1, max_length=16)

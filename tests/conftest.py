@@ -18,6 +18,7 @@ from pipeline.store.embedded import EmbeddedStore
 from pipeline.store.interface import Store
 from pipeline.store.mongo import MongoStore
 from tests.servers import inbox, provider, tls_files  # noqa: F401  (fixtures)
+from tests.twilio_mock import twilio  # noqa: F401  (fixture)
 
 
 def required_env(name: str) -> str:

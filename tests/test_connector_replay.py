@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,18 @@ def test_missing_columns_and_files_are_refused(tmp_path: Path) -> None:
         ReplayConnector(InProcessBus().producer(), bad).start()
     with pytest.raises(ConfigError, match="does not exist"):
         ReplayConnector(InProcessBus().producer(), tmp_path / "none.jsonl").start()
+
+
+def test_shift_to_now_moves_the_newest_post_to_now_and_keeps_the_spacing(tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    path.write_bytes(b"\n".join(post_bytes(i) for i in range(0, 300, 60)) + b"\n")  # 4 minutes
+    bus = InProcessBus()
+    before = datetime.now(UTC)
+    ReplayConnector(bus.producer(), path, shift_to_now=True).start()
+    times = [Post.model_validate_json(m.value).created_at for m in bus.read_all("posts.raw")]
+    assert [round((t - times[0]).total_seconds()) for t in times] == [0, 60, 120, 180, 240]
+    assert before <= times[-1] <= datetime.now(UTC)
+    untouched = InProcessBus()
+    ReplayConnector(untouched.producer(), path).start()
+    [first, *_] = [Post.model_validate_json(m.value) for m in untouched.read_all("posts.raw")]
+    assert first.created_at == datetime(2026, 11, 1, tzinfo=UTC)

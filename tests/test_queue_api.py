@@ -13,10 +13,12 @@ from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
 from dashboards.queue_api import QueueServices
+from pipeline.outbound.channels import TwilioPhone
 from pipeline.settings import Settings
 from pipeline.store.interface import Store
 from tests.helpers import make_post
 from tests.servers import SMTP_PASSWORD, SMTP_USER, Inbox
+from tests.twilio_mock import TwilioMock
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -196,3 +198,32 @@ def _audit(store: Store) -> list[dict[str, object]]:
     import orjson
 
     return [orjson.loads(r[0]) for r in store._run("SELECT doc FROM audit ORDER BY seq")]
+
+
+def test_a_phone_escalation_schedules_its_callback_and_lists_it(
+    app: object, clock: Clock, twilio: TwilioMock
+) -> None:
+    services = app.state.queue_services  # type: ignore[attr-defined]
+    services.escalations.phone = TwilioPhone(
+        "AC" + "0123456789abcdef" * 2, SecretStr("tw-token"), "+15550000001", "+15550000002",
+        twilio.url,
+    )
+    ann, oli = Api(app, "ann"), Api(app, "oli")
+    item_id = ann.post("/api/v1/queue/next").json()["item"]["id"]
+    start = NOW + timedelta(hours=1)
+    made = ann.post(f"/api/v1/items/{item_id}/escalate", {
+        "channel": "phone", "reason": "walk through the refund", "phone": "+447700900123",
+        "window_start": start.isoformat(), "window_end": (start + timedelta(hours=1)).isoformat(),
+    })
+    assert made.status_code == 201 and made.json()["call"] == "scheduled", made.text
+    assert twilio.requests == []
+    listed = oli.get("/api/v1/callbacks", params={"call": "scheduled"})
+    assert [c["id"] for c in listed.json()] == [made.json()["id"]]
+    clock.now = start + timedelta(minutes=1)
+    assert services.escalations.place_due_callbacks().placed == [made.json()["id"]]
+    assert oli.get("/api/v1/callbacks", params={"call": "scheduled"}).json() == []
+    [placed] = oli.get("/api/v1/callbacks").json()
+    assert placed["call"] == "placed" and placed["reference"].startswith("CA")
+    assert twilio.violations == [] and len(twilio.requests) == 1
+    assert oli.get("/api/v1/callbacks", params={"call": "later"}).status_code == 422
+    assert Api(app, None).get("/api/v1/callbacks").status_code == 401

@@ -249,6 +249,9 @@ def connect_replay(
         float, typer.Option(help="0 = as fast as possible; 60 = a minute a second")
     ] = 0.0,
     limit: Annotated[int | None, typer.Option(min=1, help="stop after this many records")] = None,
+    shift_to_now: Annotated[
+        bool, typer.Option(help="move the posts' times so the newest is now, spacing kept")
+    ] = False,
 ) -> None:
     """Replay a file of posts onto posts.raw, resuming where an earlier run of it stopped."""
     from connectors.replay import ReplayConnector
@@ -261,6 +264,7 @@ def connect_replay(
             path,
             speed=speed,
             limit=limit,
+            shift_to_now=shift_to_now,
             store=store,
             topic=cfg.topic_raw,
             dlq_topic=cfg.topic_dlq,

@@ -8,6 +8,7 @@ link for manual dialling, and a Jitsi-style room URL.
 
 from __future__ import annotations
 
+import re
 import secrets
 import smtplib
 import ssl
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from pipeline.settings import Settings
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
+TWILIO_ACCOUNT_SID = r"^AC[0-9a-fA-F]{32}$"  # as Twilio's OpenAPI description has it
 HTTP_TIMEOUT_S = 10.0
 
 
@@ -106,7 +108,10 @@ class ManualDialling:
 
 class TwilioPhone:
     """Twilio's Calls API (or any service that speaks it): a call to the customer that, once
-    answered, says why and connects to the agents' line."""
+    answered, says why and connects to the agents' line. Every request it makes is checked
+    against Twilio's published OpenAPI description in tests/twilio_mock.py. The Calls API
+    places a call at once, so the window is kept by whoever calls this (the escalation
+    schedules it; the SLA watchdog places it when the window opens)."""
 
     def __init__(
         self,
@@ -214,6 +219,8 @@ def phone_from_settings(settings: Settings) -> PhoneProvider:
         return ManualDialling()
     if settings.twilio_from_number is None or settings.twilio_agent_number is None:
         raise ConfigError("TRIAGE_TWILIO_FROM_NUMBER and _AGENT_NUMBER are needed with Twilio")
+    if re.fullmatch(TWILIO_ACCOUNT_SID, sid) is None:
+        raise ConfigError("TRIAGE_TWILIO_ACCOUNT_SID must be AC followed by 32 hex digits")
     return TwilioPhone(
         sid, token, settings.twilio_from_number, settings.twilio_agent_number,
         settings.twilio_base_url,

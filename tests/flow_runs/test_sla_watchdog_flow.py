@@ -1,4 +1,5 @@
-"""The SLA watchdog flow runs the queue's sweep against the real FerretDB."""
+"""The SLA watchdog flow runs the queue's sweep, and places due phone callbacks (with the Twilio
+stand-in that validates against Twilio's contract), against the real FerretDB."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import pytest
 
 from classifiers.triager import Triager
 from flows.sla_watchdog import sla_watchdog
+from pipeline.queue.escalation import ESCALATION, EscalationRecord
 from pipeline.records import Author, Post, utcnow
 from pipeline.settings import Settings
 from pipeline.store import open_store
 from tests.flow_runs.conftest import run_artifacts
+from tests.twilio_mock import TwilioMock
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
@@ -64,3 +67,32 @@ def test_bad_sla_targets_fail_the_run(
     state = sla_watchdog(return_state=True)
     assert state.is_failed()
     assert "lack bands P2, P3, P4" in state.message
+
+
+def test_the_watchdog_places_a_callback_once_its_window_opens(
+    deployment_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, twilio: TwilioMock
+) -> None:
+    account = "AC" + "0123456789abcdef" * 2
+    for name, value in {"ACCOUNT_SID": account, "AUTH_TOKEN": "tw-token", "BASE_URL": twilio.url,
+                        "FROM_NUMBER": "+15550000001", "AGENT_NUMBER": "+15550000002"}.items():
+        monkeypatch.setenv(f"TRIAGE_TWILIO_{name}", value)
+    store = open_store(Settings.from_environment())
+    store.ensure_schema()
+    now = utcnow()
+    due, later = (EscalationRecord(
+        id=f"{n:032x}", item_id=f"test:{n}", author_id="a1", source="test", channel="phone",
+        by="ann", at=now, reason="refund", credit=0, contact="+447700900123",
+        window_start=start, window_end=start + timedelta(hours=1), call="scheduled",
+    ) for n, start in ((1, now - timedelta(minutes=1)), (2, now + timedelta(hours=1))))
+    for record in (due, later):
+        store.put_record(ESCALATION, record.id, record.model_dump(mode="json"))
+
+    done = sla_watchdog(return_state=True).result()
+
+    assert done["callbacks_placed"] == [due.id] and done["callbacks_failed"] == []
+    assert twilio.violations == [] and len(twilio.requests) == 1
+    assert twilio.requests[0].form()["To"] == "+447700900123"
+    placed = store.get_record(ESCALATION, due.id)
+    assert placed is not None and placed["call"] == "placed"
+    assert store.get_record(ESCALATION, later.id)["call"] == "scheduled"  # type: ignore[index]
+    store.close()
