@@ -104,6 +104,23 @@ class Settings(BaseSettings):
     session_https_only: bool = False
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
 
+    # the alerts notifier (``triage alerts run``): who hears of a spike, and how often
+    alerts_group: str = "triage-alerts"
+    alerts_email_to: list[str] = Field(
+        default_factory=list, description='recipients, JSON in the environment: ["a@x", "b@x"]'
+    )
+    alerts_webhook_url: SecretStr | None = Field(
+        default=None, description="a Slack-style incoming webhook (its URL is a credential)"
+    )
+    alerts_per_hour: int = Field(default=20, ge=1)
+    alerts_growth: float = Field(
+        default=2.0, gt=1, description="tell again when the peak reaches this many times the last"
+    )
+    alerts_trend_interval_minutes: float = Field(default=15.0, ge=0)
+    public_url: str = Field(
+        default="http://localhost:8000", description="where people open the dashboards"
+    )
+
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=200, ge=0, le=60_000)
     write_retries: int = Field(default=5, ge=0)

@@ -11,6 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+# Kafka record headers: (name, value) pairs, names repeatable, in the order they were sent.
+Headers = tuple[tuple[str, bytes], ...]
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -18,12 +21,16 @@ class Message:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    # None is a tombstone: Kafka allows it, and outsiders' tools send it
+    value: bytes | None
     timestamp_ms: int
+    headers: Headers = ()
 
 
 class Producer(Protocol):
-    def send(self, topic: str, value: bytes, key: bytes | None = None) -> None: ...
+    def send(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()
+    ) -> None: ...
 
     def flush(self) -> None:
         """Block until every send so far is acknowledged; raise TransientError if any failed."""

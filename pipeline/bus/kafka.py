@@ -30,7 +30,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
-from pipeline.bus.interface import Message, first_offsets, next_offsets
+from pipeline.bus.interface import Headers, Message, first_offsets, next_offsets
 from pipeline.errors import TransientError
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -217,7 +217,13 @@ class KafkaBus:
 
 def _message(record: Any) -> Message:
     return Message(
-        record.topic, record.partition, record.offset, record.key, record.value, record.timestamp
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        record.timestamp,
+        tuple(record.headers or ()),
     )
 
 
@@ -246,6 +252,7 @@ class _Unacked:
     topic: str
     value: bytes
     key: bytes | None
+    headers: Headers = ()
     future: Any = None  # None: the client refused it; send it again at the next flush
 
     @property
@@ -265,14 +272,18 @@ class KafkaBusProducer:
         self._backoff_s = backoff_s
         self._unacked: list[_Unacked] = []
 
-    def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        record = _Unacked(topic, value, key)
+    def send(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()
+    ) -> None:
+        record = _Unacked(topic, value, key, headers)
         self._unacked.append(record)
         self._submit(record)
 
     def _submit(self, record: _Unacked) -> None:
         try:
-            record.future = self._producer.send(record.topic, value=record.value, key=record.key)
+            record.future = self._producer.send(
+                record.topic, value=record.value, key=record.key, headers=list(record.headers)
+            )
         except KafkaError as exc:  # no metadata or a full buffer while the broker is away
             record.future = None
             log.debug("send to %s refused for now (%s); kept for the next flush", record.topic, exc)
