@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     kafka_log_level: str = Field(
         default="CRITICAL", pattern="^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$"
     )
+    log_format: str = Field(
+        default="text", pattern="^(text|json)$", description="json: one object a line"
+    )
     # seconds of empty polls before a worker checks that it is not left reading nothing
     kafka_stall_s: float = Field(default=20.0, gt=0)
 

@@ -94,6 +94,7 @@ class Worker:
         )
         # the posts a new or grown spike may group into its incident (not a read of the queue)
         self._recent: deque[Candidate] = deque(maxlen=RECENT_ITEMS)
+        self._published: set[str] = set()  # trends sent to the alerts topic in this batch
 
     # ------------------------------------------------------------ one batch
 
@@ -159,6 +160,27 @@ class Worker:
             if not t.is_spam:
                 stats.topics[t.topic.label] = stats.topics.get(t.topic.label, 0) + 1
         stats.seconds = time.perf_counter() - started
+        lag = self.consumer.behind()
+        # one line a batch, the same fields as JSON with TRIAGE_LOG_FORMAT=json
+        log.info(
+            "batch: %d posts, %d dead letters, %d spam, %d queued, %d skipped, lag %s, %.0f ms",
+            stats.posts,
+            stats.dead_lettered,
+            stats.spam,
+            stats.queued_new,
+            stats.skipped,
+            "?" if lag is None else lag,
+            stats.seconds * 1000,
+            extra={
+                "posts": stats.posts,
+                "dead_letters": stats.dead_lettered,
+                "spam": stats.spam,
+                "queued": stats.queued_new,
+                "skipped": stats.skipped,
+                "lag": lag,
+                "ms": round(stats.seconds * 1000, 1),
+            },
+        )
         return stats
 
     def _update_trends(self, triaged: list[TriagedPost], now: datetime) -> None:
@@ -166,7 +188,13 @@ class Worker:
         items of new or changed spikes into incidents; alerts go out with the producer flush."""
         assert self.trends is not None
         self._recent.extend(Candidate.of(t) for t in triaged if not t.is_spam)
+        self._published.clear()
         changed = self.trends.update(triaged, now)
+        # a new spike went out as it opened; a changed one goes out now, for the notifier
+        # (pipeline/trends/alerts.py) to tell people when it grew
+        for trend in changed:
+            if trend.id not in self._published:
+                self._publish_trend(trend)
         self._retrying(self.trends.flush, "trend write")
         if changed:
             since = min(t.started_at for t in changed) - timedelta(minutes=15)
@@ -188,6 +216,7 @@ class Worker:
         return sum(d.automated for d in decisions)
 
     def _publish_trend(self, trend: Trend) -> None:
+        self._published.add(trend.id)
         self.producer.send(
             self.settings.topic_alerts, trend.model_dump_json().encode(), key=trend.id.encode()
         )

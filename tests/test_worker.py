@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -152,3 +153,39 @@ def test_store_outage_pauses_and_replays_without_loss(
     run_until_drained(Worker(bus, store, triager, settings, clock=lambda: NOW))
     assert store.attempts > 5
     assert sorted(store.post_ids()) == sorted(f"test:{i}" for i in range(120))
+
+
+def test_the_worker_logs_a_line_a_batch_and_a_warning_a_dead_letter(
+    bus: InProcessBus,
+    store: EmbeddedStore,
+    triager: Triager,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    feed(bus, [post_bytes(i) for i in range(40)] + [b"not json", b'{"source": 1}'])
+    worker = Worker(bus, store, triager, settings, clock=lambda: NOW)
+    with caplog.at_level(logging.INFO, logger="pipeline.worker"):
+        run_until_drained(worker)
+    batches = [r for r in caplog.records if r.getMessage().startswith("batch: ")]
+    assert batches and all(r.levelno == logging.INFO for r in batches)
+    assert sum(r.posts for r in batches) == 40  # type: ignore[attr-defined]
+    assert sum(r.dead_letters for r in batches) == 2  # type: ignore[attr-defined]
+    assert batches[-1].lag == 0  # type: ignore[attr-defined]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all("dead-lettering posts.raw[" in r.getMessage() for r in warnings)
+    assert "invalid post" in warnings[0].getMessage()
+
+
+def test_json_logs_are_one_object_a_line_with_the_batch_fields() -> None:
+    from pipeline.cli.logs import JsonFormatter
+
+    record = logging.LogRecord(
+        "pipeline.worker", logging.INFO, "", 0, "batch: %d posts", (3,), None
+    )
+    record.posts, record.lag = 3, 7
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    doc = orjson.loads(line)
+    assert (doc["level"], doc["message"]) == ("INFO", "batch: 3 posts")
+    assert (doc["posts"], doc["lag"]) == (3, 7)

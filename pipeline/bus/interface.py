@@ -47,6 +47,10 @@ class Consumer(Protocol):
     def rewind(self, messages: Sequence[Message]) -> None:
         """Go back to the first of these messages, so that they are delivered again."""
 
+    def behind(self) -> int | None:
+        """Records waiting in this member's partitions as its last fetch saw them (no request
+        to the broker): the lag a worker reports with each batch; None if not known yet."""
+
     def close(self) -> None: ...
 
 

@@ -429,5 +429,20 @@ class KafkaBusConsumer:
             if tp in assigned:
                 self._consumer.seek(tp, offset)
 
+    def behind(self) -> int | None:
+        total = 0
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)  # from the last fetch response: no request
+            if high is None:
+                return None
+            try:
+                position = self._consumer.position(tp, timeout_ms=0)
+            except KafkaError:
+                return None
+            if position is None:
+                return None
+            total += max(high - position, 0)
+        return total
+
     def close(self) -> None:
         self._consumer.close(autocommit=False)

@@ -158,6 +158,12 @@ class InProcessConsumer:
                 if tp in self._assignment:
                     self._positions[tp] = min(self._positions[tp], offset)
 
+    def behind(self) -> int | None:
+        with self._bus._cond:
+            return sum(
+                len(self._bus._topics[t][p]) - pos for (t, p), pos in self._positions.items()
+            )
+
     def close(self) -> None:
         self._closed = True
         self._bus._leave(self)

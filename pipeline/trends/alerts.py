@@ -37,7 +37,7 @@ from pipeline.outbound.channels import Mailer, mailer_from_settings
 from pipeline.records import utcnow
 from pipeline.settings import Settings
 from pipeline.store.interface import Store
-from pipeline.trends.detector import Trend
+from pipeline.trends.detector import SamplePost, Trend
 
 log = logging.getLogger(__name__)
 SENT = "alert_sent"  # store record kind: what each trend's last alert on a channel said
@@ -169,6 +169,34 @@ def links(settings: Settings, trend: Trend) -> tuple[str, str]:
     marketing = f"{base}/marketing?{urlencode({'since': since})}"
     incident = f"{base}/api/v1/incidents/{quote('incident:' + trend.id, safe='')}"
     return marketing, incident
+
+
+def sample_alert(settings: Settings) -> Alert:
+    """What ``triage alerts test`` sends: a made-up spike, marked as a test."""
+    now = utcnow()
+    trend = Trend(
+        id="test-alert",
+        what="TEST: term=outage",
+        kind="term",
+        started_at=now - timedelta(minutes=20),
+        detected_at=now - timedelta(minutes=5),
+        updated_at=now,
+        growth=6.0,
+        volume=42,
+        peak_volume=42,
+        expected=7.0,
+        p_value=1e-9,
+        sample_posts=[
+            SamplePost(id="test:1", text="This is a test alert from triage alerts test.",
+                       author="test", sentiment="neutral")
+        ],
+        sentiment_mix={"negative": 30, "neutral": 12},
+        top_authors=[],
+        status="emerging",
+        detector="test",
+    )
+    marketing, incident = links(settings, trend)
+    return Alert(trend, None, marketing, incident)
 
 
 @dataclass
