@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from classifiers.entities import EntityExtractor, redact
+from classifiers.entities import EntityExtractor, mask_pii, redact
 from classifiers.language import LanguageDetector
 from classifiers.model import TriageModel
 from classifiers.registry import Registry
@@ -149,7 +149,7 @@ class Triager:
                     urgency=urgency,
                     sentiment=prediction("sentiment", i),
                     emotion=prediction("emotion", i) if "emotion" in self.tasks else None,
-                    entities=entities[i],
+                    entities=mask_pii(entities[i]),
                     redacted_text=redact(post.text, entities[i]),
                     priority=Priority(
                         score=score, band=band, reasons=explained(reasons, urgency, topic)

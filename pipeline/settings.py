@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     topic_triaged: str = "posts.triaged"
     topic_dlq: str = "posts.dlq"
     topic_alerts: str = "trends.alerts"
+    topic_spam: str = Field(
+        default="posts.spam", description="triaged spam: for consumers that ask for it"
+    )
+    triaged_raw: bool = Field(
+        default=False,
+        description="publish the post's own text and raw payload on posts.triaged (PII!)",
+    )
     partitions: int = Field(default=2, ge=1)
     consumer_group: str = "triage-workers"
     # kafka-python logs every refused connection at ERROR; the worker reports what matters once.

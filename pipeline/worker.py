@@ -85,7 +85,13 @@ class Worker:
         self.triager = triager
         self.clock = clock
         bus.ensure_topics(
-            [settings.topic_raw, settings.topic_triaged, settings.topic_dlq, settings.topic_alerts]
+            [
+                settings.topic_raw,
+                settings.topic_triaged,
+                settings.topic_dlq,
+                settings.topic_alerts,
+                settings.topic_spam,
+            ]
         )
         self.consumer = bus.consumer(settings.consumer_group, [settings.topic_raw])
         self.producer = bus.producer()
@@ -141,9 +147,9 @@ class Worker:
         if self.automation is not None:
             stats.automated = self._automate(triaged)
         for t in triaged:
-            self.producer.send(
-                self.settings.topic_triaged, t.model_dump_json().encode(), key=t.id.encode()
-            )
+            topic = self.settings.topic_spam if t.is_spam else self.settings.topic_triaged
+            published = t if self.settings.triaged_raw else redacted(t)
+            self.producer.send(topic, published.model_dump_json().encode(), key=t.id.encode())
         for d in dead:
             value, key, headers = dead_letter_record(d)
             self.producer.send(self.settings.topic_dlq, value, key=key, headers=headers)
@@ -237,7 +243,7 @@ class Worker:
             if len(posts) == 1:
                 reason = f"stage raised {type(exc).__name__}: {exc}"
                 source = sources[posts[0].id]
-                log.warning("dead-lettering %s (%s): %s", _where(source), posts[0].id, reason)
+                log.warning("dead-lettering %s (%s): %s", posts[0].id, _where(source), reason)
                 dead.append(dead_letter(source, "triage", reason, now, posts[0].id))
                 return []
             half = len(posts) // 2
@@ -310,6 +316,14 @@ class Worker:
         finally:
             self.producer.close()
             self.consumer.close()
+
+
+def redacted(item: TriagedPost) -> TriagedPost:
+    """What posts.triaged carries unless TRIAGE_TRIAGED_RAW is set: the redacted text in place of
+    the post's own, and no raw payload (it holds what the source sent, PII included). The stored
+    post keeps both, for the agents who answer it."""
+    post = item.post.model_copy(update={"text": item.redacted_text, "raw": {}})
+    return item.model_copy(update={"post": post})
 
 
 def _where(message: Message) -> str:

@@ -21,7 +21,7 @@ from pipeline.settings import Settings
 from pipeline.store.embedded import EmbeddedStore
 from pipeline.store.interface import WriteResult
 from pipeline.worker import Worker
-from tests.helpers import embedded_settings, poll_until, post_bytes
+from tests.helpers import embedded_settings, make_post, poll_until, post_bytes
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
@@ -68,8 +68,11 @@ def test_valid_posts_are_stored_and_malformed_ones_dead_lettered(
 
     assert sorted(store.post_ids()) == sorted(f"test:{i}" for i in range(300))
     triaged = [TriagedPost.model_validate_json(m.value) for m in bus.read_all("posts.triaged")]
-    assert sorted(t.id for t in triaged) == sorted(f"test:{i}" for i in range(300))
-    assert store.count("queue") == sum(not t.is_spam for t in triaged)
+    spam = [TriagedPost.model_validate_json(m.value) for m in bus.read_all("posts.spam")]
+    assert sorted(t.id for t in triaged + spam) == sorted(f"test:{i}" for i in range(300))
+    # spam goes only to those who ask for it, on its own topic
+    assert spam and all(t.is_spam for t in spam) and not any(t.is_spam for t in triaged)
+    assert store.count("queue") == len(triaged)
     letters = dead_letters(bus)
     assert sorted(base64.b64decode(d.original) for d in letters) == sorted(bad)
     assert all(d.stage == "parse" for d in letters)
@@ -189,3 +192,34 @@ def test_json_logs_are_one_object_a_line_with_the_batch_fields() -> None:
     doc = orjson.loads(line)
     assert (doc["level"], doc["message"]) == ("INFO", "batch: 3 posts")
     assert (doc["posts"], doc["lag"]) == (3, 7)
+
+
+PII_TEXT = "Refund to card 4111 1111 1111 1111 please, mail jane.doe@example.com or +1 415-555-0134"
+
+
+@pytest.mark.parametrize("raw_opt_in", [False, True])
+def test_pii_stays_in_the_stored_post_and_leaves_only_on_opt_in(
+    bus: InProcessBus, store: EmbeddedStore, triager: Triager, tmp_path: Path, raw_opt_in: bool
+) -> None:
+    settings = embedded_settings(data_dir=tmp_path, triaged_raw=raw_opt_in)
+    post = make_post(1, text=PII_TEXT, raw={"email": "jane.doe@example.com"})
+    feed(bus, [post.model_dump_json().encode()])
+    run_until_drained(Worker(bus, store, triager, settings, clock=lambda: NOW))
+
+    stored = store.get_post("test:1")
+    assert stored is not None and stored["post"]["text"] == PII_TEXT  # agents answer from it
+    kinds = {e["kind"]: e for e in stored["entities"]}
+    assert {"card", "email", "phone"} <= set(kinds)
+    for kind, mask in (("card", "[CARD]"), ("email", "[EMAIL]"), ("phone", "[PHONE]")):
+        entity = kinds[kind]
+        assert entity["text"] == mask  # kind and position, never the value
+        assert PII_TEXT[entity["start"] : entity["end"]] != mask
+    [message] = bus.read_all("posts.triaged")
+    published = TriagedPost.model_validate_json(message.value)
+    text = message.value.decode()
+    if raw_opt_in:
+        assert published.post.text == PII_TEXT and published.post.raw
+    else:
+        assert published.post.text == published.redacted_text and published.post.raw == {}
+        for value in ("4111 1111 1111 1111", "jane.doe@example.com", "415-555-0134"):
+            assert value not in text
