@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         description="publish the post's own text and raw payload on posts.triaged (PII!)",
     )
     partitions: int = Field(default=2, ge=1)
+    kafka_replication_factor: int | None = Field(
+        default=None, ge=1, description="for the topics the pipeline creates; unset: the broker's"
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        default=None, ge=1, description="for the topics the pipeline creates; unset: the broker's"
+    )
     consumer_group: str = "triage-workers"
     # kafka-python logs every refused connection at ERROR; the worker reports what matters once.
     # Raise it (WARNING, INFO) to see the client's own account of a rebalance or an outage.

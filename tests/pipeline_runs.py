@@ -15,7 +15,9 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from pipeline.bus.kafka import KafkaBus
+from pipeline.bus.topics import pipeline_topics
 from pipeline.errors import TransientError
+from pipeline.settings import Settings
 from pipeline.store.mongo import MongoStore
 
 
@@ -59,7 +61,10 @@ class Deployment:
         return env
 
     def bus(self) -> KafkaBus:
-        return KafkaBus(self.kafka, partitions=2)
+        """A bus that makes the deployment's topics as its workers do (pipeline/bus/topics.py)."""
+        names = {k: v for k, v in self.env.items() if k.startswith("TRIAGE_TOPIC_")}
+        settings = Settings(**{k.removeprefix("TRIAGE_").lower(): v for k, v in names.items()})
+        return KafkaBus(self.kafka, partitions=2, topics=pipeline_topics(settings))
 
     def store(self) -> MongoStore:
         return MongoStore(self.mongo, f"db_{self.name}")
