@@ -476,17 +476,15 @@ class KafkaBusConsumer:
 
     def behind(self) -> int | None:
         total = 0
-        for tp in self._consumer.assignment():
-            high = self._consumer.highwater(tp)  # from the last fetch response: no request
-            if high is None:
-                return None
-            try:
+        try:
+            for tp in self._consumer.assignment():
+                high = self._consumer.highwater(tp)  # from the last fetch response: no request
                 position = self._consumer.position(tp, timeout_ms=0)
-            except KafkaError:
-                return None
-            if position is None:
-                return None
-            total += max(high - position, 0)
+                if high is None or position is None:
+                    return None
+                total += max(high - position, 0)
+        except (KafkaError, AssertionError):  # a partition taken away meanwhile: not known
+            return None
         return total
 
     def close(self) -> None:
