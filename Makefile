@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := $(BIN)/python scripts/services
 PYTEST_ARGS ?=
 
-.PHONY: install vectors demo test quality lint typecheck compose-check compose-smoke browser services-up services-down faults clean lock audit bench
+.PHONY: install vectors demo test quality lint typecheck compose-check compose-smoke browser services-up services-down faults clean lock audit bench schemas
 
 # pip's output goes to $(PIP_LOG) and is shown only when it fails: a first run prints one line.
 PIP_LOG := $(VENV)/pip.log
@@ -87,6 +87,10 @@ faults: $(STAMP)
 	. .services/env && $(BIN)/pytest -m faults $(PYTEST_ARGS); rc=$$?; $(SERVICES) down; exit $$rc
 
 # The locked dependencies: exactly what `make install` resolved, for audits and reproducible builds.
+# JSON Schema of each topic's records, from the pydantic models (docs/kafka.md points at them)
+schemas: $(STAMP)
+	$(BIN)/python -m pipeline.cli.schemas docs/schemas
+
 lock: $(STAMP)
 	$(BIN)/pip freeze --all --exclude-editable | grep -v '^pip==' > requirements.lock
 

@@ -41,6 +41,7 @@ def main() -> None:
         topic_triaged=f"bench.{tag}.triaged",
         topic_dlq=f"bench.{tag}.dlq",
         topic_alerts=f"bench.{tag}.alerts",
+        topic_spam=f"bench.{tag}.spam",
         consumer_group=f"bench-{tag}",
     )
     bus = KafkaBus(settings.kafka_bootstrap or "", partitions=settings.partitions)

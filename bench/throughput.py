@@ -130,6 +130,7 @@ class Run:
             "TRIAGE_TOPIC_TRIAGED": f"bench.{self.tag}.triaged",
             "TRIAGE_TOPIC_DLQ": f"bench.{self.tag}.dlq",
             "TRIAGE_TOPIC_ALERTS": f"bench.{self.tag}.alerts",
+            "TRIAGE_TOPIC_SPAM": f"bench.{self.tag}.spam",
             "TRIAGE_CONSUMER_GROUP": self.group,
             "TRIAGE_MONGO_DATABASE": self.database,
             "TRIAGE_PARTITIONS": str(PARTITIONS),

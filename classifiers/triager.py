@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from classifiers import evidence as evidence_
-from classifiers.entities import EntityExtractor, redact
+from classifiers.entities import EntityExtractor, mask_pii, redact
 from classifiers.language import LanguageDetector
 from classifiers.lexicon import Hit, Lexicon, floor_levels
 from classifiers.model import TriageModel
@@ -163,7 +163,7 @@ class Triager:
                     urgency=urgency,
                     sentiment=prediction("sentiment", i),
                     emotion=prediction("emotion", i) if "emotion" in self.tasks else None,
-                    entities=entities[i],
+                    entities=mask_pii(entities[i]),
                     redacted_text=redact(post.text, entities[i]),
                     priority=Priority(
                         score=score, band=band, reasons=explained(reasons, urgency, topic, hits[i])

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from pipeline.bus import open_bus
 from pipeline.bus.interface import Producer
+from pipeline.bus.kafka_records import dead_letter_record
 from pipeline.errors import ConfigError
 from pipeline.records import DeadLetter, Post, utcnow
 from pipeline.settings import Settings
@@ -68,7 +69,8 @@ class Connector(ABC):
             topic=where or self.name,
             failed_at=utcnow(),
         )
-        self.producer.send(self.dlq_topic, letter.model_dump_json().encode())
+        value, key, headers = dead_letter_record(letter)
+        self.producer.send(self.dlq_topic, value, key=key, headers=headers)
         self.rejected += 1
 
     def flush(self) -> None:

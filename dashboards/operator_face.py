@@ -149,6 +149,8 @@ def as_time(value: datetime | str) -> datetime:
 def read_dead_letters(bus: Bus, settings: Settings) -> list[tuple[str, DeadLetter]]:
     found = []
     for message in bus.read_all(settings.topic_dlq):
+        if message.value is None:
+            continue  # a tombstone somebody sent: nothing to show
         try:
             dead = DeadLetter.model_validate_json(message.value)
         except ValidationError:

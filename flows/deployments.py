@@ -70,6 +70,11 @@ PLAN: tuple[Planned, ...] = (
     ),
     Planned("replay", "flows.replay:replay", "re-send dead letters or a time range after a fix"),
     Planned(
+        "alerts",
+        "flows.alerts:alerts",
+        "tell people of new and grown spikes (where no alerts service runs)",
+    ),
+    Planned(
         "health",
         "flows.health:health",
         "lag, throughput, dead letters, store size; fails past thresholds",

@@ -38,7 +38,9 @@ def measure() -> dict[str, Any]:
     now = utcnow()
     with Offsets(cfg.kafka_bootstrap, group=cfg.consumer_group) as offsets:
         lag = offsets.lag(cfg.topic_raw)
-        triaged_end = sum(offsets.ends(cfg.topic_triaged).values())
+        triaged_end = sum(offsets.ends(cfg.topic_triaged).values()) + sum(
+            offsets.ends(cfg.topic_spam).values()
+        )
         dlq_ends, dlq_starts = offsets.ends(cfg.topic_dlq), offsets.beginnings(cfg.topic_dlq)
     dead_letters = sum(dlq_ends.values()) - sum(dlq_starts.values())
     store = open_store(cfg)

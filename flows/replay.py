@@ -34,7 +34,7 @@ SOURCES = ("dlq", "raw")
 
 def original_bytes(message: Message, source: str) -> bytes | None:
     """The post's bytes as a connector first sent them; None if a letter is unreadable."""
-    if source == "raw":
+    if source == "raw" or message.value is None:
         return message.value
     try:
         letter = DeadLetter.model_validate_json(message.value)

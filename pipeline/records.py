@@ -215,6 +215,9 @@ class DeadLetter(Record):
     partition: int | None = None
     offset: int | None = None
     failed_at: AwareDatetime
+    post_id: str | None = Field(
+        default=None, description="the post id, when the bad record still names one"
+    )
 
 
 class AuditEntry(Record):

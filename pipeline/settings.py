@@ -43,12 +43,28 @@ class Settings(BaseSettings):
     topic_triaged: str = "posts.triaged"
     topic_dlq: str = "posts.dlq"
     topic_alerts: str = "trends.alerts"
+    topic_spam: str = Field(
+        default="posts.spam", description="triaged spam: for consumers that ask for it"
+    )
+    triaged_raw: bool = Field(
+        default=False,
+        description="publish the post's own text and raw payload on posts.triaged (PII!)",
+    )
     partitions: int = Field(default=2, ge=1)
+    kafka_replication_factor: int | None = Field(
+        default=None, ge=1, description="for the topics the pipeline creates; unset: the broker's"
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        default=None, ge=1, description="for the topics the pipeline creates; unset: the broker's"
+    )
     consumer_group: str = "triage-workers"
     # kafka-python logs every refused connection at ERROR; the worker reports what matters once.
     # Raise it (WARNING, INFO) to see the client's own account of a rebalance or an outage.
     kafka_log_level: str = Field(
         default="CRITICAL", pattern="^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$"
+    )
+    log_format: str = Field(
+        default="text", pattern="^(text|json)$", description="json: one object a line"
     )
     # seconds of empty polls before a worker checks that it is not left reading nothing
     kafka_stall_s: float = Field(default=20.0, gt=0)
@@ -114,6 +130,23 @@ class Settings(BaseSettings):
     )
     session_https_only: bool = False
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
+
+    # the alerts notifier (``triage alerts run``): who hears of a spike, and how often
+    alerts_group: str = "triage-alerts"
+    alerts_email_to: list[str] = Field(
+        default_factory=list, description='recipients, JSON in the environment: ["a@x", "b@x"]'
+    )
+    alerts_webhook_url: SecretStr | None = Field(
+        default=None, description="a Slack-style incoming webhook (its URL is a credential)"
+    )
+    alerts_per_hour: int = Field(default=20, ge=1)
+    alerts_growth: float = Field(
+        default=2.0, gt=1, description="tell again when the peak reaches this many times the last"
+    )
+    alerts_trend_interval_minutes: float = Field(default=15.0, ge=0)
+    public_url: str = Field(
+        default="http://localhost:8000", description="where people open the dashboards"
+    )
 
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     batch_wait_ms: int = Field(default=200, ge=0, le=60_000)

@@ -12,7 +12,6 @@ after that the worker rewinds to the start of the batch, pauses and tries again.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -22,13 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from pydantic import ValidationError
-
 from classifiers.triager import Triager
 from pipeline.assist.automation import Automation
 from pipeline.bus.interface import Bus, Message
+from pipeline.bus.kafka_records import Rejected, dead_letter, dead_letter_record, decode_post
 from pipeline.errors import TransientError
-from pipeline.records import DeadLetter, Post, TriagedPost, utcnow, validation_reason
+from pipeline.records import DeadLetter, Post, TriagedPost, utcnow
 from pipeline.settings import Settings
 from pipeline.store.interface import Store
 from pipeline.trends.detector import Trend, TrendDetector
@@ -36,10 +34,6 @@ from pipeline.trends.incidents import Candidate, link_incidents
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# A dead letter carries its original base64-encoded (4/3 larger) and must still fit in one Kafka
-# message (16 MiB): beyond this the original is cut, and the reason says so. The whole record
-# stays on the raw topic.
-MAX_DEAD_ORIGINAL_BYTES = 11 * 1024 * 1024
 RECENT_ITEMS = 10_000
 
 
@@ -49,6 +43,7 @@ class BatchStats:
     posts: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    skipped: int = 0  # tombstones: no bytes to triage or to keep
     spam: int = 0
     stored_new: int = 0
     queued_new: int = 0
@@ -62,6 +57,7 @@ class BatchStats:
             "posts",
             "duplicates",
             "dead_lettered",
+            "skipped",
             "spam",
             "stored_new",
             "queued_new",
@@ -71,25 +67,6 @@ class BatchStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for topic, n in other.topics.items():
             self.topics[topic] = self.topics.get(topic, 0) + n
-
-
-def dead_letter(message: Message, stage: str, reason: str, now: datetime) -> DeadLetter:
-    original = message.value
-    if len(original) > MAX_DEAD_ORIGINAL_BYTES:
-        reason = (
-            f"{reason[:1800]} (original cut to its first {MAX_DEAD_ORIGINAL_BYTES:,} "
-            f"of {len(original):,} bytes)"
-        )
-        original = original[:MAX_DEAD_ORIGINAL_BYTES]
-    return DeadLetter(
-        reason=reason[:2000],
-        stage=stage,
-        original=base64.b64encode(original).decode(),
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        failed_at=now,
-    )
 
 
 class Worker:
@@ -108,7 +85,13 @@ class Worker:
         self.triager = triager
         self.clock = clock
         bus.ensure_topics(
-            [settings.topic_raw, settings.topic_triaged, settings.topic_dlq, settings.topic_alerts]
+            [
+                settings.topic_raw,
+                settings.topic_triaged,
+                settings.topic_dlq,
+                settings.topic_alerts,
+                settings.topic_spam,
+            ]
         )
         self.consumer = bus.consumer(settings.consumer_group, [settings.topic_raw])
         self.producer = bus.producer()
@@ -117,6 +100,7 @@ class Worker:
         )
         # the posts a new or grown spike may group into its incident (not a read of the queue)
         self._recent: deque[Candidate] = deque(maxlen=RECENT_ITEMS)
+        self._published: set[str] = set()  # trends sent to the alerts topic in this batch
 
     # ------------------------------------------------------------ one batch
 
@@ -141,10 +125,14 @@ class Worker:
         sources: dict[str, Message] = {}
         dead: list[DeadLetter] = []
         for m in messages:
-            try:
-                post = Post.model_validate_json(m.value)
-            except ValidationError as exc:
-                dead.append(dead_letter(m, "parse", validation_reason(exc), now))
+            post = decode_post(m)
+            if isinstance(post, Rejected):
+                if post.skip:
+                    stats.skipped += 1
+                    log.warning("skipped %s: %s", _where(m), post.reason)
+                else:
+                    log.warning("dead-lettering %s: %s", _where(m), post.reason)
+                    dead.append(dead_letter(m, "parse", post.reason, now, post.post_id))
                 continue
             if post.id in sources:
                 stats.duplicates += 1
@@ -159,11 +147,12 @@ class Worker:
         if self.automation is not None:
             stats.automated = self._automate(triaged)
         for t in triaged:
-            self.producer.send(
-                self.settings.topic_triaged, t.model_dump_json().encode(), key=t.id.encode()
-            )
+            topic = self.settings.topic_spam if t.is_spam else self.settings.topic_triaged
+            published = t if self.settings.triaged_raw else redacted(t)
+            self.producer.send(topic, published.model_dump_json().encode(), key=t.id.encode())
         for d in dead:
-            self.producer.send(self.settings.topic_dlq, d.model_dump_json().encode())
+            value, key, headers = dead_letter_record(d)
+            self.producer.send(self.settings.topic_dlq, value, key=key, headers=headers)
         self._retrying(self.producer.flush, "producer flush")
         self._commit(messages)
 
@@ -177,6 +166,27 @@ class Worker:
             if not t.is_spam:
                 stats.topics[t.topic.label] = stats.topics.get(t.topic.label, 0) + 1
         stats.seconds = time.perf_counter() - started
+        lag = self.consumer.behind()
+        # one line a batch, the same fields as JSON with TRIAGE_LOG_FORMAT=json
+        log.info(
+            "batch: %d posts, %d dead letters, %d spam, %d queued, %d skipped, lag %s, %.0f ms",
+            stats.posts,
+            stats.dead_lettered,
+            stats.spam,
+            stats.queued_new,
+            stats.skipped,
+            "?" if lag is None else lag,
+            stats.seconds * 1000,
+            extra={
+                "posts": stats.posts,
+                "dead_letters": stats.dead_lettered,
+                "spam": stats.spam,
+                "queued": stats.queued_new,
+                "skipped": stats.skipped,
+                "lag": lag,
+                "ms": round(stats.seconds * 1000, 1),
+            },
+        )
         return stats
 
     def _update_trends(self, triaged: list[TriagedPost], now: datetime) -> None:
@@ -184,7 +194,13 @@ class Worker:
         items of new or changed spikes into incidents; alerts go out with the producer flush."""
         assert self.trends is not None
         self._recent.extend(Candidate.of(t) for t in triaged if not t.is_spam)
+        self._published.clear()
         changed = self.trends.update(triaged, now)
+        # a new spike went out as it opened; a changed one goes out now, for the notifier
+        # (pipeline/trends/alerts.py) to tell people when it grew
+        for trend in changed:
+            if trend.id not in self._published:
+                self._publish_trend(trend)
         self._retrying(self.trends.flush, "trend write")
         if changed:
             since = min(t.started_at for t in changed) - timedelta(minutes=15)
@@ -206,6 +222,7 @@ class Worker:
         return sum(d.automated for d in decisions)
 
     def _publish_trend(self, trend: Trend) -> None:
+        self._published.add(trend.id)
         self.producer.send(
             self.settings.topic_alerts, trend.model_dump_json().encode(), key=trend.id.encode()
         )
@@ -225,8 +242,9 @@ class Worker:
         except Exception as exc:  # a stage bug must cost one post, not the pipeline
             if len(posts) == 1:
                 reason = f"stage raised {type(exc).__name__}: {exc}"
-                log.warning("dead-lettering %s: %s", posts[0].id, reason)
-                dead.append(dead_letter(sources[posts[0].id], "triage", reason, now))
+                source = sources[posts[0].id]
+                log.warning("dead-lettering %s (%s): %s", posts[0].id, _where(source), reason)
+                dead.append(dead_letter(source, "triage", reason, now, posts[0].id))
                 return []
             half = len(posts) // 2
             return self._triage(posts[:half], sources, dead, now) + self._triage(
@@ -298,3 +316,16 @@ class Worker:
         finally:
             self.producer.close()
             self.consumer.close()
+
+
+def redacted(item: TriagedPost) -> TriagedPost:
+    """What posts.triaged carries unless TRIAGE_TRIAGED_RAW is set: the redacted text in place of
+    the post's own, and no raw payload (it holds what the source sent, PII included). The stored
+    post keeps both, for the agents who answer it."""
+    post = item.post.model_copy(update={"text": item.redacted_text, "raw": {}})
+    return item.model_copy(update={"post": post})
+
+
+def _where(message: Message) -> str:
+    """Where a record sits, as Kafka's tools name it: ``topic[partition]@offset``."""
+    return f"{message.topic}[{message.partition}]@{message.offset}"

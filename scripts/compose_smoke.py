@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 VENDOR = REPO.parent / "shared" / "vendor"
@@ -41,8 +42,8 @@ BASE = "social-triage/debian:bookworm"
 KAFKA_VERSION, FERRETDB_VERSION = "4.1.1", "v2.7.0"
 PROJECT = "triage-smoke"
 COMPOSE = ["docker-compose", "-p", PROJECT, "-f", "compose.yaml", "-f", "compose.smoke.yaml"]
-SECRET_NAMES = ("triage_session_secret", "triage_admin_password", "triage_x_bearer_token",
-                "triage_reddit_client_id", "triage_reddit_client_secret", "triage_webhook_secret")
+# Every secret compose.yaml declares needs its file, whichever profiles run.
+SECRET_NAMES = tuple(yaml.safe_load((REPO / "compose.yaml").read_text())["secrets"])
 
 
 class SmokeFailed(Exception):

@@ -15,7 +15,9 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from pipeline.bus.kafka import KafkaBus
+from pipeline.bus.topics import pipeline_topics
 from pipeline.errors import TransientError
+from pipeline.settings import Settings
 from pipeline.store.mongo import MongoStore
 
 
@@ -45,6 +47,7 @@ class Deployment:
                 "TRIAGE_TOPIC_TRIAGED": f"triaged.{self.name}",
                 "TRIAGE_TOPIC_DLQ": f"dlq.{self.name}",
                 "TRIAGE_TOPIC_ALERTS": f"alerts.{self.name}",
+                "TRIAGE_TOPIC_SPAM": f"spam.{self.name}",
                 "TRIAGE_CONSUMER_GROUP": f"workers.{self.name}",
                 "TRIAGE_BATCH_SIZE": str(self.batch_size),
                 "TRIAGE_BATCH_WAIT_MS": "100",
@@ -58,14 +61,19 @@ class Deployment:
         return env
 
     def bus(self) -> KafkaBus:
-        return KafkaBus(self.kafka, partitions=2)
+        """A bus that makes the deployment's topics as its workers do (pipeline/bus/topics.py)."""
+        names = {k: v for k, v in self.env.items() if k.startswith("TRIAGE_TOPIC_")}
+        settings = Settings(**{k.removeprefix("TRIAGE_").lower(): v for k, v in names.items()})
+        return KafkaBus(self.kafka, partitions=2, topics=pipeline_topics(settings))
 
     def store(self) -> MongoStore:
         return MongoStore(self.mongo, f"db_{self.name}")
 
     def produce(self, values: list[bytes]) -> None:
         bus = self.bus()
-        bus.ensure_topics([f"raw.{self.name}", f"dlq.{self.name}", f"triaged.{self.name}"])
+        bus.ensure_topics(
+            [f"raw.{self.name}", f"dlq.{self.name}", f"triaged.{self.name}", f"spam.{self.name}"]
+        )
         producer = bus.producer()
         for v in values:
             producer.send(f"raw.{self.name}", v)
@@ -91,12 +99,16 @@ class Deployment:
         return self.logs[proc].read_text(errors="replace")
 
     def triaged_count(self) -> int:
-        """Posts published to the triaged topic so far: a cheap progress signal from Kafka."""
+        """Posts published to the triaged and spam topics so far: a cheap progress signal."""
         consumer = KafkaConsumer(bootstrap_servers=self.kafka, request_timeout_ms=10_000)
         try:
             # The topic has the deployment's two partitions; naming them avoids waiting for a
             # metadata refresh that a fresh client may not have done yet.
-            tps = [TopicPartition(f"triaged.{self.name}", p) for p in range(2)]
+            tps = [
+                TopicPartition(f"{kind}.{self.name}", p)
+                for kind in ("triaged", "spam")
+                for p in range(2)
+            ]
             return sum(consumer.end_offsets(tps).values())
         finally:
             consumer.close()

@@ -47,6 +47,8 @@ def one_line_error(stderr: str) -> str:
         (["train", "--corpus", "/no/such/corpus.jsonl"], "does not exist"),
         (["models", "promote", "no-such-version"], "has no version"),
         (["connect", "replay", "posts.jsonl"], "TRIAGE_KAFKA_BOOTSTRAP"),
+        (["alerts", "run"], "no alert channel"),
+        (["alerts", "test"], "no alert channel"),
     ],
 )
 def test_bad_arguments_get_one_line(args: list[str], expected: str, tmp_path: Path) -> None:

@@ -65,7 +65,8 @@ def test_ten_thousand_posts_through_two_workers_land_exactly_once(deployment: De
     letters = [
         DeadLetter.model_validate_json(m.value) for m in bus.read_all(f"dlq.{deployment.name}")
     ]
-    assert len(letters) == 20 and all(d.reason.startswith("invalid post") for d in letters)
+    assert len(letters) == 20
+    assert all(d.reason.startswith(("invalid post", "not UTF-8")) for d in letters), letters
     # both workers took a share of the partitions
     triaged = [
         int(m.group(1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from pipeline.settings import Settings
 from pipeline.store.embedded import EmbeddedStore
 from pipeline.store.interface import WriteResult
 from pipeline.worker import Worker
-from tests.helpers import embedded_settings, poll_until, post_bytes
+from tests.helpers import embedded_settings, make_post, poll_until, post_bytes
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
@@ -67,11 +68,15 @@ def test_valid_posts_are_stored_and_malformed_ones_dead_lettered(
 
     assert sorted(store.post_ids()) == sorted(f"test:{i}" for i in range(300))
     triaged = [TriagedPost.model_validate_json(m.value) for m in bus.read_all("posts.triaged")]
-    assert sorted(t.id for t in triaged) == sorted(f"test:{i}" for i in range(300))
-    assert store.count("queue") == sum(not t.is_spam for t in triaged)
+    spam = [TriagedPost.model_validate_json(m.value) for m in bus.read_all("posts.spam")]
+    assert sorted(t.id for t in triaged + spam) == sorted(f"test:{i}" for i in range(300))
+    # spam goes only to those who ask for it, on its own topic
+    assert spam and all(t.is_spam for t in spam) and not any(t.is_spam for t in triaged)
+    assert store.count("queue") == len(triaged)
     letters = dead_letters(bus)
     assert sorted(base64.b64decode(d.original) for d in letters) == sorted(bad)
-    assert all(d.reason.startswith("invalid post") and d.stage == "parse" for d in letters)
+    assert all(d.stage == "parse" for d in letters)
+    assert all(d.reason.startswith(("invalid post", "not UTF-8")) for d in letters), letters
     # everything was committed: the group has nothing left to read
     assert poll_until(bus.consumer(settings.consumer_group, ["posts.raw"]), 1, timeout_s=0.3) == []
 
@@ -151,3 +156,70 @@ def test_store_outage_pauses_and_replays_without_loss(
     run_until_drained(Worker(bus, store, triager, settings, clock=lambda: NOW))
     assert store.attempts > 5
     assert sorted(store.post_ids()) == sorted(f"test:{i}" for i in range(120))
+
+
+def test_the_worker_logs_a_line_a_batch_and_a_warning_a_dead_letter(
+    bus: InProcessBus,
+    store: EmbeddedStore,
+    triager: Triager,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    feed(bus, [post_bytes(i) for i in range(40)] + [b"not json", b'{"source": 1}'])
+    worker = Worker(bus, store, triager, settings, clock=lambda: NOW)
+    with caplog.at_level(logging.INFO, logger="pipeline.worker"):
+        run_until_drained(worker)
+    batches = [r for r in caplog.records if r.getMessage().startswith("batch: ")]
+    assert batches and all(r.levelno == logging.INFO for r in batches)
+    assert sum(r.posts for r in batches) == 40  # type: ignore[attr-defined]
+    assert sum(r.dead_letters for r in batches) == 2  # type: ignore[attr-defined]
+    assert batches[-1].lag == 0  # type: ignore[attr-defined]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert all("dead-lettering posts.raw[" in r.getMessage() for r in warnings)
+    assert "invalid post" in warnings[0].getMessage()
+
+
+def test_json_logs_are_one_object_a_line_with_the_batch_fields() -> None:
+    from pipeline.cli.logs import JsonFormatter
+
+    record = logging.LogRecord(
+        "pipeline.worker", logging.INFO, "", 0, "batch: %d posts", (3,), None
+    )
+    record.posts, record.lag = 3, 7
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    doc = orjson.loads(line)
+    assert (doc["level"], doc["message"]) == ("INFO", "batch: 3 posts")
+    assert (doc["posts"], doc["lag"]) == (3, 7)
+
+
+PII_TEXT = "Refund to card 4111 1111 1111 1111 please, mail jane.doe@example.com or +1 415-555-0134"
+
+
+@pytest.mark.parametrize("raw_opt_in", [False, True])
+def test_pii_stays_in_the_stored_post_and_leaves_only_on_opt_in(
+    bus: InProcessBus, store: EmbeddedStore, triager: Triager, tmp_path: Path, raw_opt_in: bool
+) -> None:
+    settings = embedded_settings(data_dir=tmp_path, triaged_raw=raw_opt_in)
+    post = make_post(1, text=PII_TEXT, raw={"email": "jane.doe@example.com"})
+    feed(bus, [post.model_dump_json().encode()])
+    run_until_drained(Worker(bus, store, triager, settings, clock=lambda: NOW))
+
+    stored = store.get_post("test:1")
+    assert stored is not None and stored["post"]["text"] == PII_TEXT  # agents answer from it
+    kinds = {e["kind"]: e for e in stored["entities"]}
+    assert {"card", "email", "phone"} <= set(kinds)
+    for kind, mask in (("card", "[CARD]"), ("email", "[EMAIL]"), ("phone", "[PHONE]")):
+        entity = kinds[kind]
+        assert entity["text"] == mask  # kind and position, never the value
+        assert PII_TEXT[entity["start"] : entity["end"]] != mask
+    [message] = bus.read_all("posts.triaged")
+    published = TriagedPost.model_validate_json(message.value)
+    text = message.value.decode()
+    if raw_opt_in:
+        assert published.post.text == PII_TEXT and published.post.raw
+    else:
+        assert published.post.text == published.redacted_text and published.post.raw == {}
+        for value in ("4111 1111 1111 1111", "jane.doe@example.com", "415-555-0134"):
+            assert value not in text

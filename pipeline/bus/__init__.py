@@ -16,11 +16,13 @@ if TYPE_CHECKING:
 def open_bus(settings: Settings) -> Bus:
     if settings.kafka_bootstrap:
         from pipeline.bus.kafka import KafkaBus
+        from pipeline.bus.topics import pipeline_topics
 
         return KafkaBus(
             settings.kafka_bootstrap,
             partitions=settings.partitions,
             stall_s=settings.kafka_stall_s,
+            topics=pipeline_topics(settings),
         )
     from pipeline.bus.memory import InProcessBus
 

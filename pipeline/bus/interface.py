@@ -11,6 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+# Kafka record headers: (name, value) pairs, names repeatable, in the order they were sent.
+Headers = tuple[tuple[str, bytes], ...]
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -18,12 +21,16 @@ class Message:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    # None is a tombstone: Kafka allows it, and outsiders' tools send it
+    value: bytes | None
     timestamp_ms: int
+    headers: Headers = ()
 
 
 class Producer(Protocol):
-    def send(self, topic: str, value: bytes, key: bytes | None = None) -> None: ...
+    def send(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()
+    ) -> None: ...
 
     def flush(self) -> None:
         """Block until every send so far is acknowledged; raise TransientError if any failed."""
@@ -39,6 +46,10 @@ class Consumer(Protocol):
 
     def rewind(self, messages: Sequence[Message]) -> None:
         """Go back to the first of these messages, so that they are delivered again."""
+
+    def behind(self) -> int | None:
+        """Records waiting in this member's partitions as its last fetch saw them (no request
+        to the broker): the lag a worker reports with each batch; None if not known yet."""
 
     def close(self) -> None: ...
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +26,18 @@ from kafka import (
     KafkaProducer,
     TopicPartition,
 )
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import (
+    InvalidConfigurationError,
+    InvalidReplicationFactorError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 from kafka.structs import OffsetAndMetadata
 
-from pipeline.bus.interface import Message, first_offsets, next_offsets
-from pipeline.errors import TransientError
+from pipeline.bus.interface import Headers, Message, first_offsets, next_offsets
+from pipeline.bus.topics import TopicSpec
+from pipeline.errors import ConfigError, TransientError
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 BOOTSTRAP_TIMEOUT_MS = 10_000
@@ -85,9 +91,11 @@ class KafkaBus:
         partitions: int = 2,
         client_id: str = "triage",
         stall_s: float = STALL_S,
+        topics: Mapping[str, TopicSpec] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.partitions = partitions
+        self.specs = dict(topics or {})  # how the pipeline's own topics must be (topics.py)
         self.client_id = client_id
         self.stall_s = stall_s  # empty polls before a consumer checks it is not stuck
 
@@ -103,22 +111,59 @@ class KafkaBus:
             raise _unreachable(self.bootstrap, exc) from exc
 
     def ensure_topics(self, names: Iterable[str]) -> None:
+        """Create the topics that are missing, as their spec says; check the pipeline's topics
+        that exist against theirs (a one-line ConfigError on a mismatch)."""
+        names = list(dict.fromkeys(names))
         admin = self._admin()
         try:
             existing = set(admin.list_topics())
-            wanted = [
-                NewTopic(name, num_partitions=self.partitions, replication_factor=1)
-                for name in names
-                if name not in existing
-            ]
+            wanted = [self._new_topic(name) for name in names if name not in existing]
             if wanted:
                 # another worker may create them first: exactly what we wanted
                 with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics(wanted)
+                    try:
+                        admin.create_topics(wanted)
+                    except (InvalidReplicationFactorError, InvalidConfigurationError) as exc:
+                        raise ConfigError(
+                            f"Kafka refused to create {', '.join(t.name for t in wanted)}: "
+                            f"{type(exc).__name__} (check TRIAGE_KAFKA_REPLICATION_FACTOR and "
+                            "TRIAGE_KAFKA_MIN_INSYNC_REPLICAS against the brokers)"
+                        ) from None
+            self._check(admin, [n for n in names if n in existing and n in self.specs])
         except KafkaError as exc:
             raise _unreachable(self.bootstrap, exc) from exc
         finally:
             admin.close()
+
+    def _new_topic(self, name: str) -> NewTopic:
+        spec = self.specs.get(name)
+        if spec is None:  # not one of the pipeline's: the broker's defaults
+            return NewTopic(name, num_partitions=self.partitions, replication_factor=-1)
+        return NewTopic(
+            name,
+            num_partitions=self.partitions,
+            replication_factor=spec.replication_factor or -1,  # -1: the broker's default
+            topic_configs=spec.configs,
+        )
+
+    def _check(self, admin: KafkaAdminClient, names: list[str]) -> None:
+        if not names:
+            return
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n) for n in names], config_filter="all"
+        )["topic"]
+        replicas = {
+            t["name"]: len(t["partitions"][0]["replica_nodes"]) if t["partitions"] else 0
+            for t in admin.describe_topics(names)
+        }
+        for name in names:
+            configs = {k: str(v["value"]) for k, v in described.get(name, {}).items()}
+            why = self.specs[name].mismatch(configs, replicas.get(name, 0))
+            if why is not None:
+                raise ConfigError(
+                    f"topic {name} does not fit the pipeline: {why} (see docs/kafka.md; "
+                    "change it with scripts/kafka-cli configs --alter, or recreate it)"
+                )
 
     def producer(self) -> KafkaBusProducer:
         try:
@@ -217,7 +262,13 @@ class KafkaBus:
 
 def _message(record: Any) -> Message:
     return Message(
-        record.topic, record.partition, record.offset, record.key, record.value, record.timestamp
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        record.timestamp,
+        tuple(record.headers or ()),
     )
 
 
@@ -246,6 +297,7 @@ class _Unacked:
     topic: str
     value: bytes
     key: bytes | None
+    headers: Headers = ()
     future: Any = None  # None: the client refused it; send it again at the next flush
 
     @property
@@ -265,14 +317,18 @@ class KafkaBusProducer:
         self._backoff_s = backoff_s
         self._unacked: list[_Unacked] = []
 
-    def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        record = _Unacked(topic, value, key)
+    def send(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()
+    ) -> None:
+        record = _Unacked(topic, value, key, headers)
         self._unacked.append(record)
         self._submit(record)
 
     def _submit(self, record: _Unacked) -> None:
         try:
-            record.future = self._producer.send(record.topic, value=record.value, key=record.key)
+            record.future = self._producer.send(
+                record.topic, value=record.value, key=record.key, headers=list(record.headers)
+            )
         except KafkaError as exc:  # no metadata or a full buffer while the broker is away
             record.future = None
             log.debug("send to %s refused for now (%s); kept for the next flush", record.topic, exc)
@@ -417,6 +473,19 @@ class KafkaBusConsumer:
             tp = TopicPartition(t, p)
             if tp in assigned:
                 self._consumer.seek(tp, offset)
+
+    def behind(self) -> int | None:
+        total = 0
+        try:
+            for tp in self._consumer.assignment():
+                high = self._consumer.highwater(tp)  # from the last fetch response: no request
+                position = self._consumer.position(tp, timeout_ms=0)
+                if high is None or position is None:
+                    return None
+                total += max(high - position, 0)
+        except (KafkaError, AssertionError):  # a partition taken away meanwhile: not known
+            return None
+        return total
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)

@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pipeline.bus.interface import Message, first_offsets, next_offsets
+from pipeline.bus.interface import Headers, Message, first_offsets, next_offsets
 from pipeline.errors import TransientError
 
 
@@ -72,11 +72,12 @@ class InProcessBus:
             self._cond.notify_all()
 
     # -- used by the producer and consumers, always under the lock
-    def _append(self, topic: str, value: bytes, key: bytes | None) -> None:
+    def _append(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
         with self._cond:
             parts = self._topics.setdefault(topic, [[] for _ in range(self.partitions)])
             p = partition_for(key, len(parts), self._rr)
-            parts[p].append(Message(topic, p, len(parts[p]), key, value, int(time.time() * 1000)))
+            now_ms = int(time.time() * 1000)
+            parts[p].append(Message(topic, p, len(parts[p]), key, value, now_ms, headers))
             self._cond.notify_all()
 
     def _rebalance(self, group: str) -> None:
@@ -102,8 +103,10 @@ class InProcessProducer:
     def __init__(self, bus: InProcessBus) -> None:
         self._bus = bus
 
-    def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        self._bus._append(topic, value, key)
+    def send(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()
+    ) -> None:
+        self._bus._append(topic, value, key, headers)
 
     def flush(self) -> None:
         """Sends are synchronous in memory: nothing is ever outstanding."""
@@ -154,6 +157,12 @@ class InProcessConsumer:
             for tp, offset in first_offsets(messages).items():
                 if tp in self._assignment:
                     self._positions[tp] = min(self._positions[tp], offset)
+
+    def behind(self) -> int | None:
+        with self._bus._cond:
+            return sum(
+                len(self._bus._topics[t][p]) - pos for (t, p), pos in self._positions.items()
+            )
 
     def close(self) -> None:
         self._closed = True

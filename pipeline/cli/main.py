@@ -7,7 +7,6 @@ stderr naming the problem, and a non-zero exit status, never a traceback.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
@@ -27,6 +26,7 @@ from connectors.base import Connector
 from pipeline import log_redaction
 from pipeline.bus.interface import Producer
 from pipeline.cli.flows import flows_app
+from pipeline.cli.logs import configure_logging
 from pipeline.errors import ConfigError, TriageError
 from pipeline.queue.agent_queue import AgentQueue
 from pipeline.records import QueueItem
@@ -56,8 +56,11 @@ incidents_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(incidents_app, name="incidents")
+alerts_app = typer.Typer(help="Tell people of spikes (reads trends.alerts).", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 
-console = Console()
+# Off a terminal (a log file, a container's output) nothing is wrapped: one summary, one line.
+console = Console(soft_wrap=not sys.stdout.isatty())
 
 
 def settings() -> Settings:
@@ -196,8 +199,7 @@ def worker(
 
     keep_small()  # before the clients start their threads
     cfg = settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("kafka").setLevel(cfg.kafka_log_level)
+    configure_logging(cfg)
     triager = Triager.from_registry(
         Registry(cfg.models_dir or PACKAGED), load_products(cfg.products_file)
     )
@@ -220,6 +222,47 @@ def worker(
         f"{totals.dead_lettered} dead-lettered, {totals.queued_new} queued, "
         f"{totals.automated} answered by automation"
     )
+
+
+@alerts_app.command("run")
+def alerts_run(
+    idle_exit: Annotated[
+        float | None, typer.Option(help="exit after this many seconds without alerts")
+    ] = None,
+) -> None:
+    """Read trends.alerts and tell people of each new or grown spike, by e-mail and webhook."""
+    from pipeline.bus import open_bus
+    from pipeline.store import open_store
+    from pipeline.trends.alerts import Notifier, channels_from_settings
+
+    cfg = settings()
+    configure_logging(cfg)
+    channels = channels_from_settings(cfg)
+    store = open_store(cfg)
+    store.ensure_schema()
+    notifier = Notifier(open_bus(cfg), store, cfg, channels)
+    stop = stop_on_signals()
+    try:
+        totals = notifier.run(stop, idle_exit_s=idle_exit)
+    finally:
+        notifier.close()
+        store.close()
+    console.print(
+        f"alerts: {totals.read} trend updates read, {totals.sent} spikes told, "
+        f"{totals.held_back} held back by a rate limit, {totals.unreadable} unreadable"
+    )
+
+
+@alerts_app.command("test")
+def alerts_test() -> None:
+    """Send one sample alert through every configured channel, to check the settings."""
+    from pipeline.trends.alerts import channels_from_settings, sample_alert
+
+    cfg = settings()
+    alert = sample_alert(cfg)
+    for channel in channels_from_settings(cfg):
+        channel.deliver(alert)
+        console.print(f"alerts: test alert sent by {channel.name}")
 
 
 def run_on_kafka(cfg: Settings, build: Callable[[Producer, Store], Connector]) -> None:

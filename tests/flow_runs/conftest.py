@@ -63,6 +63,7 @@ def deployment_env(
         "TRIAGE_TOPIC_TRIAGED": f"triaged.{unique}",
         "TRIAGE_TOPIC_DLQ": f"dlq.{unique}",
         "TRIAGE_TOPIC_ALERTS": f"alerts.{unique}",
+        "TRIAGE_TOPIC_SPAM": f"spam.{unique}",
         "TRIAGE_CONSUMER_GROUP": f"workers.{unique}",
         "TRIAGE_BATCH_WAIT_MS": "100",
     }

@@ -15,7 +15,7 @@ from pipeline.errors import TriageError
 from tests.flow_runs.test_health_flow import produce
 from tests.helpers import post_bytes
 
-NAMES = ["ingest", "retrain", "trend-report", "sla-watchdog", "replay", "health"]
+NAMES = ["ingest", "retrain", "trend-report", "sla-watchdog", "replay", "alerts", "health"]
 
 
 def test_flows_list_prints_each_name_and_schedule() -> None:
@@ -29,6 +29,7 @@ def test_flows_list_prints_each_name_and_schedule() -> None:
     assert "cron */5 * * * *" in lines["health"]
     assert "cron 5 * * * * (hourly), cron 15 0 * * * (daily)" in lines["trend-report"]
     assert "on demand" in lines["replay"] and "on demand" in lines["ingest"]
+    assert "on demand" in lines["alerts"]
 
 
 def test_deployments_register_with_their_schedules_on_the_server() -> None:
