@@ -74,7 +74,7 @@ def thing_post(thing: Any) -> Post:
 
 def http_session(reddit: praw.Reddit) -> Any:
     """The requests session under praw, which every request of the client goes through."""
-    return reddit._core._authorizer._authenticator._requestor._http  # type: ignore[union-attr]
+    return reddit._core._authorizer._authenticator._requestor._http  # type: ignore[attr-defined]
 
 
 class RedditBudget:
