@@ -257,3 +257,31 @@ class BlueskyConnector(Connector):
             or any(f"@{h}" in text for h in self.handles)
             or bool(self.dids & mentioned_dids(record))
         )
+
+
+class BlueskyReplier:
+    """Answers Bluesky posts as the brand's account over the AT Protocol (the ``atproto``
+    client), logged in with an app password on first use. A reply names its parent and its
+    thread's root by URI and CID, so the parent's record is read first."""
+
+    def __init__(self, handle: str, app_password: str) -> None:
+        self.handle = handle
+        self.app_password = app_password
+        self._client: Any = None
+
+    def reply(self, native: str, text: str) -> str:
+        from atproto import Client, models
+
+        if self._client is None:
+            client = Client()
+            client.login(self.handle, self.app_password)
+            self._client = client
+        did, _, rkey = native_uri(native).removeprefix("at://").split("/")
+        parent = self._client.get_post(rkey, profile_identify=did)
+        parent_ref = models.create_strong_ref(parent)
+        thread = getattr(parent.value, "reply", None)
+        root = thread.root if thread is not None else parent_ref
+        created = self._client.send_post(
+            text, reply_to=models.AppBskyFeedPost.ReplyRef(parent=parent_ref, root=root)
+        )
+        return native_id(str(created.uri))

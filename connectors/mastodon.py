@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -270,5 +270,3 @@ class _Listener(StreamListener):
 def _original(item: Any) -> bytes:
     return json.dumps(item, default=str).encode()
 
-
-ClientFactory = Callable[[], Mastodon]
