@@ -73,8 +73,9 @@ def one_round_then_stop(c: RedditConnector) -> None:
 def test_a_429_waits_for_the_reset_it_gives_and_loses_nothing(
     store: EmbeddedStore, tmp_path: Path
 ) -> None:
-    cassette = submissions(x_ratelimit_remaining="500", x_ratelimit_used="100",
-                           x_ratelimit_reset="300")
+    cassette = submissions(
+        x_ratelimit_remaining="500", x_ratelimit_used="100", x_ratelimit_reset="300"
+    )
     listing = cassette["interactions"][1]
     limited = with_headers(
         listing, x_ratelimit_remaining="0", x_ratelimit_used="600", x_ratelimit_reset="1"
@@ -95,8 +96,9 @@ def test_rounds_pause_and_spread_the_requests_over_the_window(
     store: EmbeddedStore, tmp_path: Path
 ) -> None:
     # 50 left for 100 s, 10 of them kept for replies: each listing request may cost 100/40 s
-    cassette = submissions(x_ratelimit_remaining="50", x_ratelimit_used="550",
-                           x_ratelimit_reset="100")
+    cassette = submissions(
+        x_ratelimit_remaining="50", x_ratelimit_used="550", x_ratelimit_reset="100"
+    )
     c = connector(store, InProcessBus(), round_interval_s=1.0)
     listings: list[str] = []
     http_session(c.reddit).hooks["response"].append(
@@ -106,8 +108,7 @@ def test_rounds_pause_and_spread_the_requests_over_the_window(
         one_round_then_stop(c)
     assert listings and c.waits[-1] == pytest.approx(100 * len(listings) / 40)
     # plenty left: the pause between rounds is the configured one
-    roomy = submissions(x_ratelimit_remaining="590", x_ratelimit_used="10",
-                        x_ratelimit_reset="100")
+    roomy = submissions(x_ratelimit_remaining="590", x_ratelimit_used="10", x_ratelimit_reset="100")
     other = EmbeddedStore(tmp_path / "other.sqlite3")
     other.ensure_schema()
     c = connector(other, InProcessBus(), round_interval_s=30.0)
