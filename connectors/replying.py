@@ -1,6 +1,8 @@
 """The connectors that can answer a customer, built from the settings for their reply methods.
 
-X answers a tweet id and Reddit a fullname, each only when its credentials are configured. The
+X answers a tweet id, Reddit a fullname, Bluesky an AT URI (with the brand's app password) and
+Mastodon a status (in reply, with the original's visibility), each only when its credentials are
+configured. The
 composition roots (the ``triage`` command and the API app) hand these to the queue's
 ``Repliers``, so the queue never imports a connector.
 """
@@ -58,4 +60,20 @@ def reply_senders(settings: Settings, store: Store) -> dict[str, ReplySender]:
             user_agent=settings.reddit_user_agent,
         )
         senders["reddit"] = RedditConnector(producer, reddit, subreddits=[], store=store).reply
+    if settings.bluesky_handle and settings.bluesky_app_password is not None:
+        from connectors.bluesky import BlueskyReplier
+
+        password = settings.bluesky_app_password.get_secret_value()
+        senders["bluesky"] = BlueskyReplier(settings.bluesky_handle, password).reply
+    if settings.mastodon_api_base_url and settings.mastodon_access_token is not None:
+        from mastodon import Mastodon
+
+        from connectors.mastodon import MastodonConnector
+
+        client = Mastodon(
+            api_base_url=settings.mastodon_api_base_url,
+            access_token=settings.mastodon_access_token.get_secret_value(),
+        )
+        mastodon = MastodonConnector(producer, client, store, mentions=True, stream=False)
+        senders["mastodon"] = mastodon.reply
     return senders

@@ -1,10 +1,11 @@
 """X (Twitter) with tweepy's v2 ``Client``: recent search, or the brand account's mentions,
 polled with a ``since_id`` checkpoint.
 
-Each poll asks only for what is newer than the checkpoint, pages through the answer, emits every
-tweet as a ``Post`` (with its author's followers and verification from the expansions), flushes,
-and only then moves the checkpoint, which lives in the store: a restart re-reads at most one poll,
-and the store's idempotent writes absorb that. Rate limits are respected to the second given in
+X answers a poll newest page first. The ``since_id`` checkpoint moves only once every page of a
+poll is on the bus: until then each flushed page records the oldest id it delivered (``until_id``)
+beside the newest id of the poll, so a poll cut short (page cap, stop, 429, 5xx, dropped
+connection, crash) resumes with ``since_id`` unchanged and ``until_id`` at the last delivered page,
+and no page is skipped or sent twice. Rate limits are respected to the second given in
 ``x-rate-limit-reset``; server errors and dropped connections back off exponentially. Agents reply
 and send direct messages through the same client.
 """
@@ -122,18 +123,43 @@ class XConnector(Connector):
         self.clock = clock
         self.key = f"x:search:{query}" if query is not None else f"x:mentions:{mentions_of}"
         self.since_id: str | None = None
+        # the newest id taken since the checkpoint, and, while a poll is unfinished, the oldest id
+        # of its last delivered page: both survive a restart under ``resume_key``
         self._newest: str | None = None
-        self._backoff = 1.0
+        self._until: str | None = None
+        self._saved_resume = ""
+        self._backoff = min(1.0, self.max_backoff_s)
         # the latest waits, for operators and tests; bounded, since a connector runs for months
         self.waits: deque[float] = deque(maxlen=64)
 
+    @property
+    def resume_key(self) -> str:
+        return f"{self.key}:resume"
+
+    @property
+    def poll_finished(self) -> bool:
+        return self._until is None
+
     def setup(self) -> None:
         self.since_id = self.store.get_checkpoint(self.key)
+        self._saved_resume = self.store.get_checkpoint(self.resume_key) or ""
+        if self._saved_resume:
+            state = json.loads(self._saved_resume)
+            self._until, self._newest = state["until_id"], state["newest"]
 
     def checkpoint(self) -> None:
-        if self._newest is not None and self._newest != self.since_id:
+        """Called after a flush: what was sent is on the bus. A finished poll moves ``since_id``
+        (before the resume state is cleared, so a crash in between only repeats an empty query);
+        an unfinished one records where it stopped."""
+        if self._until is None and self._newest is not None and self._newest != self.since_id:
             self.store.set_checkpoint(self.key, self._newest)
             self.since_id = self._newest
+        resume = (
+            json.dumps({"until_id": self._until, "newest": self._newest}) if self._until else ""
+        )
+        if resume != self._saved_resume:
+            self.store.set_checkpoint(self.resume_key, resume)
+            self._saved_resume = resume
 
     def pause(self, seconds: float) -> bool:
         """Wait, interrupted by stop; True if stopped. Every wait is kept for operators."""
@@ -160,16 +186,20 @@ class XConnector(Connector):
             self.pause(self._backoff)
             self._backoff = min(self._backoff * 2, self.max_backoff_s)
             return False
-        self._backoff = 1.0
+        self._backoff = min(1.0, self.max_backoff_s)
         return True
 
     def poll_once(self) -> int:
-        """One poll: every page newer than the checkpoint, then flush and checkpoint."""
+        """Up to ``max_pages`` pages newer than the checkpoint (older than ``until_id`` when an
+        earlier poll was cut short), each flushed before the next is asked for."""
         sent_before = self.sent + self.rejected
         token: str | None = None
+        # X wants a next_token with the query it came from: until_id stays as the poll began
+        until = self._until
         for _ in range(self.max_pages):
             fields = {
                 "since_id": self.since_id,
+                "until_id": until,
                 "max_results": self.max_results,
                 "expansions": EXPANSIONS,
                 "tweet_fields": TWEET_FIELDS,
@@ -182,12 +212,24 @@ class XConnector(Connector):
                     self.mentions_of, pagination_token=token, **fields
                 )
             users = {str(u.get("id")): u for u in response.get("includes", {}).get("users", [])}
-            for tweet in response.get("data") or []:
+            tweets = response.get("data") or []
+            for tweet in tweets:
                 self._take(tweet, users)
-            token = response.get("meta", {}).get("next_token")
+            meta = response.get("meta") or {}
+            token = meta.get("next_token")
+            oldest = meta.get("oldest_id") or min(
+                (str(t.get("id")) for t in tweets if str(t.get("id")).isdigit()),
+                key=int,
+                default=None,
+            )
+            # the last page finishes the poll; any other leaves where to go on from
+            if not token:
+                self._until = None
+            elif oldest:
+                self._until = str(oldest)
+            self.flush()
             if not token or not self.running:
                 break
-        self.flush()
         return self.sent + self.rejected - sent_before
 
     def _take(self, tweet: dict[str, Any], users: dict[str, Any]) -> None:

@@ -3,9 +3,9 @@
 Filtered stream needs an account tier that has it. Where the account has no access (X answers
 403), the connector says so once and polls recent search for the same rules instead, so a
 configuration works on every tier. A stream has no ``since_id``: the connector keeps the newest
-tweet id it sent as its checkpoint and, on every (re)connect after the first, catches up with one
-recent search from that id before streaming again, so a restart or a dropped connection leaves no
-gap; the store's idempotent writes absorb the overlap.
+tweet id it sent as its checkpoint and, on every (re)connect after the first, catches up with
+recent search from that id, every page of it (resuming where a cut-short catch-up stopped), before
+streaming again, so a restart or a dropped connection leaves no gap.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ class XStreamConnector(XConnector):
             super().run()
             return
         while self.running:
-            if self.since_id is not None and not self.try_poll():
+            caught_up = self.since_id is None and self.poll_finished
+            if not caught_up and (not self.try_poll() or not self.poll_finished):
                 continue  # catch up on what was said while away before streaming again
             self.stream.filter(
                 expansions=EXPANSIONS, tweet_fields=TWEET_FIELDS, user_fields=USER_FIELDS

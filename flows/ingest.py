@@ -22,7 +22,7 @@ from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 from pipeline.store.interface import Store
 
-SOURCES = ("replay", "webhook", "x", "reddit")
+SOURCES = ("replay", "webhook", "x", "reddit", "bluesky", "mastodon")
 
 
 def _secret(cfg: Settings, name: str) -> str:
@@ -96,6 +96,41 @@ def build_connector(
             list(options.get("subreddits", [])),
             store,
             keywords=options.get("keywords", ()),
+            topic=topic,
+            dlq_topic=dlq,
+        )
+    if source == "bluesky":
+        from connectors.bluesky import BlueskyConnector
+
+        return BlueskyConnector(
+            producer,
+            store,
+            instance=options.get("instance", cfg.bluesky_jetstream_url),
+            keywords=options.get("keywords", ()),
+            handles=options.get("handles", ()),
+            dids=options.get("dids", ()),
+            topic=topic,
+            dlq_topic=dlq,
+        )
+    if source == "mastodon":
+        from mastodon import Mastodon
+
+        from connectors.mastodon import MastodonConnector
+
+        base = options.get("api_base_url", cfg.mastodon_api_base_url)
+        if not base:
+            raise ConfigError("the mastodon source needs TRIAGE_MASTODON_API_BASE_URL")
+        token = cfg.mastodon_access_token
+        client = Mastodon(
+            api_base_url=base, access_token=token.get_secret_value() if token else None
+        )
+        return MastodonConnector(
+            producer,
+            client,
+            store,
+            hashtags=options.get("hashtags", ()),
+            public=options.get("public"),
+            mentions=bool(options.get("mentions", token is not None)),
             topic=topic,
             dlq_topic=dlq,
         )

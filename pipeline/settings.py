@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     reddit_username: SecretStr | None = None
     reddit_password: SecretStr | None = None
     reddit_user_agent: str = "social-triage/0.1 (customer care listening)"
+    bluesky_jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
+    bluesky_handle: str | None = None  # the brand's account, which replies
+    bluesky_app_password: SecretStr | None = None
+    mastodon_api_base_url: str | None = None  # the brand's server, e.g. https://mastodon.social
+    mastodon_access_token: SecretStr | None = None
     x_bearer_token: SecretStr | None = None
     x_consumer_key: SecretStr | None = None
     x_consumer_secret: SecretStr | None = None

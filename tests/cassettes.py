@@ -61,6 +61,14 @@ def with_status(
     return changed
 
 
+def last_page(interaction: dict[str, Any]) -> dict[str, Any]:
+    """The recorded search answer as the last page of its poll: without ``meta.next_token``
+    (tests/test_connector_x_pages.py covers polls of several pages)."""
+    body = body_json(interaction)
+    body["meta"].pop("next_token", None)
+    return with_status(interaction, 200, body)
+
+
 def write(path: Path, interactions: list[dict[str, Any]]) -> Path:
     path.write_text(yaml.dump({"interactions": interactions, "version": 1}))
     return path

@@ -39,6 +39,13 @@ def store(tmp_path: Path) -> EmbeddedStore:
     return s
 
 
+@pytest.fixture
+def one_page(tmp_path: Path) -> str:
+    """The recorded search, answered as a poll's only page."""
+    recorded = cassettes.load(SEARCH)["interactions"][0]
+    return str(cassettes.write(tmp_path / "one_page.yaml", [cassettes.last_page(recorded)]))
+
+
 def connector(bus: InProcessBus | KafkaBus, store: EmbeddedStore, **kw: object) -> XConnector:
     c = XConnector(bus.producer(), client(), "Tweepy", store, max_pages=1, **kw)  # type: ignore[arg-type]
     c.setup()
@@ -47,13 +54,13 @@ def connector(bus: InProcessBus | KafkaBus, store: EmbeddedStore, **kw: object) 
 
 @pytest.mark.kafka
 def test_recorded_search_becomes_posts_on_kafka(
-    kafka_bootstrap: str, store: EmbeddedStore, unique: str
+    kafka_bootstrap: str, store: EmbeddedStore, unique: str, one_page: str
 ) -> None:
     bus = KafkaBus(kafka_bootstrap)
     topic = f"raw.x.{unique}"
     bus.ensure_topics([topic])
     x = connector(bus, store, topic=topic)
-    with cassettes.player.use_cassette(str(cassettes.X_CASSETTES / SEARCH)):
+    with cassettes.player.use_cassette(one_page):
         assert x.poll_once() == 10
     posts = [Post.model_validate_json(m.value) for m in bus.read_all(topic)]
     assert len(posts) == 10 and all(p.source == "x" for p in posts)
@@ -65,15 +72,15 @@ def test_recorded_search_becomes_posts_on_kafka(
     assert store.get_checkpoint("x:search:Tweepy") == NEWEST
 
 
-def test_restart_asks_only_for_what_is_newer(store: EmbeddedStore) -> None:
+def test_restart_asks_only_for_what_is_newer(store: EmbeddedStore, one_page: str) -> None:
     bus = InProcessBus()
-    with cassettes.player.use_cassette(str(cassettes.X_CASSETTES / SEARCH)):
+    with cassettes.player.use_cassette(one_page):
         connector(bus, store).poll_once()
     again = connector(bus, store)
     assert again.since_id == NEWEST
     asked: list[str] = []
     again.client.session.hooks["response"].append(lambda r, *a, **k: asked.append(r.request.url))
-    with cassettes.player.use_cassette(str(cassettes.X_CASSETTES / SEARCH)):
+    with cassettes.player.use_cassette(one_page):
         again.poll_once()
     assert f"since_id={NEWEST}" in asked[0] and "expansions=author_id" in asked[0]
 
@@ -164,7 +171,7 @@ def test_agents_reply_and_message_on_x(store: EmbeddedStore) -> None:
 def test_mentions_are_polled_from_their_own_checkpoint(
     store: EmbeddedStore, tmp_path: Path
 ) -> None:
-    recorded = cassettes.load(SEARCH)["interactions"][0]
+    recorded = cassettes.last_page(cassettes.load(SEARCH)["interactions"][0])
     mentions = dict(
         recorded,
         request=dict(recorded["request"], uri="https://api.twitter.com/2/users/42/mentions"),

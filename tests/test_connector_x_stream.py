@@ -33,7 +33,7 @@ def store(tmp_path: Path) -> EmbeddedStore:
 
 
 def recorded() -> dict[str, Any]:
-    return cassettes.load(SEARCH)["interactions"][0]
+    return cassettes.last_page(cassettes.load(SEARCH)["interactions"][0])
 
 
 def answer(method: str, path: str, code: int, body: str) -> dict[str, Any]:

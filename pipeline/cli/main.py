@@ -442,6 +442,76 @@ def connect_reddit(
     )
 
 
+@connect_app.command("bluesky")
+def connect_bluesky(
+    keyword: Annotated[
+        list[str] | None, typer.Option(help="a word or brand name to match (repeatable)")
+    ] = None,
+    handle: Annotated[
+        list[str] | None, typer.Option(help="a handle whose @mentions match (repeatable)")
+    ] = None,
+    did: Annotated[
+        list[str] | None, typer.Option(help="a DID whose mentions match (repeatable)")
+    ] = None,
+) -> None:
+    """Follow Bluesky's Jetstream (free, public) for posts about the brand onto posts.raw."""
+    from connectors.bluesky import BlueskyConnector
+
+    cfg = settings()
+    if not (keyword or handle or did):
+        raise ConfigError("give at least one --keyword, --handle or --did to match the brand")
+    run_on_kafka(
+        cfg,
+        lambda producer, store: BlueskyConnector(
+            producer,
+            store,
+            instance=cfg.bluesky_jetstream_url,
+            keywords=keyword or (),
+            handles=handle or (),
+            dids=did or (),
+            topic=cfg.topic_raw,
+            dlq_topic=cfg.topic_dlq,
+        ),
+    )
+
+
+@connect_app.command("mastodon")
+def connect_mastodon(
+    hashtag: Annotated[
+        list[str] | None, typer.Option(help="a hashtag timeline to follow (repeatable)")
+    ] = None,
+    public: Annotated[
+        str | None, typer.Option(help="the public timeline: local or federated")
+    ] = None,
+    mentions: Annotated[bool, typer.Option(help="the account's mentions")] = True,
+) -> None:
+    """Follow Mastodon timelines and mentions onto posts.raw, streaming where the server allows."""
+    from mastodon import Mastodon
+
+    from connectors.mastodon import MastodonConnector
+
+    cfg = settings()
+    if not cfg.mastodon_api_base_url:
+        raise ConfigError("set TRIAGE_MASTODON_API_BASE_URL to the brand's Mastodon server")
+    client = Mastodon(
+        api_base_url=cfg.mastodon_api_base_url,
+        access_token=secret(cfg.mastodon_access_token),
+    )
+    run_on_kafka(
+        cfg,
+        lambda producer, store: MastodonConnector(
+            producer,
+            client,
+            store,
+            hashtags=hashtag or (),
+            public=public,
+            mentions=mentions and cfg.mastodon_access_token is not None,
+            topic=cfg.topic_raw,
+            dlq_topic=cfg.topic_dlq,
+        ),
+    )
+
+
 @app.command()
 def train(
     task: Annotated[
