@@ -78,13 +78,21 @@ class MongoStore:
             self.posts.create_index([("author_key", ASCENDING), ("created_at", DESCENDING)])
             self.posts.create_index([("topic_label", ASCENDING)])
             self.posts.create_index([("created_at", ASCENDING)])
+            # DocumentDB's ordered index serves the claim's sort (the first open item is read
+            # first); its other indexes do not, and the ordered kind refuses some operators
+            # ($nin: "operator is not a member of opfamily"), so only ``claim`` is one.
+            ordered: dict[str, Any] = {"enableOrderedIndex": True} if self._is_documentdb() else {}
             for name, keys in QUEUE_INDEXES.items():
-                self.queue.create_index(keys, name=name)
+                self.queue.create_index(keys, name=name, **(ordered if name == "claim" else {}))
             self.audit.create_index([("item_id", ASCENDING), ("at", ASCENDING)])
             for name in ("trends", "escalations"):
                 self._db[name].create_index([("created_at", DESCENDING)])
             self._db["corrections"].create_index([("at", ASCENDING)])
             self._db["outbound"].create_index([("at", ASCENDING)])
+
+    def _is_documentdb(self) -> bool:
+        """FerretDB 2 (on DocumentDB) says so in ``buildInfo``; MongoDB refuses its options."""
+        return "ferretdb" in self._client.admin.command("buildInfo")
 
     def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
         if not triaged:
