@@ -38,19 +38,20 @@ DUPLICATE_KEY = 11000
 DEADLOCK_RETRIES = 8
 # The order agents take items in; the claim index below is this order behind ``status``.
 URGENT_FIRST = [("priority", DESCENDING), ("enqueued_at", ASCENDING)]
-# Every hot query's index, by name, so the explain test (tests/test_store_indexes.py) can say
-# which one a plan must use.
+# Every hot query's index, by what it is for, so the explain test (tests/test_store_indexes.py)
+# can say which one a plan must use.
 QUEUE_INDEXES: dict[str, list[tuple[str, int]]] = {
     # claims, the console's queue page, the SLA sweep's reads by status, queue depth
     "claim": [("status", ASCENDING), *URGENT_FIRST],
-    # Leases that ran out, and each agent's live leases (the capacity check of every "next").
-    # The time leads: an index that led with ``status`` too drew DocumentDB's planner away from
-    # ``claim`` for a routed claim, to a bitmap scan and a sort of every open item.
-    "lease": [("lease_until", ASCENDING), ("status", ASCENDING)],
+    # Only ``claim`` holds ``status``: DocumentDB's indexes answer a filter on any field they
+    # hold, in any position, and its planner drew claims to another index that held ``status``
+    # (then sorted every open item).
+    # leases that ran out, and each agent's live leases (the capacity check of every "next")
+    "lease": [("lease_until", ASCENDING)],
     # snoozes that ended
-    "snooze": [("snooze_until", ASCENDING), ("status", ASCENDING)],
+    "snooze": [("snooze_until", ASCENDING)],
     # a customer's items (context, affinity routing, automation's "no other open item")
-    "author": [("author_id", ASCENDING), ("status", ASCENDING)],
+    "author": [("author_id", ASCENDING)],
     # resolved history for similar cases and KPIs
     "resolved": [("resolution.at", ASCENDING)],
 }
@@ -78,21 +79,20 @@ class MongoStore:
             self.posts.create_index([("author_key", ASCENDING), ("created_at", DESCENDING)])
             self.posts.create_index([("topic_label", ASCENDING)])
             self.posts.create_index([("created_at", ASCENDING)])
-            # DocumentDB's ordered index serves the claim's sort (the first open item is read
-            # first); its other indexes do not, and the ordered kind refuses some operators
-            # ($nin: "operator is not a member of opfamily"), so only ``claim`` is one.
-            ordered: dict[str, Any] = {"enableOrderedIndex": True} if self._is_documentdb() else {}
-            for name, keys in QUEUE_INDEXES.items():
-                self.queue.create_index(keys, name=name, **(ordered if name == "claim" else {}))
+            # On MongoDB ``claim`` also gives the claim's order. DocumentDB 0.108 reads the
+            # matching open items through it and sorts them: its ordered index kind
+            # (``enableOrderedIndex`` with ``documentdb.enableIndexOrderbyPushdown``) served the
+            # sort but failed claims that exclude authors once the table had statistics
+            # ("operator is not a member of opfamily"), docs/performance.md.
+            # MongoDB's own names ("author_id_1"): a database indexed by an earlier version
+            # already has some of these, and the same keys under a new name would be refused.
+            for keys in QUEUE_INDEXES.values():
+                self.queue.create_index(keys)
             self.audit.create_index([("item_id", ASCENDING), ("at", ASCENDING)])
             for name in ("trends", "escalations"):
                 self._db[name].create_index([("created_at", DESCENDING)])
             self._db["corrections"].create_index([("at", ASCENDING)])
             self._db["outbound"].create_index([("at", ASCENDING)])
-
-    def _is_documentdb(self) -> bool:
-        """FerretDB 2 (on DocumentDB) says so in ``buildInfo``; MongoDB refuses its options."""
-        return "ferretdb" in self._client.admin.command("buildInfo")
 
     def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
         if not triaged:
