@@ -646,8 +646,14 @@ def queue_resolve(
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="API processes behind the one port (uvicorn's)")
+    ] = 1,
 ) -> None:
     """Serve the dashboards and the HTTP API (/api/v1, schema at /openapi.json) on the store."""
+    import os
+    import secrets
+
     import uvicorn
 
     from dashboards.api import create_app
@@ -657,6 +663,17 @@ def serve(
     cfg = settings()
     store = open_store(cfg)
     store.ensure_schema()
+    if workers > 1:
+        # Each process builds its own app and store connection from the same settings; a
+        # session signed by one process must read in every other, so they share one key.
+        store.close()
+        if cfg.session_secret is None:
+            os.environ["TRIAGE_SESSION_SECRET"] = secrets.token_urlsafe(32)
+        uvicorn.run(
+            "dashboards.api:app_from_environment", factory=True, workers=workers, host=host,
+            port=port, log_level="warning",
+        )
+        return
     # With Kafka, the operator face shows lag and the dead-letter queue; embedded, they live in
     # the process that runs the pipeline (`triage demo --serve`).
     bus = open_bus(cfg) if cfg.kafka_bootstrap else None
