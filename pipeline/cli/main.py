@@ -381,6 +381,16 @@ def train(
         with console.status(f"training {task} on {len(labelled.texts):,} rows"):
             model = train_task(task, labelled)
         save(model, out)
+        chosen = model.selection
+        console.print(
+            f"{task}: {chosen['winner']} model won by cross-validated macro-F1 "
+            f"({', '.join(f'{k} {v:.4f}' for k, v in chosen['cv_macro_f1'].items())}, "
+            f"{chosen['folds']} folds)"
+        )
+        if chosen["dropped_labels"]:
+            console.print(
+                f"kept out, one example each: {', '.join(map(repr, chosen['dropped_labels']))}"
+            )
         console.print(f"{task}: {len(model.labels)} labels, {model.train_rows:,} rows -> {out}")
         return
 
