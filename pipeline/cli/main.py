@@ -415,6 +415,34 @@ def train(
 
 
 @app.command()
+def classify(
+    texts: Annotated[list[str] | None, typer.Argument(help="texts to classify")] = None,
+    data: Annotated[Path | None, typer.Option(help="CSV, TSV, JSONL or XLSX of texts")] = None,
+    text_col: Annotated[str, typer.Option(help="column holding the text")] = "text",
+    data_format: Annotated[
+        str | None, typer.Option("--format", help="csv, tsv, jsonl or xlsx (default: by name)")
+    ] = None,
+) -> None:
+    """Run the active model bundle on texts; print one JSON object per input, in order."""
+    import orjson
+
+    from classifiers.classify import classify as run
+    from classifiers.datasets import read_texts
+    from classifiers.registry import PACKAGED, Registry
+    from classifiers.triager import Triager
+
+    if (data is None) == (not texts):
+        raise ConfigError("give texts to classify, or --data FILE, not both")
+    inputs = read_texts(data, text_col, data_format) if data is not None else list(texts or [])
+    cfg = settings()
+    triager = Triager.from_registry(Registry(cfg.models_dir or PACKAGED))
+    out = sys.stdout.buffer
+    for result in run(triager, inputs, datetime.now(UTC), cfg.batch_size):
+        out.write(orjson.dumps(result) + b"\n")
+    out.flush()
+
+
+@app.command()
 def evaluate(
     task: Annotated[str, typer.Option(help="the task the model was trained for")],
     model: Annotated[Path, typer.Option(help="a model saved by `triage train --task`")],
