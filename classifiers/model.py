@@ -8,8 +8,10 @@ in ``__init__``, learning in ``fit``, fitted attributes ending in ``_``.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -262,20 +264,23 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             cross_val_score(self._layer(), inputs, labels, cv=splits, scoring="f1_macro")
         )
 
-    def _scores(self, X: Sequence[str]) -> np.ndarray:
+    def _scores(self, Z: sparse.csr_matrix) -> np.ndarray:
         """What the calibration layer reads: the SVM's scores, then naive Bayes's."""
-        Z = self.featurizer_.transform(X)
         scores = np.asarray(self.svm_.decision_function(Z)).reshape(Z.shape[0], -1)
         nb = getattr(self, "nb_", None)  # None too in a model saved before the opinion existed
         if nb is None:
             return scores
         return np.hstack([scores, self._nb_scores(nb, self._presence(Z))])
 
+    def proba_of_features(self, Z: sparse.csr_matrix) -> np.ndarray:
+        """``predict_proba`` on rows this model's own featurizer already made."""
+        return np.asarray(self.calibrator_.predict_proba(self._scores(Z)))
+
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.calibrator_.predict_proba(self._scores(X)))
+        return self.proba_of_features(self.featurizer_.transform(X))
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.calibrator_.predict(self._scores(X)))
+        return np.asarray(self.calibrator_.predict(self._scores(self.featurizer_.transform(X))))
 
 
 def two_columns(scores: np.ndarray) -> np.ndarray:
@@ -326,16 +331,61 @@ class PlainClassifier(ClassifierMixin, BaseEstimator):
         Z = self.featurizer_.transform(X)
         return np.asarray(self.svm_.decision_function(Z)).reshape(Z.shape[0], -1)
 
+    def proba_of_features(self, Z: sparse.csr_matrix) -> np.ndarray:
+        """``predict_proba`` on rows this model's own featurizer already made."""
+        scores = np.asarray(self.svm_.decision_function(Z)).reshape(Z.shape[0], -1)
+        return np.exp(log_softmax(self.scale * two_columns(scores), axis=1))
+
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
-        wide = self.scale * two_columns(self.decision_function(X))
-        return np.exp(log_softmax(wide, axis=1))
+        return self.proba_of_features(self.featurizer_.transform(X))
 
     def predict(self, X: Sequence[str]) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
 
 
+HeadModel = TextClassifier | PlainClassifier
+
+
+def head_evidence(
+    head: HeadModel, Z: sparse.csr_matrix, predicted: np.ndarray, k: int
+) -> list[list[str]]:
+    """``top_evidence`` for a head with its own featurizer: the SVM's weights over its word and
+    character n-grams (the word-vector view's dimensions are no words an agent could read)."""
+    names = getattr(head, "names_", None)
+    if names is None:  # worked out once per loaded model, on its first batch
+        names = head.featurizer_.get_feature_names_out()
+        head.names_ = names
+    readable = ~np.char.startswith(names.astype(str), "vectors__")
+    coef = head.svm_.coef_
+    if coef.shape[0] == 1:
+        coef = np.vstack([-coef[0], coef[0]])
+    return top_evidence(Z, np.where(readable, coef, 0.0), predicted, names, k)
+
+
+@dataclass
+class BundleFeatures:
+    """One batch as the bundle's heads read it: the shared feature space's rows, and the
+    prepared texts for the heads with a featurizer of their own (``TriageModel.use``), whose
+    rows are made once per batch and kept here for the evidence step."""
+
+    shared: sparse.csr_matrix | None
+    texts: Sequence[str]
+    own: dict[str, sparse.csr_matrix] = field(default_factory=dict)
+
+    def of(self, task: str, head: HeadModel) -> sparse.csr_matrix:
+        if task not in self.own:
+            self.own[task] = head.featurizer_.transform(self.texts).tocsr()
+        return self.own[task]
+
+
 class TriageModel(BaseEstimator):
-    """Several label sets over one shared feature space: the model bundle the worker loads."""
+    """Several label sets: the model bundle the worker loads.
+
+    The heads ``fit`` learns share one feature space, so a batch costs one vectorizer call for
+    all of them. A model ``triage train --task`` made joins as a head with its own featurizer
+    (``use``), replacing the shared head of its task or adding a new task: one model format,
+    whatever trained it.
+    """
 
     def __init__(
         self,
@@ -363,24 +413,43 @@ class TriageModel(BaseEstimator):
                 Z[known], np.asarray(labels, dtype=object)[known].astype(str)
             )
         self.feature_names_ = self.featurizer_.get_feature_names_out()
+        self.own_heads_: dict[str, HeadModel] = {}
         return self
 
     @property
+    def _own(self) -> dict[str, HeadModel]:
+        return dict(getattr(self, "own_heads_", {}))  # none in a bundle saved before ``use``
+
+    def use(self, task: str, head: HeadModel) -> TriageModel:
+        """A new bundle with ``head`` answering ``task``; this one is left as it was."""
+        bundle = copy.copy(self)
+        bundle.heads_ = {t: h for t, h in self.heads_.items() if t != task}
+        bundle.own_heads_ = {**self._own, task: head}
+        return bundle
+
+    @property
     def tasks(self) -> tuple[str, ...]:
-        return tuple(self.heads_)
+        return (*self.heads_, *self._own)
 
-    def transform(self, X: Sequence[str]) -> sparse.csr_matrix:
-        return self.featurizer_.transform(X).tocsr()
+    def transform(self, X: Sequence[str]) -> BundleFeatures:
+        shared = self.featurizer_.transform(X).tocsr() if self.heads_ else None
+        return BundleFeatures(shared, X)
 
-    def predict_proba(self, Z: sparse.csr_matrix) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def predict_proba(self, F: BundleFeatures) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per task: (classes, probabilities) for every row of an already-transformed batch."""
-        return {task: (h.classes_, h.predict_proba(Z)) for task, h in self.heads_.items()}
+        out = {task: (h.classes_, h.predict_proba(F.shared)) for task, h in self.heads_.items()}
+        for task, head in self._own.items():
+            out[task] = (head.classes_, head.proba_of_features(F.of(task, head)))
+        return out
 
     def evidence(
-        self, task: str, Z: sparse.csr_matrix, predicted: np.ndarray, k: int = 3
+        self, task: str, F: BundleFeatures, predicted: np.ndarray, k: int = 3
     ) -> list[list[str]]:
+        own = self._own.get(task)
+        if own is not None:
+            return head_evidence(own, F.of(task, own), predicted, k)
         head = self.heads_[task]
         coef = head.coef_
         if coef.shape[0] == 1:  # binary: one row of weights, for classes_[1]
             coef = np.vstack([-coef[0], coef[0]])
-        return top_evidence(Z, coef, predicted, self.feature_names_, k)
+        return top_evidence(F.shared, coef, predicted, self.feature_names_, k)

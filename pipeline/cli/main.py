@@ -527,6 +527,21 @@ def models_promote(version: str, name: str = "triage") -> None:
     console.print(f"{name}: {version} is active")
 
 
+@models_app.command("use")
+def models_use(
+    model: Annotated[Path, typer.Argument(help="a model saved by `triage train --task`")],
+) -> None:
+    """Make a --task model a head of the bundle (replacing its task's head, or adding the task)
+    as a new version, and make that version active."""
+    from classifiers.registry import PACKAGED, Registry
+    from classifiers.tasks import load
+    from classifiers.training import use_task_model
+
+    trained = load(model)
+    version = use_task_model(Registry(settings().models_dir or PACKAGED), trained)
+    console.print(f"triage: version {version} active, {trained.task} head from {model.name}")
+
+
 @models_app.command("rollback")
 def models_rollback(name: str = "triage") -> None:
     """Return to the version that was active before the current one."""
