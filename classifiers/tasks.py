@@ -66,12 +66,13 @@ def select(prepared: list[str], labels: np.ndarray, **params: Any) -> tuple[Any,
     A tie goes to the stacked model, whose probabilities are calibrated per label.
     """
     splits = cv_splits(labels, int(params.get("cv", 3)))
+    min_df = int(params.get("min_df", 1))
     stacked = TextClassifier(**params).fit(prepared, labels.tolist())
     columns = len(stacked.classes_) if len(stacked.classes_) > 2 else 1
     plain_scores = np.zeros((len(labels), columns))
     per_fold = []
     for train, test in splits:
-        fold = PlainClassifier().fit([prepared[i] for i in train], labels[train])
+        fold = PlainClassifier(min_df=min_df).fit([prepared[i] for i in train], labels[train])
         plain_scores[test] = fold.decision_function([prepared[i] for i in test])
         picked = fold.classes_[two_columns(plain_scores[test]).argmax(axis=1)]
         per_fold.append(f1_score(labels[test], picked, average="macro"))
@@ -84,7 +85,7 @@ def select(prepared: list[str], labels: np.ndarray, **params: Any) -> tuple[Any,
     if winner == "stacked":
         return stacked, report
     scale = fit_temperature(plain_scores, labels, stacked.classes_)
-    return PlainClassifier(scale=scale).fit(prepared, labels.tolist()), report
+    return PlainClassifier(min_df=min_df, scale=scale).fit(prepared, labels.tolist()), report
 
 
 def train_task(task: str, data: Labelled, **params: Any) -> TaskModel:

@@ -12,7 +12,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from classifiers.registry import Registry
 from connectors.base import Connector
 from pipeline import log_redaction
 from pipeline.bus.interface import Producer
@@ -67,6 +69,23 @@ def settings() -> Settings:
     cfg = Settings.from_environment()
     log_redaction.install(log_redaction.secret_values(cfg))
     return cfg
+
+
+@contextmanager
+def model_registry() -> Iterator[Registry]:
+    """The deployment's model registry: ``TRIAGE_MODELS_DIR`` if set, else the store's."""
+    from pipeline.store import open_store
+    from pipeline.store.models import shared_registry
+
+    cfg = settings()
+    if cfg.models_dir is not None:
+        yield Registry(cfg.models_dir)
+        return
+    store = open_store(cfg)
+    try:
+        yield shared_registry(cfg, store)
+    finally:
+        store.close()
 
 
 def run_connector(connector: Connector) -> None:
@@ -145,7 +164,6 @@ def worker(
     ] = None,
 ) -> None:
     """Consume posts.raw in micro-batches and triage them into the store and the queue."""
-    from classifiers.registry import PACKAGED, Registry
     from classifiers.triager import Triager
     from connectors.replying import reply_senders
     from pipeline.assist.assistant import Assistant
@@ -154,18 +172,20 @@ def worker(
     from pipeline.heap import keep_small, settle
     from pipeline.outbound.replies import Repliers
     from pipeline.store import open_store
+    from pipeline.store.models import shared_registry
     from pipeline.worker import Worker
 
     keep_small()  # before the clients start their threads
     cfg = settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("kafka").setLevel(cfg.kafka_log_level)
-    triager = Triager.from_registry(Registry(cfg.models_dir or PACKAGED))
     store = open_store(cfg)
     store.ensure_schema()
+    models = shared_registry(cfg, store)
+    triager = Triager.from_registry(models)
     repliers = Repliers.through(store, reply_senders(cfg, store))
     automation = Automation(store, Assistant(store), repliers)
-    w = Worker(open_bus(cfg), store, triager, cfg, automation=automation)
+    w = Worker(open_bus(cfg), store, triager, cfg, automation=automation, models=models)
     # The models, vocabularies and clients live as long as the process: out of the collector's
     # passes, and its passes rarer (pipeline/heap.py).
     settle()
@@ -394,17 +414,13 @@ def train(
         console.print(f"{task}: {len(model.labels)} labels, {model.train_rows:,} rows -> {out}")
         return
 
-    from classifiers.registry import PACKAGED, Registry
     from classifiers.training import SEED_CORPUS, train_bundle
 
-    cfg = settings()
     path = corpus or SEED_CORPUS
     if corpus is not None and not corpus.is_file():
         raise ConfigError(f"corpus file {corpus} does not exist")
-    with console.status("training"):
-        version, metrics = train_bundle(
-            Registry(cfg.models_dir or PACKAGED), path, rewrite=rewrite_seed
-        )
+    with console.status("training"), model_registry() as registry:
+        version, metrics = train_bundle(registry, path, rewrite=rewrite_seed)
     table = Table(
         "task", "accuracy", "macro-F1", title=f"triage model {version} (20% of templates held out)"
     )
@@ -428,14 +444,14 @@ def classify(
 
     from classifiers.classify import classify as run
     from classifiers.datasets import read_texts
-    from classifiers.registry import PACKAGED, Registry
     from classifiers.triager import Triager
 
     if (data is None) == (not texts):
         raise ConfigError("give texts to classify, or --data FILE, not both")
     inputs = read_texts(data, text_col, data_format) if data is not None else list(texts or [])
     cfg = settings()
-    triager = Triager.from_registry(Registry(cfg.models_dir or PACKAGED))
+    with model_registry() as registry:
+        triager = Triager.from_registry(registry)
     out = sys.stdout.buffer
     for result in run(triager, inputs, datetime.now(UTC), cfg.batch_size):
         out.write(orjson.dumps(result) + b"\n")
@@ -493,12 +509,10 @@ def evaluate(
 @models_app.command("list")
 def models_list(name: str = "triage") -> None:
     """Every version of a model, marking the active one."""
-    from classifiers.registry import PACKAGED, Registry
-
-    registry = Registry(settings().models_dir or PACKAGED)
-    active = registry.active(name)
+    with model_registry() as registry:
+        active, versions = registry.active(name), registry.versions(name)
     table = Table("version", "created", "data", "active")
-    for version, meta in sorted(registry.versions(name).items()):
+    for version, meta in sorted(versions.items()):
         table.add_row(
             version,
             meta["created_at"][:19],
@@ -521,9 +535,8 @@ def models_vectors() -> None:
 @models_app.command("promote")
 def models_promote(version: str, name: str = "triage") -> None:
     """Make a version the active one."""
-    from classifiers.registry import PACKAGED, Registry
-
-    Registry(settings().models_dir or PACKAGED).promote(name, version)
+    with model_registry() as registry:
+        registry.promote(name, version)
     console.print(f"{name}: {version} is active")
 
 
@@ -533,21 +546,20 @@ def models_use(
 ) -> None:
     """Make a --task model a head of the bundle (replacing its task's head, or adding the task)
     as a new version, and make that version active."""
-    from classifiers.registry import PACKAGED, Registry
     from classifiers.tasks import load
     from classifiers.training import use_task_model
 
     trained = load(model)
-    version = use_task_model(Registry(settings().models_dir or PACKAGED), trained)
+    with model_registry() as registry:
+        version = use_task_model(registry, trained)
     console.print(f"triage: version {version} active, {trained.task} head from {model.name}")
 
 
 @models_app.command("rollback")
 def models_rollback(name: str = "triage") -> None:
     """Return to the version that was active before the current one."""
-    from classifiers.registry import PACKAGED, Registry
-
-    version = Registry(settings().models_dir or PACKAGED).rollback(name)
+    with model_registry() as registry:
+        version = registry.rollback(name)
     console.print(f"{name}: rolled back to {version}")
 
 
