@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := $(BIN)/python scripts/services
 PYTEST_ARGS ?=
 
-.PHONY: install vectors demo test quality lint typecheck compose-check browser services-up services-down faults clean lock audit bench
+.PHONY: install vectors demo test quality models lint typecheck compose-check browser services-up services-down faults clean lock audit bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ quality: $(STAMP) $(VECTORS)
 	$(BIN)/python bench/quality.py ../shared/data
 	$(BIN)/python bench/trends_quality.py ../shared/data
 	$(BIN)/python bench/similar_quality.py ../shared/data
+
+# The shipped model bundle, trained on the real sets in ../shared/data (scripts/build_models.py),
+# registered as the packaged active version; docs/models.json gets its held-out figures.
+# PERMISSIVE=1 leaves out the sets whose licence is research-only or unstated.
+models: $(STAMP) $(VECTORS)
+	nice -n 10 $(BIN)/python scripts/build_models.py ../shared/data $(if $(PERMISSIVE),--permissive)
 
 # Throughput, latency and peer comparison on the real services (bench/throughput.py); not part
 # of `make test`. Writes docs/performance.*; QUICK=1 runs 20,000 posts and only prints.
