@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SERVICES := $(BIN)/python scripts/services
 PYTEST_ARGS ?=
 
-.PHONY: install vectors demo test quality lint typecheck compose-check compose-smoke browser services-up services-down faults clean lock audit bench schemas
+.PHONY: install vectors demo test quality models lint typecheck compose-check compose-smoke browser services-up services-down faults clean lock audit bench schemas
 
 # pip's output goes to $(PIP_LOG) and is shown only when it fails: a first run prints one line.
 PIP_LOG := $(VENV)/pip.log
@@ -68,6 +68,12 @@ quality: $(STAMP) $(VECTORS)
 	$(BIN)/python bench/trends_quality.py ../shared/data
 	$(BIN)/python bench/similar_quality.py ../shared/data
 	$(BIN)/python bench/urgency_quality.py
+
+# The shipped model bundle, trained on the real sets in ../shared/data (scripts/build_models.py),
+# registered as the packaged active version; docs/models.json gets its held-out figures.
+# PERMISSIVE=1 leaves out the sets whose licence is research-only or unstated.
+models: $(STAMP) $(VECTORS)
+	nice -n 10 $(BIN)/python scripts/build_models.py ../shared/data $(if $(PERMISSIVE),--permissive)
 
 # Throughput, latency and peer comparison on the real services (bench/throughput.py); not part
 # of `make test`. Writes docs/performance.*; QUICK=1 runs 20,000 posts and only prints.

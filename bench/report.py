@@ -56,10 +56,10 @@ def section(r: dict[str, Any]) -> str:
             loads.get("e2e_2", ""),
         ),
         (
-            "CPU ms per post, 2 workers (workers / Kafka / FerretDB)",
+            "CPU ms per post, 2 workers (workers / Kafka / FerretDB / PostgreSQL)",
             " / ".join(
                 _fmt(r.get("e2e_cpu_ms_per_post_2_workers", {}).get(k))
-                for k in ("workers", "kafka", "ferretdb")
+                for k in ("workers", "kafka", "ferretdb", "postgres")
             ),
             "",
             "",
@@ -109,6 +109,15 @@ def section(r: dict[str, Any]) -> str:
             "",
             "",
         ),
+        *(
+            (f"claim p99 (ms), {n} API processes", _fmt(r.get(f"claim_p99_ms_{n}_processes")),
+             "< 50", "")
+            for n in (2, 4)
+        ),
+        ("produce to claimable p99 at half capacity (s)",
+         _fmt(r.get("p99_latency_s_at_half_capacity")), "<= 1", ""),
+        ("store server CPU ms per post, 2 workers", _fmt(r.get("server_cpu_ms_per_post")), "", ""),
+        ("store server", str(r.get("store_server", "n/a")), "", ""),
     ]
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     met = ", ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in verdicts(r))

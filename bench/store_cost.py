@@ -1,11 +1,12 @@
 """What a stored post costs the MongoDB-wire server, with and without the store's indexes.
 
-    . .services/env && .venv/bin/python -m bench.store_cost [--posts 6000] [--pid PID]
+    . .services/env && .venv/bin/python -m bench.store_cost [--posts 6000]
 
 Triages generated posts once, then writes them with ``MongoStore.write_batch`` in batches of 500
 into a fresh database, once without the secondary indexes and once with ``ensure_schema``, and
-prints the server's CPU per post (from /proc of the FerretDB process) and the size of the stored
-documents. The databases are dropped afterwards.
+prints the server's CPU per post (from /proc: FerretDB, PostgreSQL and its backends, as
+``scripts/services`` started them) and the size of the stored documents. The databases are
+dropped afterwards.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import argparse
 import os
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import bson
 from pymongo import MongoClient
 
 from bench.posts import post_bytes
+from bench.throughput import STORE_SERVERS, service_pids, tree_cpu_seconds
 from classifiers.registry import Registry
 from classifiers.triager import Triager
 from pipeline.records import Post
@@ -28,28 +29,18 @@ from pipeline.store.mongo import MongoStore
 BATCH = 500
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def ferretdb_pid() -> int:
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if (proc / "comm").read_text().strip().startswith("ferretdb"):
-                    return int(proc.name)
-            except OSError:
-                continue
-    raise SystemExit("store_cost: no ferretdb process found; pass --pid")
+def server_cpu_seconds(pids: list[int]) -> float:
+    """FerretDB's CPU and PostgreSQL's, with every PostgreSQL backend's."""
+    return sum(tree_cpu_seconds(pid) for pid in pids)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=6000)
-    parser.add_argument("--pid", type=int, default=None)
     args = parser.parse_args()
-    pid = args.pid or ferretdb_pid()
+    pids = [pid for name, pid in service_pids().items() if name in STORE_SERVERS]
+    if not pids:
+        raise SystemExit("store_cost: no store server running (make services-up)")
     uri = os.environ["TRIAGE_MONGO_URI"]
     triager = Triager.from_registry(Registry())
     posts = [Post.model_validate_json(b) for b in post_bytes("storecost", args.posts)]
@@ -66,10 +57,10 @@ def main() -> None:
             store.ensure_schema()
         store.write_batch(triaged[:BATCH])  # collections exist before the clock starts
         rest = triaged[BATCH:]
-        cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+        cpu0, wall0 = server_cpu_seconds(pids), time.perf_counter()
         for i in range(0, len(rest), BATCH):
             store.write_batch(rest[i : i + BATCH])
-        cpu1, wall1 = cpu_seconds(pid), time.perf_counter()
+        cpu1, wall1 = server_cpu_seconds(pids), time.perf_counter()
         print(
             f"{'with' if indexes else 'without'} indexes: server CPU "
             f"{1000 * (cpu1 - cpu0) / len(rest):.3f} ms/post, "

@@ -98,10 +98,55 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a service and its children: PostgreSQL serves each connection in a process of its
+    own (living ones read directly, ended ones as the parent's reaped-children time)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            child = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(child[1]) == pid:
+            total += cpu_seconds(int(proc.name))
+    return total
+
+
+STORE_SERVERS = ("ferretdb", "postgres")  # FerretDB 2 and the PostgreSQL under it
+
+
+def store_server() -> str:
+    """Names and versions of the store's servers, as they answer."""
+    from pymongo import MongoClient
+
+    uri = os.environ.get("TRIAGE_MONGO_URI", "")
+    port = os.environ.get("TRIAGE_POSTGRES_PORT", "")
+    try:
+        with MongoClient(uri, serverSelectionTimeoutMS=3000) as client:
+            info = client.admin.command("buildInfo")
+        versions = subprocess.run(
+            ["/usr/lib/postgresql/15/bin/psql", "-h", "127.0.0.1", "-p", port, "-U", "postgres",
+             "-tAc", "SELECT extversion FROM pg_extension WHERE extname = 'documentdb'"
+             " UNION ALL SELECT current_setting('server_version')"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split("\n")
+    except Exception:  # a missing figure, not a failed benchmark
+        return "unknown"
+    return (f"FerretDB {info.get('ferretdb', {}).get('version', '?')} (MongoDB wire"
+            f" {info.get('version', '?')}) on DocumentDB {versions[0]} on PostgreSQL"
+            f" {versions[1]}")
+
+
 def service_pids() -> dict[str, int]:
     run_dir = Path(os.environ.get("TRIAGE_SERVICES_DIR", REPO / ".services"))
     out = {}
-    for name in ("kafka", "ferretdb"):
+    for name in ("kafka", *STORE_SERVERS):
         pid_file = run_dir / name / "pid"
         if pid_file.exists():
             out[name] = int(pid_file.read_text())
@@ -273,7 +318,7 @@ class Bench:
             now = time.monotonic()
             if n > 0 and not before:
                 before = {p.pid: cpu_seconds(p.pid) for p in procs}
-                before.update({pid: cpu_seconds(pid) for pid in services.values()})
+                before.update({pid: tree_cpu_seconds(pid) for pid in services.values()})
                 deadline = now + self.plan.e2e_cap_s
             progress.samples.append((now, n))
             if n >= self.plan.posts:
@@ -282,7 +327,7 @@ class Bench:
                 break
             time.sleep(0.25)
         after = {p.pid: cpu_seconds(p.pid) for p in procs}
-        after.update({pid: cpu_seconds(pid) for pid in services.values()})
+        after.update({pid: tree_cpu_seconds(pid) for pid in services.values()})
         peaks = self.stop_workers(procs)
         rate, posts, seconds = progress.rate()
         if before and posts:
@@ -451,15 +496,28 @@ class Bench:
         ]
         self.results["worker_rss_mb"] = round(max(rss), 1) if rss else None
         self.results["claim_p99_ms"] = claim_p99_ms()
+        for n in (2, 4):
+            self.results[f"claim_p99_ms_{n}_processes"] = claim_p99_ms(n)
+        self.results["p99_latency_s_at_half_capacity"] = self.results["at_half_capacity"][
+            "p99_latency_s"
+        ]
+        two = self.results.get("e2e_cpu_ms_per_post_2_workers", {})
+        self.results["server_cpu_ms_per_post"] = (
+            round(sum(two[k] for k in STORE_SERVERS if k in two), 3) if two else None
+        )
+        self.results["worker_cpu_ms_per_post"] = two.get("workers")
+        self.results["store_server"] = store_server()
         self.results["load_average"] = self.loads
         return self.results
 
 
-def claim_p99_ms() -> float | None:
-    """The queue load test's p99 claim time (bench/claims.py), if it has written one."""
+def claim_p99_ms(processes: int | None = None) -> float | None:
+    """The queue load test's p99 claim time (bench/claims.py), if it has written one: its
+    headline, or the one through ``processes`` API processes."""
+    key = "claim_p99_ms" if processes is None else f"claim_p99_ms_{processes}_processes"
     for path in (DOCS / "claims.json", REPO / "bench" / "claims.json", PERF_JSON):
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            value = json.loads(path.read_text()).get("claim_p99_ms")
+            value = json.loads(path.read_text()).get(key)
             if value is not None:
                 return float(value)
     return None

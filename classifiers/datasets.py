@@ -100,3 +100,22 @@ def read_labelled(path: Path, text_col: str, label_col: str, fmt: str | None = N
         texts.append("" if text is None else str(text))
         labels.append(str(label).strip())
     return Labelled(texts, labels, columns)
+
+
+def read_texts(path: Path, text_col: str, fmt: str | None = None) -> list[str]:
+    """The texts of an unlabelled file (``triage classify --data``), in file order; the same
+    formats and one-line errors as ``read_labelled``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"data file {path} does not exist")
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    columns, rows = _rows(path, fmt)
+    if not rows:
+        raise ConfigError(f"{path.name} has no rows")
+    if text_col not in columns:
+        raise ConfigError(
+            f"{path.name} has no column {text_col!r}; it has {', '.join(map(repr, columns))}"
+        )
+    return ["" if row.get(text_col) is None else str(row.get(text_col)) for row in rows]

@@ -8,12 +8,13 @@ command each and every triaged post can name the exact version that judged it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import joblib
 from sklearn.exceptions import InconsistentVersionWarning
@@ -31,21 +32,56 @@ def data_hash(rows: list[tuple[str, ...]]) -> str:
     return digest.hexdigest()
 
 
-class Registry:
-    def __init__(self, root: Path = PACKAGED) -> None:
+class Backend(Protocol):
+    """Where a registry keeps its index and its model files: a folder (``Folder``), or the
+    store every process of a deployment shares (``pipeline.store.models``)."""
+
+    def read_index(self) -> dict[str, Any] | None: ...
+
+    def write_index(self, index: dict[str, Any]) -> None: ...
+
+    def read_file(self, name: str) -> bytes | None: ...
+
+    def write_file(self, name: str, data: bytes) -> None: ...
+
+
+class Folder:
+    """``registry.json`` and one joblib file a version, in a folder."""
+
+    def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._index_path = self.root / "registry.json"
 
-    def _index(self) -> dict[str, Any]:
+    def read_index(self) -> dict[str, Any] | None:
         if not self._index_path.exists():
-            return {"models": {}}
+            return None
         return dict(json.loads(self._index_path.read_text()))
 
-    def _save(self, index: dict[str, Any]) -> None:
+    def write_index(self, index: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self._index_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, self._index_path)
+
+    def read_file(self, name: str) -> bytes | None:
+        path = self.root / name
+        return path.read_bytes() if path.is_file() else None
+
+    def write_file(self, name: str, data: bytes) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / name).write_bytes(data)
+
+
+class Registry:
+    def __init__(self, root: Path = PACKAGED, backend: Backend | None = None) -> None:
+        self.root = Path(root)
+        self.backend: Backend = backend or Folder(self.root)
+
+    def _index(self) -> dict[str, Any]:
+        return self.backend.read_index() or {"models": {}}
+
+    def _save(self, index: dict[str, Any]) -> None:
+        self.backend.write_index(index)
 
     def register(
         self,
@@ -59,8 +95,9 @@ class Registry:
     ) -> str:
         now = datetime.now(UTC)
         version = f"{now:%Y%m%d%H%M%S}-{data_sha256[:8]}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        joblib.dump(model, self.root / f"{name}-{version}.joblib", compress=3)
+        buffer = io.BytesIO()
+        joblib.dump(model, buffer, compress=3)
+        self.backend.write_file(f"{name}-{version}.joblib", buffer.getvalue())
         index = self._index()
         entry = index["models"].setdefault(name, {"active": None, "history": [], "versions": {}})
         entry["versions"][version] = {
@@ -103,14 +140,30 @@ class Registry:
         version = version or self.active(name)
         if version is None:
             raise ConfigError(f"no active {name!r} model in {self.root}; run `triage train`")
-        path = self.root / f"{name}-{version}.joblib"
-        if not path.exists():
-            raise ConfigError(f"model file {path} is missing; run `triage train`")
+        data = self.backend.read_file(f"{name}-{version}.joblib")
+        if data is None:
+            raise ConfigError(f"model file {name}-{version}.joblib is missing; run `triage train`")
         with warnings.catch_warnings():
             warnings.simplefilter("error", InconsistentVersionWarning)
             try:
-                return joblib.load(path), version
+                return joblib.load(io.BytesIO(data)), version
             except InconsistentVersionWarning as exc:
                 raise ConfigError(
-                    f"{path.name} was saved by another scikit-learn version; run `triage train`"
+                    f"{name}-{version}.joblib was saved by another scikit-learn version; "
+                    "run `triage train`"
                 ) from exc
+
+    def seed_from(self, packaged: Registry, name: str) -> None:
+        """On an empty registry, the packaged active version as the first version: a fresh
+        store starts with the bundle the package ships."""
+        if self.backend.read_index() is not None:
+            return
+        version = packaged.active(name)
+        data = packaged.backend.read_file(f"{name}-{version}.joblib") if version else None
+        if version is None or data is None:
+            raise ConfigError(f"the packaged registry has no active {name!r} model")
+        self.backend.write_file(f"{name}-{version}.joblib", data)
+        entry = {"active": version, "history": [version], "versions": {
+            version: packaged.versions(name)[version]
+        }}
+        self._save({"models": {name: entry}})

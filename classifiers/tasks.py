@@ -24,9 +24,10 @@ from sklearn.metrics import (
     matthews_corrcoef,
     precision_recall_fscore_support,
 )
+from sklearn.model_selection import StratifiedKFold
 
 from classifiers.datasets import Labelled
-from classifiers.model import TextClassifier
+from classifiers.model import PlainClassifier, TextClassifier, fit_temperature, two_columns
 from classifiers.registry import data_hash
 from classifiers.text import TextPreparer
 from pipeline.errors import ConfigError
@@ -35,35 +36,84 @@ from pipeline.errors import ConfigError
 @dataclass
 class TaskModel:
     task: str
-    model: TextClassifier
+    model: TextClassifier | PlainClassifier
     labels: list[str]
     data_sha256: str
     train_rows: int
     created_at: str
     params: dict[str, Any] = field(default_factory=dict)
+    # which candidate won and the cross-validated scores (``select``); empty in older models
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, texts: list[str]) -> np.ndarray:
         return self.model.predict(TextPreparer().prepare(texts))
 
 
+def cv_splits(labels: np.ndarray, cv: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds, as many as the rarest label allows (at least two): the same folds
+    ``TextClassifier`` scores itself on, so both candidates are judged on the same rows."""
+    folds = max(2, min(cv, int(np.unique(labels, return_counts=True)[1].min())))
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=0)
+    return list(splitter.split(np.zeros(len(labels)), labels))
+
+
+def select(prepared: list[str], labels: np.ndarray, **params: Any) -> tuple[Any, dict[str, Any]]:
+    """The better of the stacked ``TextClassifier`` and the plain baseline, by macro-F1 across
+    stratified folds of the training data alone (no test data is looked at).
+
+    The stacked model reports the score its calibration layer earns out of fold on those folds;
+    the plain one is fitted fold by fold, and its out-of-fold scores then fit its temperature.
+    A tie goes to the stacked model, whose probabilities are calibrated per label.
+    """
+    splits = cv_splits(labels, int(params.get("cv", 3)))
+    min_df = int(params.get("min_df", 1))
+    stacked = TextClassifier(**params).fit(prepared, labels.tolist())
+    columns = len(stacked.classes_) if len(stacked.classes_) > 2 else 1
+    plain_scores = np.zeros((len(labels), columns))
+    per_fold = []
+    for train, test in splits:
+        fold = PlainClassifier(min_df=min_df).fit([prepared[i] for i in train], labels[train])
+        plain_scores[test] = fold.decision_function([prepared[i] for i in test])
+        picked = fold.classes_[two_columns(plain_scores[test]).argmax(axis=1)]
+        per_fold.append(f1_score(labels[test], picked, average="macro"))
+    scores = {
+        "stacked": round(stacked.cv_macro_f1_, 4),
+        "plain": round(float(np.mean(per_fold)), 4),
+    }
+    winner = "plain" if scores["plain"] > scores["stacked"] else "stacked"
+    report = {"winner": winner, "cv_macro_f1": scores, "folds": len(splits)}
+    if winner == "stacked":
+        return stacked, report
+    scale = fit_temperature(plain_scores, labels, stacked.classes_)
+    return PlainClassifier(min_df=min_df, scale=scale).fit(prepared, labels.tolist()), report
+
+
 def train_task(task: str, data: Labelled, **params: Any) -> TaskModel:
-    classes = sorted(set(data.labels))
-    if len(classes) < 2:
-        raise ConfigError(f"training needs at least two labels; the file has only {classes}")
+    """Learn one label set. A label with a single example can be neither cross-validated nor
+    held out; it is kept out of training and named in ``selection["dropped_labels"]``."""
     counts = Counter(data.labels)
-    rare = sorted(label for label, n in counts.items() if n < 2)
-    if rare:
-        shown = ", ".join(map(repr, rare[:5]))
-        raise ConfigError(f"every label needs at least two examples; these have one: {shown}")
-    model = TextClassifier(**params).fit(TextPreparer().prepare(data.texts), data.labels)
+    single = sorted(label for label, n in counts.items() if n < 2)
+    keep = [i for i, label in enumerate(data.labels) if counts[label] >= 2]
+    texts = [data.texts[i] for i in keep]
+    labels = np.asarray([data.labels[i] for i in keep])
+    classes = sorted(set(labels.tolist()))
+    if len(classes) < 2:
+        shown = ", ".join(map(repr, single[:5]))
+        raise ConfigError(
+            f"training needs at least two labels with two examples or more; the file has "
+            f"{sorted(counts)}" + (f" (one example only: {shown})" if single else "")
+        )
+    model, selection = select(TextPreparer().prepare(texts), labels, **params)
+    selection["dropped_labels"] = single
     return TaskModel(
         task=task,
         model=model,
         labels=classes,
         data_sha256=data_hash(list(zip(data.texts, data.labels, strict=True))),
-        train_rows=len(data.texts),
+        train_rows=len(texts),
         created_at=datetime.now(UTC).isoformat(),
         params=model.get_params(),
+        selection=selection,
     )
 
 

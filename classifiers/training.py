@@ -13,8 +13,10 @@ from sklearn.model_selection import GroupShuffleSplit
 from classifiers.model import TriageModel
 from classifiers.registry import Registry, data_hash
 from classifiers.seed import write_corpus
+from classifiers.tasks import TaskModel
 from classifiers.text import TextPreparer
 from classifiers.triager import MODEL_NAME, bundle_tasks
+from pipeline.errors import ConfigError
 
 SEED_CORPUS = Path(__file__).parent / "seed" / "seed_corpus.jsonl"
 
@@ -80,3 +82,25 @@ def train_bundle(
         MODEL_NAME, final, data_sha256=digest, metrics=metrics, params=final.get_params()
     )
     return version, metrics
+
+
+def use_task_model(registry: Registry, trained: TaskModel) -> str:
+    """Register the active bundle with ``trained`` as the head of its task (replacing the head
+    the bundle had, or adding the task), make that version active, and return it."""
+    bundle, base = registry.load(MODEL_NAME)
+    if trained.task == "spam" and "spam" not in trained.labels:
+        raise ConfigError(f"a spam head needs the label 'spam'; this one has {trained.labels}")
+    metrics = {
+        trained.task: {
+            "trained_by": "triage train --task",
+            "train_rows": trained.train_rows,
+            "selection": getattr(trained, "selection", {}),
+        }
+    }
+    return registry.register(
+        MODEL_NAME,
+        bundle.use(trained.task, trained.model),
+        data_sha256=data_hash([(base, trained.task, trained.data_sha256)]),
+        metrics=metrics,
+        params={"base_version": base, "task": trained.task, "labels": trained.labels},
+    )

@@ -70,6 +70,7 @@ class Triager:
         self.spam_threshold = spam_threshold
         self.languages = LanguageDetector()
         self.preparer = TextPreparer()
+        self.products = tuple(products)
         self.entities = EntityExtractor(products)
         self.tasks = TASKS + tuple(t for t in OPTIONAL_TASKS if t in model.tasks)
         self.lexicon = Lexicon() if lexicon is None else lexicon

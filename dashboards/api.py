@@ -112,6 +112,17 @@ def document_refusals(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one of ``triage serve --workers N``'s processes, from the ``TRIAGE_*``
+    settings: uvicorn imports this in each process, so each has its own store connection."""
+    from pipeline.bus import open_bus
+    from pipeline.store import open_store
+
+    settings = Settings.from_environment()
+    bus = open_bus(settings) if settings.kafka_bootstrap else None
+    return create_app(open_store(settings), settings, bus)
+
+
 def create_app(store: Store, settings: Settings | None = None, bus: Bus | None = None) -> FastAPI:
     """The API and the dashboards over ``store``; ``bus`` (when given) feeds the operator face's
     lag and dead-letter views. Replies go out through the connectors the settings configure."""

@@ -24,7 +24,6 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from classifiers.registry import PACKAGED, Registry
 from dashboards import charts
 from dashboards.auth import User, get_store, require_roles
 from dashboards.i18n import translate
@@ -37,6 +36,7 @@ from pipeline.errors import TriageError
 from pipeline.records import AuditEntry, DeadLetter, Post, utcnow
 from pipeline.settings import Settings
 from pipeline.store.interface import Store
+from pipeline.store.models import shared_registry
 
 router = APIRouter(include_in_schema=False)
 Operator = Annotated[User, Depends(require_roles("operator"))]
@@ -213,7 +213,7 @@ def operator_page(request: Request, user: Operator, store: StoreDep) -> Response
         context["reprocessed"] = {
             d["key"]: d for d in store.find_records(REPROCESSED) if "key" in d
         }
-    registry = Registry(settings.models_dir or PACKAGED)
+    registry = shared_registry(settings, store)
     context["models"] = sorted(registry.versions("triage").items(), reverse=True)
     context["active_model"] = registry.active("triage")
     context["flow_runs"] = sorted(store.find_records(FLOW_RUNS), key=lambda d: str(d["flow"]))

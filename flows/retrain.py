@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 from sklearn.model_selection import GroupShuffleSplit
 
 from classifiers.model import TriageModel
-from classifiers.registry import PACKAGED, Registry
+from classifiers.registry import Registry
 from classifiers.text import TextPreparer
 from classifiers.training import SEED_CORPUS, held_out_scores, read_seed, rows_digest
 from classifiers.triager import MODEL_NAME, OPTIONAL_TASKS, TASKS, bundle_tasks
@@ -29,6 +29,7 @@ from pipeline.assist.corrections import corrected_rows
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 from pipeline.store import open_store
+from pipeline.store.models import shared_registry
 
 
 @task(retries=RETRIES, retry_delay_seconds=RETRY_DELAY_S, retry_condition_fn=transient_only)
@@ -59,7 +60,16 @@ def train_and_compare(
     """Fit a candidate on the training split, score it and the active model on the held-out
     split, and register the candidate as active if it wins by ``margin``."""
     cfg = Settings.from_environment()
-    registry = Registry(cfg.models_dir or PACKAGED)
+    store = open_store(cfg)
+    try:  # the deployment's registry, the one its workers follow
+        return compare(shared_registry(cfg, store), rows, margin, test_size, seed)
+    finally:
+        store.close()
+
+
+def compare(
+    registry: Registry, rows: list[dict[str, Any]], margin: float, test_size: float, seed: int
+) -> dict[str, Any]:
     prepared = TextPreparer().prepare([r["text"] for r in rows], [r["language"] for r in rows])
     groups = [r.get("template") or str(i) for i, r in enumerate(rows)]
     train, test = next(

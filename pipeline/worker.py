@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from classifiers.triager import Triager
+from classifiers.registry import Registry
+from classifiers.triager import MODEL_NAME, Triager
 from pipeline.assist.automation import Automation
 from pipeline.bus.interface import Bus, Message
 from pipeline.bus.kafka_records import Rejected, dead_letter, dead_letter_record, decode_post
@@ -78,8 +79,10 @@ class Worker:
         settings: Settings,
         clock: Callable[[], datetime] = utcnow,
         automation: Automation | None = None,
+        models: Registry | None = None,
     ) -> None:
         self.settings = settings
+        self.models = models
         self.automation = automation
         self.store = store
         self.triager = triager
@@ -117,7 +120,19 @@ class Worker:
             batch.extend(more)
         return batch
 
+    def follow_models(self) -> None:
+        """Between batches: if another process made another bundle version active (``triage
+        models use / promote / rollback``), load it, so no worker needs a restart. One read of
+        the registry's index a batch."""
+        if self.models is None:
+            return
+        active = self.models.active(MODEL_NAME)
+        if active is not None and active != self.triager.version:
+            self.triager = Triager.from_registry(self.models, self.triager.products)
+            log.info("now triaging with %s:%s", MODEL_NAME, self.triager.version)
+
     def process(self, messages: Sequence[Message]) -> BatchStats:
+        self.follow_models()
         started = time.perf_counter()
         now = self.clock()
         stats = BatchStats(consumed=len(messages))

@@ -1,84 +1,57 @@
-"""The queue under load on the real FerretDB: 50 agents claiming 10,000 items at once.
+"""The queue under load through HTTP: 50 agents over two API processes (`triage serve
+--workers 2`) claiming and resolving every item of a queue on the real MongoDB-wire server.
 
-Two store connections stand for two API processes, each with its own claim index, so the ledger
-has to arbitrate between them as well as between threads. No timing is asserted: claim latency is
-measured by bench/claims.py and reported in docs/performance.md.
+Each agent signs in, then takes items with ``POST /api/v1/queue/next`` and closes each with
+``POST /api/v1/items/{id}/resolve`` until the queue answers 204 (bench/claims.py's agents, which
+also measure). The two processes share nothing but the store, so only the store's atomic claim
+keeps two agents off one item. No timing is asserted: claim latency is measured by
+bench/claims.py and reported in docs/performance.md.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
 
-from bench.claims import synthetic
-from pipeline.queue.agent_queue import AgentQueue
+from bench.claims import add_agents, agent_names, api_processes, claim_all_http, synthetic
 from pipeline.store.mongo import MongoStore
 
-ITEMS = 10_000
+ITEMS = 1_000
 AGENTS = 50
 PROCESSES = 2
 
 pytestmark = [pytest.mark.mongo, pytest.mark.slow]
 
 
-def test_fifty_agents_empty_the_queue_without_sharing_an_item(mongo_uri: str, unique: str) -> None:
+def test_fifty_agents_over_two_api_processes_share_no_item_and_lose_none(
+    mongo_uri: str, unique: str, tmp_path: Path
+) -> None:
     database = f"test_load_{unique}"
-    stores = [MongoStore(mongo_uri, database, timeout_ms=60_000) for _ in range(PROCESSES)]
+    store = MongoStore(mongo_uri, database, timeout_ms=60_000)
     try:
-        stores[0].ensure_schema()
-        items = synthetic(ITEMS)
+        store.ensure_schema()
+        items = synthetic(ITEMS, source="replay")  # replies are recorded, not sent
         for i in range(0, ITEMS, 1000):
-            stores[0].write_batch(items[i : i + 1000])
-        # Each process starts with its claim index read, as an API process has it after its
-        # first request. Left to the first claims, one store's read could finish while the
-        # other's 25 threads were already claiming (both share this one GIL, which two
-        # processes do not): the late one then proposed only items the other had just taken,
-        # fell further behind with each re-read, and its agents got nothing (one CI run: 27 of
-        # 50 agents got work).
-        for store in stores:
-            store.agent_loads(datetime.now(UTC))
-        claims: dict[str, list[str]] = {}
-        errors: list[str] = []
-        lock = threading.Lock()
-        start = threading.Barrier(AGENTS)
+            store.write_batch(items[i : i + 1000])
+        names = agent_names(AGENTS)
+        add_agents(store, names)
+        with api_processes(mongo_uri, database, PROCESSES, tmp_path) as url:
+            run = claim_all_http(url, names)
 
-        def agent(name: str, store: MongoStore) -> None:
-            queue = AgentQueue(store, lease=timedelta(hours=12))
-            mine = []
-            start.wait()
-            try:
-                while (item := queue.claim_next(name)) is not None:
-                    mine.append(item.id)
-            except Exception as exc:  # any failure is a finding, reported below
-                errors.append(f"{name}: {type(exc).__name__}: {exc}")
-            with lock:
-                for item_id in mine:
-                    claims.setdefault(item_id, []).append(name)
-
-        threads = [
-            threading.Thread(target=agent, args=(f"agent{i:02d}", stores[i % PROCESSES]))
-            for i in range(AGENTS)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-        assert errors == []
-        doubles = {item: names for item, names in claims.items() if len(names) > 1}
-        assert doubles == {}
-        assert set(claims) == {t.id for t in items}  # none lost
-        # the store agrees: every item is claimed, by the agent that got it
-        held = stores[1].list_queue("claimed", limit=ITEMS + 1)
-        assert {i.id: i.agent for i in held} == {k: v[0] for k, v in claims.items()}
-        per_agent = Counter(names[0] for names in claims.values())
+        assert run.errors == []
+        assert run.doubles == []
+        assert set(run.claims) == {t.id for t in items}  # none lost
+        # the store agrees: every item is resolved, by the agent that claimed it
+        done = store.list_queue("resolved", limit=ITEMS + 1)
+        assert {i.id: i.resolution.by if i.resolution else None for i in done} == {
+            k: v[0] for k, v in run.claims.items()
+        }
+        per_agent = Counter(who[0] for who in run.claims.values())
         assert len(per_agent) == AGENTS  # every agent got work
     finally:
-        for s in stores:
-            s.close()  # first: their background writes must not land in a dropped database
+        store.close()
         with MongoClient(mongo_uri) as client:
             client.drop_database(database)

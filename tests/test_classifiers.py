@@ -154,7 +154,7 @@ def test_naive_bayes_opinion_is_kept_only_when_it_beats_noise() -> None:
         assert (model.nb_ is not None) == (mean > 2 * se) == kept
         # three SVM scores, then three naive Bayes log-probabilities scaled into [-1, 0] if kept
         assert model.calibrator_.n_features_in_ == (6 if kept else 3)
-        nb_part = model._scores(["refund", "订单"])[:, 3:]
+        nb_part = model._scores(model.featurizer_.transform(["refund", "订单"]))[:, 3:]
         assert nb_part.shape[1] == (3 if kept else 0) and ((nb_part >= -1) & (nb_part <= 0)).all()
     without = TextClassifier(C=1.0, nb_alpha=None).fit(X, y)
     assert without.nb_ is None and not hasattr(without, "nb_gain_")

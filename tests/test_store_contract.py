@@ -57,6 +57,21 @@ def test_stored_post_keeps_triage_reasons_and_versions(
     assert store.get_post("test:no-such-post") is None
 
 
+def test_stored_post_keeps_only_the_probabilities_that_are_read_back(
+    store: Store, batch: list[TriagedPost]
+) -> None:
+    """Urgency's and sentiment's maps are read again (re-scoring, the tone cue); the other
+    tasks' maps and the stage timings were most of a stored post and nobody read them."""
+    store.write_batch(batch)
+    doc = store.get_post(batch[1].id)
+    assert doc is not None
+    assert doc["urgency"]["probabilities"] == batch[1].urgency.probabilities
+    assert doc["sentiment"]["probabilities"] == batch[1].sentiment.probabilities
+    assert doc["topic"]["label"] == batch[1].topic.label
+    assert "probabilities" not in doc["topic"] and "probabilities" not in doc["spam"]
+    assert "timings_ms" not in doc
+
+
 def test_claims_follow_priority_and_are_exclusive(store: Store, batch: list[TriagedPost]) -> None:
     store.write_batch(batch)
     queued = sorted((t for t in batch if not t.is_spam), key=lambda t: -t.priority.score)

@@ -184,10 +184,20 @@ def test_numeric_labels_stay_strings_as_spelled(tmp_path: Path) -> None:
     assert set(orjson.loads(report.read_bytes())["per_class"]) == {"00", "01"}
 
 
-def test_a_label_with_a_single_example_gets_one_line(tmp_path: Path) -> None:
+def test_a_label_with_a_single_example_is_kept_out_and_named(tmp_path: Path) -> None:
     data = write(tmp_path / "x.csv", [*ROWS, ("my password reset never arrives", "Account")])
+    code, out, err = triage(
+        "train", "--task", "topic", "--data", str(data), "--out", str(tmp_path / "m.joblib")
+    )
+    assert code == 0, err
+    assert "kept out, one example each: 'Account'" in out
+    assert "model won by cross-validated macro-F1" in out
+
+
+def test_labels_with_one_example_each_get_one_line(tmp_path: Path) -> None:
+    data = write(tmp_path / "x.csv", [*ROWS[:1], ("my password reset never arrives", "Account")])
     code, _, err = triage(
         "train", "--task", "topic", "--data", str(data), "--out", str(tmp_path / "m.joblib")
     )
     assert code == 2
-    assert "at least two examples; these have one: 'Account'" in one_line_error(err)
+    assert "at least two labels with two examples or more" in one_line_error(err)

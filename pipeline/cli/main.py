@@ -11,7 +11,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from classifiers.registry import Registry
 from connectors.base import Connector
 from pipeline import log_redaction
 from pipeline.bus.interface import Producer
@@ -76,16 +78,14 @@ def show_version(asked: bool) -> None:
         return
     from importlib.metadata import PackageNotFoundError, version
 
-    from classifiers.registry import PACKAGED, Registry
-
     try:
         package = version("social-triage")
     except PackageNotFoundError:  # run from a checkout that was never installed
         package = "(not installed)"
-    registry = Registry(settings().models_dir or PACKAGED)
-    active = registry.active("triage") or "none active"
+    with model_registry() as registry:
+        active = registry.active("triage") or "none active"
     typer.echo(f"social-triage {package}")
-    typer.echo(f"model bundle: triage {active} (registry {registry.root})")
+    typer.echo(f"model bundle: triage {active}")
     raise typer.Exit()
 
 
@@ -102,6 +102,23 @@ def options(
     ] = False,
 ) -> None:
     """Social listening triage for customer care."""
+
+
+@contextmanager
+def model_registry() -> Iterator[Registry]:
+    """The deployment's model registry: ``TRIAGE_MODELS_DIR`` if set, else the store's."""
+    from pipeline.store import open_store
+    from pipeline.store.models import shared_registry
+
+    cfg = settings()
+    if cfg.models_dir is not None:
+        yield Registry(cfg.models_dir)
+        return
+    store = open_store(cfg)
+    try:
+        yield shared_registry(cfg, store)
+    finally:
+        store.close()
 
 
 def run_connector(connector: Connector) -> None:
@@ -186,7 +203,6 @@ def worker(
 ) -> None:
     """Consume posts.raw in micro-batches and triage them into the store and the queue."""
     from classifiers.products import load_products
-    from classifiers.registry import PACKAGED, Registry
     from classifiers.triager import Triager
     from connectors.replying import reply_senders
     from pipeline.assist.assistant import Assistant
@@ -195,19 +211,19 @@ def worker(
     from pipeline.heap import keep_small, settle
     from pipeline.outbound.replies import Repliers
     from pipeline.store import open_store
+    from pipeline.store.models import shared_registry
     from pipeline.worker import Worker
 
     keep_small()  # before the clients start their threads
     cfg = settings()
     configure_logging(cfg)
-    triager = Triager.from_registry(
-        Registry(cfg.models_dir or PACKAGED), load_products(cfg.products_file)
-    )
     store = open_store(cfg)
     store.ensure_schema()
+    models = shared_registry(cfg, store)
+    triager = Triager.from_registry(models, load_products(cfg.products_file))
     repliers = Repliers.through(store, reply_senders(cfg, store))
     automation = Automation(store, Assistant(store), repliers)
-    w = Worker(open_bus(cfg), store, triager, cfg, automation=automation)
+    w = Worker(open_bus(cfg), store, triager, cfg, automation=automation, models=models)
     # The models, vocabularies and clients live as long as the process: out of the collector's
     # passes, and its passes rarer (pipeline/heap.py).
     settle()
@@ -538,20 +554,26 @@ def train(
         with console.status(f"training {task} on {len(labelled.texts):,} rows"):
             model = train_task(task, labelled)
         save(model, out)
+        chosen = model.selection
+        console.print(
+            f"{task}: {chosen['winner']} model won by cross-validated macro-F1 "
+            f"({', '.join(f'{k} {v:.4f}' for k, v in chosen['cv_macro_f1'].items())}, "
+            f"{chosen['folds']} folds)"
+        )
+        if chosen["dropped_labels"]:
+            console.print(
+                f"kept out, one example each: {', '.join(map(repr, chosen['dropped_labels']))}"
+            )
         console.print(f"{task}: {len(model.labels)} labels, {model.train_rows:,} rows -> {out}")
         return
 
-    from classifiers.registry import PACKAGED, Registry
     from classifiers.training import SEED_CORPUS, train_bundle
 
-    cfg = settings()
     path = corpus or SEED_CORPUS
     if corpus is not None and not corpus.is_file():
         raise ConfigError(f"corpus file {corpus} does not exist")
-    with console.status("training"):
-        version, metrics = train_bundle(
-            Registry(cfg.models_dir or PACKAGED), path, rewrite=rewrite_seed
-        )
+    with console.status("training"), model_registry() as registry:
+        version, metrics = train_bundle(registry, path, rewrite=rewrite_seed)
     table = Table(
         "task", "accuracy", "macro-F1", title=f"triage model {version} (20% of templates held out)"
     )
@@ -559,6 +581,34 @@ def train(
         if isinstance(m, dict):
             table.add_row(name, f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}")
     console.print(table)
+
+
+@app.command()
+def classify(
+    texts: Annotated[list[str] | None, typer.Argument(help="texts to classify")] = None,
+    data: Annotated[Path | None, typer.Option(help="CSV, TSV, JSONL or XLSX of texts")] = None,
+    text_col: Annotated[str, typer.Option(help="column holding the text")] = "text",
+    data_format: Annotated[
+        str | None, typer.Option("--format", help="csv, tsv, jsonl or xlsx (default: by name)")
+    ] = None,
+) -> None:
+    """Run the active model bundle on texts; print one JSON object per input, in order."""
+    import orjson
+
+    from classifiers.classify import classify as run
+    from classifiers.datasets import read_texts
+    from classifiers.triager import Triager
+
+    if (data is None) == (not texts):
+        raise ConfigError("give texts to classify, or --data FILE, not both")
+    inputs = read_texts(data, text_col, data_format) if data is not None else list(texts or [])
+    cfg = settings()
+    with model_registry() as registry:
+        triager = Triager.from_registry(registry)
+    out = sys.stdout.buffer
+    for result in run(triager, inputs, datetime.now(UTC), cfg.batch_size):
+        out.write(orjson.dumps(result) + b"\n")
+    out.flush()
 
 
 @app.command()
@@ -612,12 +662,10 @@ def evaluate(
 @models_app.command("list")
 def models_list(name: str = "triage") -> None:
     """Every version of a model, marking the active one."""
-    from classifiers.registry import PACKAGED, Registry
-
-    registry = Registry(settings().models_dir or PACKAGED)
-    active = registry.active(name)
+    with model_registry() as registry:
+        active, versions = registry.active(name), registry.versions(name)
     table = Table("version", "created", "data", "active")
-    for version, meta in sorted(registry.versions(name).items()):
+    for version, meta in sorted(versions.items()):
         table.add_row(
             version,
             meta["created_at"][:19],
@@ -640,18 +688,31 @@ def models_vectors() -> None:
 @models_app.command("promote")
 def models_promote(version: str, name: str = "triage") -> None:
     """Make a version the active one."""
-    from classifiers.registry import PACKAGED, Registry
-
-    Registry(settings().models_dir or PACKAGED).promote(name, version)
+    with model_registry() as registry:
+        registry.promote(name, version)
     console.print(f"{name}: {version} is active")
+
+
+@models_app.command("use")
+def models_use(
+    model: Annotated[Path, typer.Argument(help="a model saved by `triage train --task`")],
+) -> None:
+    """Make a --task model a head of the bundle (replacing its task's head, or adding the task)
+    as a new version, and make that version active."""
+    from classifiers.tasks import load
+    from classifiers.training import use_task_model
+
+    trained = load(model)
+    with model_registry() as registry:
+        version = use_task_model(registry, trained)
+    console.print(f"triage: version {version} active, {trained.task} head from {model.name}")
 
 
 @models_app.command("rollback")
 def models_rollback(name: str = "triage") -> None:
     """Return to the version that was active before the current one."""
-    from classifiers.registry import PACKAGED, Registry
-
-    version = Registry(settings().models_dir or PACKAGED).rollback(name)
+    with model_registry() as registry:
+        version = registry.rollback(name)
     console.print(f"{name}: rolled back to {version}")
 
 
@@ -716,8 +777,14 @@ def queue_resolve(
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="API processes behind the one port (uvicorn's)")
+    ] = 1,
 ) -> None:
     """Serve the dashboards and the HTTP API (/api/v1, schema at /openapi.json) on the store."""
+    import os
+    import secrets
+
     import uvicorn
 
     from dashboards.api import create_app
@@ -727,6 +794,17 @@ def serve(
     cfg = settings()
     store = open_store(cfg)
     store.ensure_schema()
+    if workers > 1:
+        # Each process builds its own app and store connection from the same settings; a
+        # session signed by one process must read in every other, so they share one key.
+        store.close()
+        if cfg.session_secret is None:
+            os.environ["TRIAGE_SESSION_SECRET"] = secrets.token_urlsafe(32)
+        uvicorn.run(
+            "dashboards.api:app_from_environment", factory=True, workers=workers, host=host,
+            port=port, log_level="warning",
+        )
+        return
     # With Kafka, the operator face shows lag and the dead-letter queue; embedded, they live in
     # the process that runs the pipeline (`triage demo --serve`).
     bus = open_bus(cfg) if cfg.kafka_bootstrap else None

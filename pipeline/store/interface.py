@@ -202,9 +202,20 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+# The probability maps read back from a stored post: urgency's (re-scoring items queued before
+# priority factors were kept) and sentiment's (the tone cue, automation's "not too negative").
+# The other tasks keep label and confidence; their maps, and the stage timings, are on
+# posts.triaged for whoever wants them, and were most of a stored post's 2.0 KB.
+KEPT_PROBABILITIES = ("urgency", "sentiment")
+
+
 def post_document(item: TriagedPost) -> dict[str, Any]:
-    """The stored shape of a triaged post: flat keys that the indexes and reports use."""
-    doc = item.model_dump(mode="python")
+    """The stored shape of a triaged post: flat keys that the indexes and reports use, and what
+    agents, reports and retraining read (``KEPT_PROBABILITIES``)."""
+    doc = item.model_dump(mode="python", exclude={"timings_ms"})
+    for task in ("spam", "topic", "urgency", "sentiment", "emotion"):
+        if task not in KEPT_PROBABILITIES and doc.get(task) is not None:
+            doc[task].pop("probabilities", None)
     doc["post"]["id"] = item.id
     # Payloads from other systems may hold keys MongoDB refuses ("$x", "a.b"): keep them as text.
     doc["post"]["raw"] = orjson.dumps(item.post.raw, default=str).decode()
