@@ -26,7 +26,10 @@ pytestmark = pytest.mark.browser
 PASSWORD = "a long console password"
 USERS = {"ann": ["agent"], "bob": ["agent"], "sue": ["supervisor"], "oli": ["operator"]}
 LOUD = Author(id="loud", handle="kim_on_x", name="Kim", followers=400_000, verified=True)
-FIRE = "My AcmePhone X caught FIRE while charging, smoke everywhere, help NOW!!"
+FIRE = (
+    "My AcmePhone X caught fire while charging, smoke everywhere, I am scared and furious, "
+    "help now!"
+)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from classifiers.seed import EMOTIONS
 from classifiers.triager import Triager
 from dashboards.api import create_app
 from dashboards.auth import make_account
+from flows.deployments import deployments
 from pipeline.bus.memory import InProcessBus
 from pipeline.records import Author, DeadLetter, Post, utcnow
 from pipeline.settings import Settings
@@ -77,7 +78,9 @@ def seed(store: EmbeddedStore, triager: Triager) -> None:
                 update={"author": VIP, "created_at": now - timedelta(days=5 - k)}
             )
         )
-    fire = make_post(2100, text="My AcmePhone X caught FIRE while charging. Smoke everywhere!!")
+    fire = make_post(
+        2100, text="My AcmePhone X caught fire while charging, smoke everywhere, I am scared!"
+    )
     # Waiting longest, loud and critical: the top of the queue.
     waited = now - timedelta(hours=26)
     posts.append(fire.model_copy(update={"author": VIP, "created_at": waited}))
@@ -277,7 +280,7 @@ def test_operator_reprocesses_a_dead_letter(
         broken = oli.locator("#dlq-table tr[data-key]", has_text="invalid JSON")
         # bytes that are not JSON would only fail again: no button, fix them at the source
         expect(broken.locator("button.reprocess")).to_have_count(0)
-        expect(oli.locator("#flows-table tr[data-flow]")).to_have_count(6)
+        expect(oli.locator("#flows-table tr[data-flow]")).to_have_count(len(deployments()))
         deadline = utcnow() + timedelta(seconds=30)
         while deployment.store.get_post(LOST_POST.id) is None and utcnow() < deadline:
             threading.Event().wait(0.2)

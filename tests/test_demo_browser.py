@@ -1,6 +1,6 @@
 """`make demo` as a new user meets it, in Debian's Chromium: an agent resolves an item, the outage
 turns into an incident while they work, marketing sees the same spike, the trend report fits a
-1,280 px window, and the operator page lists the six flows with the SLA watchdog running."""
+1,280 px window, and the operator page lists the seven flows with the SLA watchdog running."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.dashboard_server import ARTIFACTS, CHROMIUM_ARGS, free_port, require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-FLOWS = ("ingest", "retrain", "trend-report", "sla-watchdog", "replay", "health")
+FLOWS = ("ingest", "retrain", "trend-report", "sla-watchdog", "replay", "alerts", "health")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import praw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -129,6 +130,7 @@ things = st.builds(
 @slow
 @given(thing=things, kind=st.sampled_from(["submissions", "comments"]))
 def test_any_reddit_thing_is_a_post_or_a_dead_letter(thing: SimpleNamespace, kind: str) -> None:
-    reddit = RedditConnector(InProcessBus().producer(), None, ["acme"], store=None)
+    client = praw.Reddit(client_id="id", client_secret="secret", user_agent="triage tests")
+    reddit = RedditConnector(InProcessBus().producer(), client, ["acme"], store=None)
     reddit._take(kind, thing)
     assert reddit.sent + reddit.rejected == 1

@@ -33,7 +33,11 @@ PII = {
     "phone": "+44 7700 900123",
     "card": "4111 1111 1111 1111",
 }
-TEXT = f"I am {PII['email']}, call {PII['phone']}, refund card {PII['card']} now"
+# A customer's words (not an SMS advert's "call ... now", which the spam head rightly flags)
+TEXT = (
+    f"My order never arrived and I want a refund to card {PII['card']}. "
+    f"I am {PII['email']}, my number is {PII['phone']}"
+)
 SECRET = "wh-s3cret-do-not-log-9f8e7d"
 
 
@@ -47,7 +51,7 @@ class LeakyTriager(Triager):
 
     def triage(self, posts: Sequence[Post], now: datetime) -> list[TriagedPost]:
         for p in posts:
-            if "refund card" in p.text:
+            if "refund to card" in p.text:
                 raise ValueError(f"cannot parse {p.text!r}")
         return super().triage(posts, now)
 

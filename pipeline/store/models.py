@@ -23,6 +23,7 @@ from classifiers.registry import PACKAGED, Registry
 from classifiers.triager import MODEL_NAME
 from pipeline.settings import Settings
 from pipeline.store.interface import Store
+from pipeline.store.mongo import _transient as transient
 
 INDEX_ID = "index"
 
@@ -36,21 +37,27 @@ class MongoModels:
         self._index = db["model_registry"]
         self._files = gridfs.GridFSBucket(db, bucket_name="models")
 
+    # A lost server is a TransientError here as everywhere in the store: the worker, reading
+    # the index before every batch, pauses and replays instead of dying.
     def read_index(self) -> dict[str, Any] | None:
-        doc = self._index.find_one({"_id": INDEX_ID})
+        with transient("reading the model registry"):
+            doc = self._index.find_one({"_id": INDEX_ID})
         return None if doc is None else dict(json.loads(doc["json"]))
 
     def write_index(self, index: dict[str, Any]) -> None:
-        self._index.replace_one({"_id": INDEX_ID}, {"json": json.dumps(index)}, upsert=True)
+        with transient("writing the model registry"):
+            self._index.replace_one({"_id": INDEX_ID}, {"json": json.dumps(index)}, upsert=True)
 
     def read_file(self, name: str) -> bytes | None:
-        try:
-            return bytes(self._files.open_download_stream_by_name(name).read())
-        except gridfs.errors.NoFile:
-            return None
+        with transient(f"reading model file {name}"):
+            try:
+                return bytes(self._files.open_download_stream_by_name(name).read())
+            except gridfs.errors.NoFile:  # a PyMongoError too: answered before transient sees it
+                return None
 
     def write_file(self, name: str, data: bytes) -> None:
-        self._files.upload_from_stream(name, data)
+        with transient(f"writing model file {name}"):
+            self._files.upload_from_stream(name, data)
 
 
 class EmbeddedModels:
