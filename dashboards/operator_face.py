@@ -1,6 +1,6 @@
 """The operator face answers "is everything healthy?", and keeps the dead-letter queue.
 
-Each of the six flows (``flows/deployments.py``) shows its schedule, its last run and how it
+Each flow (``flows/deployments.py``) shows its schedule, its last run and how it
 ended (the run log the flows keep in the store, ``flows/run_log.py``), and its next run (the
 cron schedule read by cronsim); a scheduled flow whose last run is older than two of its
 intervals is overdue. Each connector the deployment has run is listed from the checkpoints it
