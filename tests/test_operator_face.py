@@ -9,8 +9,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import requests
 from fastapi.testclient import TestClient
 
+from connectors.reddit import RedditBudget
 from dashboards.api import create_app
 from dashboards.auth import make_account
 from dashboards.operator_face import X_EPOCH_MS, connector_states, flow_states, group_dead_letters
@@ -95,15 +97,18 @@ def snowflake(at: datetime) -> str:
 def save_connectors(store: Store, now: datetime) -> None:
     """Checkpoints as the four connectors write them (connectors/*.py): an X search whose poll
     stopped between pages three minutes' worth of posts back, X mentions polled to the end, a
-    Reddit client whose shared allowance is spent for five more minutes, a Bluesky cursor half
+    Reddit client whose shared allowance is spent for five more minutes (saved by the budget
+    itself, from Reddit's headers), a Bluesky cursor half
     an hour behind the stream, and a Mastodon hashtag timeline."""
     store.set_checkpoint("x:search:acme", snowflake(now - timedelta(minutes=3)))
     store.set_checkpoint("x:search:acme:resume", json.dumps(
         {"until_id": snowflake(now - timedelta(minutes=1)), "newest": snowflake(now)}))
     store.set_checkpoint("x:mentions:42", snowflake(now - timedelta(hours=1)))
     store.set_checkpoint("x:mentions:42:resume", "")
-    store.set_checkpoint("reddit:budget:client-1", json.dumps(
-        {"remaining": 4.0, "used": 96, "reset_at": (now + timedelta(minutes=5)).timestamp()}))
+    answer = requests.Response()  # Reddit's answer as the budget's response hook sees it
+    answer.headers.update({"x-ratelimit-remaining": "4.0", "x-ratelimit-used": "96",
+                           "x-ratelimit-reset": "300"})
+    RedditBudget(store, "client-1", clock=now.timestamp)._on_response(answer)
     store.set_checkpoint("reddit:submissions:acme+acmehelp", "t3_1abcde")
     time_us = int((now - timedelta(minutes=30)).timestamp() * 1_000_000)
     store.set_checkpoint("bluesky:jetstream", json.dumps({"cursor": time_us, "recent": {}}))
