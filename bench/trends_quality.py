@@ -15,7 +15,11 @@ Writes ``crisislex_trends`` into docs/quality.json (other keys kept) and a secti
 docs/quality.md (replacing only its own). ``--compare`` runs every burst test and records the
 table that chose the default.
 
-    .venv/bin/python bench/trends_quality.py ../shared/data [--compare]
+    .venv/bin/python bench/trends_quality.py ../shared/data [--compare] [--workers 2]
+
+``--workers N`` splits each stream over N detectors by a hash of the post id (as Kafka spreads
+keyed posts over N partitions, one worker each), each detecting on its own counts, and prints the
+score without recording it.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ import multiprocessing
 import statistics
 import sys
 import time
+import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,24 +58,45 @@ class Alert:
     ended: int | None = None  # the minute its trend ended, if it did
 
 
-def run(stream: Stream, data: Path, config: DetectorConfig, seed: int = 7) -> list[Alert]:
+def partition(ids: list[str], workers: int) -> np.ndarray:
+    """Which worker each post goes to: a stable hash of its key modulo the workers, as Kafka's
+    partitioner spreads keyed posts over partitions (one partition a worker)."""
+    return np.array([zlib.crc32(i.encode()) % workers for i in ids], dtype=np.int64)
+
+
+def run(
+    stream: Stream, data: Path, config: DetectorConfig, seed: int = 7, workers: int = 1
+) -> list[Alert]:
+    """Alerts of ``workers`` detectors, each fed only its partition's posts (each worker
+    detecting on its own counts, as the worker does today)."""
     labels: dict[str, int] = {}
     alerts: list[Alert] = []
-    detector = TrendDetector(config=config)
+    detectors = [TrendDetector(config=config) for _ in range(workers)]
 
-    def on_alert(trend: Trend) -> None:
-        minute = int(trend.detected_at.timestamp() // 60) - 1  # the minute that closed
-        ids = {s.id for s in detector.matching([parse_key(trend.what)], minute)}
-        votes = Counter(labels.get(i, -1) for i in ids)
-        event, n = votes.most_common(1)[0] if votes else (-1, 0)
-        owner = event if n * 2 > len(ids) else -1
-        alerts.append(Alert(trend, int(trend.detected_at.timestamp() // 60), owner))
+    def on_alert_of(detector: TrendDetector) -> Callable[[Trend], None]:
+        def on_alert(trend: Trend) -> None:
+            minute = int(trend.detected_at.timestamp() // 60) - 1  # the minute that closed
+            ids = {s.id for s in detector.matching([parse_key(trend.what)], minute)}
+            votes = Counter(labels.get(i, -1) for i in ids)
+            event, n = votes.most_common(1)[0] if votes else (-1, 0)
+            owner = event if n * 2 > len(ids) else -1
+            alerts.append(Alert(trend, int(trend.detected_at.timestamp() // 60), owner))
 
-    detector.publish = on_alert
+        return on_alert
+
+    for detector in detectors:
+        detector.publish = on_alert_of(detector)
     for batch, batch_labels in batches(stream, data, seed):
         labels.update(zip(batch.ids, batch_labels.tolist(), strict=True))
-        detector.update_batch(batch)
-    ended = {t.id: t.ended_at for t in detector.trends.values() if t.ended_at is not None}
+        if workers == 1:
+            detectors[0].update_batch(batch)
+            continue
+        owner = partition(batch.ids, workers)
+        for w, detector in enumerate(detectors):
+            detector.update_batch(batch.take(np.flatnonzero(owner == w)))
+    ended = {
+        t.id: t.ended_at for d in detectors for t in d.trends.values() if t.ended_at is not None
+    }
     for a in alerts:
         end = ended.get(a.trend.id)
         a.ended = None if end is None else int(end.timestamp() // 60)
@@ -122,16 +151,16 @@ def score(shards: list[tuple[Stream, list[Alert]]]) -> dict[str, Any]:
     }
 
 
-def run_shard(args: tuple[Path, int, int, str]) -> tuple[Stream, list[Alert]]:
-    data, k, n, test = args
+def run_shard(args: tuple[Path, int, int, str, int]) -> tuple[Stream, list[Alert]]:
+    data, k, n, test, workers = args
     stream = shard(build(data), k, n)
-    return stream, run(stream, data, DetectorConfig(test=test), seed=7 + k)
+    return stream, run(stream, data, DetectorConfig(test=test), seed=7 + k, workers=workers)
 
 
-def evaluate(data: Path, test: str, shards: int) -> dict[str, Any]:
+def evaluate(data: Path, test: str, shards: int, workers: int = 1) -> dict[str, Any]:
     with multiprocessing.get_context("fork").Pool(shards) as pool:
-        parts = pool.map(run_shard, [(data, k, shards, test) for k in range(shards)])
-    return {"test": test, "shards": shards, **score(parts)}
+        parts = pool.map(run_shard, [(data, k, shards, test, workers) for k in range(shards)])
+    return {"test": test, "shards": shards, "workers": workers, **score(parts)}
 
 
 def write(result: dict[str, Any], compare: list[dict[str, Any]] | None, seconds: float) -> None:
@@ -196,11 +225,19 @@ def write(result: dict[str, Any], compare: list[dict[str, Any]] | None, seconds:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    args = [a for a in sys.argv[1:] if not a.startswith("--") and not a.isdigit()]
     data = Path(args[0]) if args else REPO.parent / "shared" / "data"
     shards = SHARDS
     started = time.perf_counter()
     compare = None
+    if "--workers" in sys.argv:
+        # each worker detecting on its own partition's counts: printed, not recorded as the bar
+        workers = int(sys.argv[sys.argv.index("--workers") + 1])
+        split = evaluate(data, DetectorConfig().test, shards, workers)
+        print({k: v for k, v in split.items() if k not in ("per_event",)})
+        for p in split["per_event"]:
+            print(f"{p['event']:32} delay {p['delay_min']!s:>6} min  alerts {p['alerts']}")
+        return
     if "--compare" in sys.argv:
         compare = [evaluate(data, test, shards) for test in ("poisson", "zscore", "negbin")]
         for c in compare:

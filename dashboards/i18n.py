@@ -289,6 +289,16 @@ TEXT.update(
         "healthy": {"en": "Everything is healthy.", "zh": "一切正常。"},
         "unhealthy": {"en": "Needs attention", "zh": "需要处理"},
         "fix_first": {"en": "fix the input at its source", "zh": "请在来源处修正输入"},
+        "connectors": {"en": "Connectors", "zh": "连接器"},
+        "network": {"en": "Network", "zh": "平台"},
+        "connector_reads": {"en": "Reads", "zh": "读取"},
+        "last_saved": {"en": "Last saved", "zh": "上次保存"},
+        "newest_post": {"en": "Newest post", "zh": "最新帖子"},
+        "connector_live": {"en": "live", "zh": "实时"},
+        "connector_behind": {"en": "behind by {n} min", "zh": "落后 {n} 分钟"},
+        "connector_quiet": {"en": "nothing new for {n} min", "zh": "{n} 分钟无新内容"},
+        "connector_paused": {"en": "paused for rate limit until {t}", "zh": "因限流暂停至 {t}"},
+        "connector_never_ran": {"en": "never ran", "zh": "从未运行"},
     }
 )
 

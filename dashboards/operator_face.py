@@ -1,14 +1,16 @@
 """The operator face answers "is everything healthy?", and keeps the dead-letter queue.
 
-Each of the six flows (``flows/deployments.py``) shows its schedule, its last run and how it
+Each flow (``flows/deployments.py``) shows its schedule, its last run and how it
 ended (the run log the flows keep in the store, ``flows/run_log.py``), and its next run (the
 cron schedule read by cronsim); a scheduled flow whose last run is older than two of its
-intervals is overdue. Throughput is posts arriving per five minutes over the last hour (from the
-store); lag is what the worker group has not committed on ``posts.raw``, per partition (from the
-bus); dead letters are read from ``posts.dlq`` and grouped by reason. Reprocessing puts a dead
-letter's original bytes back on the topic it came from, offered only where that can help: bytes
-that do not parse as a post today would only fail again, and are fixed at their source. The
-worker's writes are idempotent by post id, so reprocessing twice stores it once.
+intervals is overdue. Each connector the deployment has run is listed from the checkpoints it
+saves in the store (``connectors/*.py``), with when it last saved and its state in words.
+Throughput is posts arriving per five minutes over the last hour (from the store); lag is what
+the worker group has not committed on ``posts.raw``, per partition (from the bus); dead letters
+are read from ``posts.dlq`` and grouped by reason. Reprocessing puts a dead letter's original
+bytes back on the topic it came from, offered only where that can help: bytes that do not parse
+as a post today would only fail again, and are fixed at their source. The worker's writes are
+idempotent by post id, so reprocessing twice stores it once.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pipeline.bus.interface import Bus
 from pipeline.errors import TriageError
 from pipeline.records import AuditEntry, DeadLetter, Post, utcnow
 from pipeline.settings import Settings
-from pipeline.store.interface import Store
+from pipeline.store.interface import SavedCheckpoint, Store
 from pipeline.store.models import shared_registry
 
 router = APIRouter(include_in_schema=False)
@@ -100,6 +102,137 @@ def flow_states(store: Store, now: datetime) -> list[FlowState]:
             FlowState(planned.name, planned.what, planned.schedule, last,
                       next_fire(planned, now), state)
         )
+    return states
+
+
+LIVE_WITHIN = timedelta(minutes=5)
+NETWORKS = ("x", "reddit", "bluesky", "mastodon")
+REDDIT_RESERVE = 10  # RedditBudget's default: requests kept back for replies
+X_EPOCH_MS = 1288834974657  # X ids are snowflakes: milliseconds since this, shifted by 22 bits
+
+
+@dataclass
+class ConnectorState:
+    """One connector's stream as its checkpoints tell it.
+
+    ``state`` is "live", "behind" (``minutes`` behind the stream: Bluesky's cursor, or an X poll
+    left unfinished), "quiet" (nothing new saved for ``minutes``: X, Reddit and Mastodon save only
+    when something new arrived, so a silent source and a stopped connector look alike, and the
+    operator reads it against the source's usual volume), "paused" (Reddit's shared allowance is
+    spent ``until`` its reset) or "never ran" (the network has no checkpoint at all)."""
+
+    network: str
+    reads: str
+    last_saved: datetime | None
+    state: str
+    minutes: int = 0
+    newest: datetime | None = None
+    until: datetime | None = None
+    detail: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return self.state != "behind"
+
+
+def minutes_since(then: datetime, now: datetime) -> int:
+    return max(0, int((now - then).total_seconds() // 60))
+
+
+def x_time(tweet_id: str) -> datetime | None:
+    """When an X post was made, from its snowflake id; None for an id that is not one."""
+    if not tweet_id.isdigit():
+        return None
+    return datetime.fromtimestamp(((int(tweet_id) >> 22) + X_EPOCH_MS) / 1000, UTC)
+
+
+def saved_state(saved: SavedCheckpoint, now: datetime) -> tuple[str, int]:
+    """Live while the connector saved progress lately, else quiet since it last did."""
+    if saved.at is None or now - saved.at > LIVE_WITHIN:
+        return "quiet", minutes_since(saved.at, now) if saved.at else 0
+    return "live", 0
+
+
+def x_states(saved: list[SavedCheckpoint], now: datetime) -> list[ConnectorState]:
+    by_key = {c.key: c for c in saved}
+    states = []
+    for c in saved:
+        if c.key.endswith(":resume"):
+            continue
+        state, minutes = saved_state(c, now)
+        newest = x_time(c.value)
+        resume = by_key.get(f"{c.key}:resume")
+        if resume is not None and resume.value:  # a poll stopped between its pages
+            state = "behind"
+            minutes = minutes_since(newest, now) if newest else minutes
+        states.append(ConnectorState("x", c.key.removeprefix("x:"), c.at, state, minutes, newest))
+    return states
+
+
+def reddit_states(saved: list[SavedCheckpoint], now: datetime) -> list[ConnectorState]:
+    states, paused_until = [], None
+    for c in saved:
+        if not c.key.startswith("reddit:budget:"):
+            continue
+        try:
+            budget = orjson.loads(c.value)
+            remaining, used = float(budget["remaining"]), int(budget["used"])
+            reset_at = datetime.fromtimestamp(float(budget["reset_at"]), UTC)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue  # not a budget this page understands: the connector rewrites it soon
+        state = "live"
+        if reset_at > now and remaining - REDDIT_RESERVE < 1:
+            state, paused_until = "paused", reset_at
+        states.append(ConnectorState(
+            "reddit", c.key.removeprefix("reddit:"), c.at, state, until=reset_at,
+            detail=f"{remaining:g} / {remaining + used:g}",
+        ))
+    for c in saved:
+        if c.key.startswith("reddit:budget:"):
+            continue
+        state, minutes = saved_state(c, now)
+        if paused_until is not None:
+            state = "paused"
+        states.append(ConnectorState("reddit", c.key.removeprefix("reddit:"), c.at, state,
+                                     minutes, until=paused_until))
+    return states
+
+
+def bluesky_states(saved: list[SavedCheckpoint], now: datetime) -> list[ConnectorState]:
+    states = []
+    for c in saved:
+        try:
+            cursor = int(orjson.loads(c.value)["cursor"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+        newest = datetime.fromtimestamp(cursor / 1_000_000, UTC)  # Jetstream's time_us
+        lag = now - newest
+        state = "live" if lag <= LIVE_WITHIN else "behind"
+        states.append(ConnectorState("bluesky", c.key.removeprefix("bluesky:"), c.at, state,
+                                     minutes_since(newest, now), newest))
+    return states
+
+
+def mastodon_states(saved: list[SavedCheckpoint], now: datetime) -> list[ConnectorState]:
+    states = []
+    for c in saved:
+        state, minutes = saved_state(c, now)
+        states.append(ConnectorState("mastodon", c.key.removeprefix("mastodon:"), c.at, state,
+                                     minutes, detail=c.value))
+    return states
+
+
+READERS = {"x": x_states, "reddit": reddit_states, "bluesky": bluesky_states,
+           "mastodon": mastodon_states}
+
+
+def connector_states(store: Store, now: datetime) -> list[ConnectorState]:
+    """Every stream each network's connector has saved progress for; a network without any is
+    listed once as "never ran"."""
+    states = []
+    for network in NETWORKS:
+        found = READERS[network](store.checkpoints_under(f"{network}:"), now)
+        states += found or [ConnectorState(network, "", None, "never ran")]
     return states
 
 
@@ -218,8 +351,13 @@ def operator_page(request: Request, user: Operator, store: StoreDep) -> Response
     context["active_model"] = registry.active("triage")
     context["flow_runs"] = sorted(store.find_records(FLOW_RUNS), key=lambda d: str(d["flow"]))
     context["flows"] = flow_states(store, now)
+    context["connectors"] = connector_states(store, now)
     problems = [f"{f.name}: {translate(lang, 'flow_state_' + f.state.replace(' ', '_'))}"
                 for f in context["flows"] if not f.healthy]
+    problems += [
+        f"{c.network} {c.reads}: {translate(lang, 'connector_behind').format(n=c.minutes)}"
+        for c in context["connectors"] if not c.healthy
+    ]
     lagging = {p: n for p, n in (context["lag"] or {}).items() if n > MAX_LAG}
     problems += [f"{translate(lang, 'lag')} {p}: {n:,}" for p, n in sorted(lagging.items())]
     if context["bus_error"]:

@@ -156,6 +156,29 @@ def test_a_worker_s_recent_posts_group_and_a_claimed_one_stays_with_its_agent(
     assert sorted(n for n, _ in outbox.sent) == [str(i) for i in range(len(SPIKE)) if i != 2]
 
 
+ZH_SPIKE = [
+    "热水器用了三天就漏水，太失望了",
+    "新买的热水器漏水，客服一直不回复",
+    "热水器漏水严重，要求退货",
+]
+
+
+def test_a_chinese_spike_groups_its_chinese_posts_and_suggests_a_chinese_reply(
+    store: Store, triager: Triager
+) -> None:
+    triaged = triager.triage([post(300 + i, t) for i, t in enumerate(ZH_SPIKE)], NOW)
+    recent = [Candidate.of(t) for t in triaged] + [
+        Candidate.of(t) for t in triager.triage([post(400, "热水器很好用，推荐")], NOW)
+    ]
+    trend = spike_trend().model_copy(
+        update={"id": "term:漏水:1", "what": "漏水", "kind": "term", "related": []}
+    )
+    (incident,) = link_incidents(store, [trend], NOW, recent)
+    assert incident.item_ids == sorted(t.id for t in triaged)
+    assert "漏水" in incident.suggested_reply and "感谢" in incident.suggested_reply
+    assert not any(c.isascii() and c.isalpha() for c in incident.suggested_reply)
+
+
 def test_an_ended_or_volume_spike_makes_no_incident(store: Store, queued: list[str]) -> None:
     ended = spike_trend().model_copy(update={"status": "ended"})
     volume = spike_trend().model_copy(update={"kind": "volume", "what": "all", "id": "v"})

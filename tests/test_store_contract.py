@@ -319,6 +319,20 @@ def test_checkpoints_survive_a_new_connection(store: Store) -> None:
     assert store.get_checkpoint("x:search:acme") == "1578516068309794817"
 
 
+def test_checkpoints_list_by_prefix_with_when_they_were_written(store: Store) -> None:
+    assert store.checkpoints_under("x:") == []
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    for key in ("x:search:acme", "x:search:acme:resume", "xy:other", "w:x", "reddit:budget:c"):
+        store.set_checkpoint(key, f"value of {key}")
+    found = store.checkpoints_under("x:")
+    assert [c.key for c in found] == ["x:search:acme", "x:search:acme:resume"]
+    assert found[0].value == "value of x:search:acme"
+    assert all(c.at is not None and before <= c.at <= datetime.now(UTC) for c in found)
+    assert [c.key for c in store.checkpoints_under("")] == [
+        "reddit:budget:c", "w:x", "x:search:acme", "x:search:acme:resume", "xy:other"
+    ]
+
+
 def test_records_are_found_by_fields_and_by_a_range_of_their_at_time(store: Store) -> None:
     at = NOW + timedelta(minutes=5, milliseconds=250)  # MongoDB keeps milliseconds
     store.put_record("trend_records", "a", {"at": at, "status": "emerging", "what": "x"})

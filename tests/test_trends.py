@@ -399,3 +399,60 @@ def test_the_worker_feeds_every_batch_to_the_detector_and_publishes_alerts(
     fire = {i.id for i in store.list_queue("open", 10_000) if "acmefire" in i.text}
     grouped = [set(i.item_ids) for i in incidents(store) if i.item_ids and set(i.item_ids) <= fire]
     assert grouped and max(map(len, grouped)) >= 10
+
+
+# Chinese review sets (../shared/data, read in place): a calm baseline of hotel, fruit, clothing
+# and book reviews, and a burst of water-heater (热水器) complaints.
+ZH_DATA = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared/data/chinese_sophonplus/datasets/online_shopping_10_cats/online_shopping_10_cats.csv"
+)
+
+
+def zh_reviews() -> dict[str, list[str]]:
+    import csv
+
+    by_cat: dict[str, list[str]] = {}
+    with ZH_DATA.open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            by_cat.setdefault(row["cat"], []).append(row["review"].strip("\ufeff")[:200])
+    return by_cat
+
+
+def zh_batch(minute: int, texts: list[str], rng: random.Random, topic: str) -> Batch:
+    b = batch_of(minute, texts, rng, topic=topic)
+    b.languages[:] = ["zh"] * len(texts)
+    return b
+
+
+def test_chinese_text_is_segmented_into_words() -> None:
+    tokens = tokenise(["热水器漏水了，非常不满意 #售后", "the app 热水器 crashed"])
+    assert tokens[0][:3] == ["热水器", "漏水", "了"] and "#售后" not in tokens[0]
+    assert tokens[1] == ["the", "app", "热水器", "crashed"]
+    assert trends.interesting("热水器") and trends.interesting(("热水器", "漏水"))
+    assert not trends.interesting("了")
+
+
+def test_a_chinese_burst_on_a_calm_chinese_baseline_is_detected_without_false_alerts() -> None:
+    by_cat = zh_reviews()
+    calm = [t for c in ("酒店", "水果", "衣服", "书籍") for t in by_cat[c] if "热水器" not in t]
+    heater = [t for t in by_cat["热水器"] if "热水器" in t]
+    assert len(calm) > 10_000 and len(heater) > 50
+    rng = random.Random(7)
+    rng.shuffle(calm)
+    calm_posts = iter(calm)
+    alerts: list[Trend] = []
+    detector = TrendDetector(publish=alerts.append)
+    for m in range(6 * 60):
+        texts = [next(calm_posts) for _ in range(6)]
+        detector.update_batch(zh_batch(START_MIN + m, texts, rng, "general"))
+    assert alerts == [], [a.what for a in alerts]
+    for m in range(6 * 60, 6 * 60 + 30):
+        texts = [next(calm_posts) for _ in range(6)]
+        detector.update_batch(zh_batch(START_MIN + m, texts, rng, "general"))
+        burst_texts = rng.sample(heater, 3)
+        detector.update_batch(zh_batch(START_MIN + m, burst_texts, rng, "product_defect"))
+    assert len(alerts) == 1, [a.what for a in alerts]
+    trend = alerts[0]
+    assert "热水器" in (trend.what, *trend.related), (trend.what, trend.related)
+    assert trend.detected_at - START <= timedelta(hours=6, minutes=30)

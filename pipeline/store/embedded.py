@@ -24,9 +24,11 @@ from pipeline.store.interface import (
     COLLECTIONS,
     QueuePage,
     QueueQuery,
+    SavedCheckpoint,
     WriteResult,
     latest_authors,
     post_document,
+    prefix_end,
 )
 
 SCHEMA = """
@@ -43,7 +45,7 @@ CREATE INDEX IF NOT EXISTS queue_order ON queue (status, priority DESC, enqueued
 CREATE TABLE IF NOT EXISTS authors (id TEXT PRIMARY KEY, last_seen_at TEXT, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS trends (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS escalations (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS checkpoints (id TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (id TEXT PRIMARY KEY, value TEXT NOT NULL, at TEXT);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, item_id TEXT, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_item ON audit (item_id);
@@ -101,6 +103,9 @@ class EmbeddedStore:
     def ensure_schema(self) -> None:
         with self._lock:
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(checkpoints)")}
+            if "at" not in columns:  # a store made before checkpoints kept their time
+                self._db.execute("ALTER TABLE checkpoints ADD COLUMN at TEXT")
 
     def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
         if not triaged:
@@ -348,11 +353,23 @@ class EmbeddedStore:
         return str(rows[0][0]) if rows else None
 
     def set_checkpoint(self, key: str, value: str) -> None:
+        at = _iso(datetime.now(UTC))
         with self._lock, self._db:
             self._db.execute(
-                "INSERT INTO checkpoints VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET value = ?",
-                (key, value, value),
+                "INSERT INTO checkpoints (id, value, at) VALUES (?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET value = excluded.value, at = excluded.at",
+                (key, value, at),
             )
+
+    def checkpoints_under(self, prefix: str) -> list[SavedCheckpoint]:
+        rows = self._run(
+            "SELECT id, value, at FROM checkpoints WHERE id >= ? AND id < ? ORDER BY id",
+            (prefix, prefix_end(prefix)),
+        )
+        return [
+            SavedCheckpoint(str(k), str(v), datetime.fromisoformat(at) if at else None)
+            for k, v, at in rows
+        ]
 
     def resolved_since(self, since: datetime | None) -> list[QueueItem]:
         at = "julianday(json_extract(doc, '$.resolution.at'))"

@@ -49,6 +49,22 @@ class QueuePage:
 
 
 @dataclass(frozen=True)
+class SavedCheckpoint:
+    """A checkpoint as stored, with when it was last written (None where an older embedded
+    store recorded no time)."""
+
+    key: str
+    value: str
+    at: datetime | None
+
+
+def prefix_end(prefix: str) -> str:
+    """The least text greater than every text starting with ``prefix``: a prefix becomes a
+    range on the key's index, which both stores use (a regex or LIKE may not be)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
+
+
+@dataclass(frozen=True)
 class WriteResult:
     posts_new: int
     queued_new: int
@@ -130,6 +146,10 @@ class Store(Protocol):
 
     def set_checkpoint(self, key: str, value: str) -> None:
         """Record progress; connectors call it only after their producer flushed."""
+
+    def checkpoints_under(self, prefix: str) -> list[SavedCheckpoint]:
+        """Every checkpoint whose key starts with ``prefix``, by key: the operator page lists
+        the connectors a deployment has run from what they saved."""
 
     # ---- agent assist (pipeline/assist/assistant.py, pipeline/assist/automation.py)
 

@@ -34,9 +34,11 @@ from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, Use
 from pipeline.store.interface import (
     QueuePage,
     QueueQuery,
+    SavedCheckpoint,
     WriteResult,
     latest_authors,
     post_document,
+    prefix_end,
 )
 
 DUPLICATE_KEY = 11000
@@ -361,6 +363,14 @@ class MongoStore:
             self._db["checkpoints"].update_one(
                 {"_id": key}, {"$set": {"value": value, "at": datetime.now(UTC)}}, upsert=True
             )
+
+    def checkpoints_under(self, prefix: str) -> list[SavedCheckpoint]:
+        query = {"_id": {"$gte": prefix, "$lt": prefix_end(prefix)}}  # a range on _id's index
+        with _transient("reading checkpoints"):
+            docs = list(self._db["checkpoints"].find(query).sort("_id", ASCENDING))
+        return [
+            SavedCheckpoint(str(d["_id"]), str(d["value"]), d.get("at")) for d in docs
+        ]
 
     def resolved_since(self, since: datetime | None) -> list[QueueItem]:
         query = {"resolution.at": {"$gte": since} if since is not None else {"$ne": None}}

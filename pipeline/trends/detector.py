@@ -56,6 +56,7 @@ from pydantic import Field
 from scipy import stats
 
 from classifiers.entities import redact_references
+from classifiers.evidence import HAN, words
 from pipeline.records import AwareDatetime, Record, TriagedPost
 from pipeline.store.interface import Store
 
@@ -73,6 +74,10 @@ HOUR_KEYS = 20_000  # terms kept per closed hour for the 24-hour window: memory 
 LOAD_LIMIT = 1_000_000  # records read at once: a day of buckets of many workers
 
 URL = re.compile(r"https?://\S+|www\.\S+")
+# A run of Chinese characters: written without spaces, so the token pattern would take a whole
+# clause for one word and no Chinese word would ever add up; each run is segmented into words
+# first (``segment_chinese``).
+HAN_RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 TOKEN = re.compile(r"[#@]?\w[\w'-]*\w|[#@]?\w")
 SEP = "ZZSEPZZ"
 # Of keys equally surprising, the one a reader recognises first names the trend.
@@ -115,9 +120,11 @@ def interesting(key: Key) -> bool:
     """Keys worth testing: not stopwords, numbers or single letters."""
     if isinstance(key, tuple):
         a, b = key
-        return not (a in STOPWORDS and b in STOPWORDS) and len(a + b) > 4
+        return not (a in STOPWORDS and b in STOPWORDS) and len(a + b) > (2 if HAN.match(a) else 4)
     if "=" in key or key == "all":
         return not key.startswith("sent=")
+    if HAN.match(key):  # a Chinese word of two characters is a word ("电池", "退款")
+        return len(key) > 1
     return len(key) > 2 and key not in STOPWORDS and not key.isdigit()
 
 
@@ -227,11 +234,21 @@ class Sampled:
         return post_keys(self.tokens, *self.meta)
 
 
+def segment_chinese(text: str) -> str:
+    """``text`` with its Chinese words set apart by spaces, by the segmenter evidence uses
+    (jieba's dictionary, longest match from the end: ``classifiers.evidence.words``), so that a
+    spike of "热水器 漏水" posts counts 热水器 and 漏水 like any English word."""
+    return HAN_RUNS.sub(lambda m: f" {' '.join(words(m.group(), 'zh'))} ", text)
+
+
 def tokenise(texts: Sequence[str]) -> list[list[str]]:
     """Each post's tokens, from one regular-expression pass over the whole batch: the separator
     is upper case, so no lower-cased post can contain it. Tokens are interned: a word is a key of
-    up to 90 minute counters and 24 hour counters, and each would otherwise hold its own copy."""
+    up to 90 minute counters and 24 hour counters, and each would otherwise hold its own copy.
+    Chinese text is segmented into words first; a batch without any pays one search for it."""
     joined = URL.sub(" ", f" {SEP} ".join([t.lower() for t in texts]))
+    if HAN.search(joined):
+        joined = segment_chinese(joined)
     tokens = list(map(sys.intern, TOKEN.findall(joined)))
     out: list[list[str]] = []
     start = 0

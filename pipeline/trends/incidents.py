@@ -22,11 +22,12 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
+from classifiers.evidence import HAN
 from pipeline.errors import TriageError
 from pipeline.queue.agent_queue import AgentQueue, QueueError
 from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record, TriagedPost
 from pipeline.store.interface import Store
-from pipeline.trends.detector import TOKEN, URL, Trend, parse_key, word_keys
+from pipeline.trends.detector import Trend, parse_key, tokenise, word_keys
 
 SCAN_OPEN_ITEMS = 2000
 MIN_ITEMS = 2
@@ -48,6 +49,23 @@ REPLIES = {
 DEFAULT_REPLY = (
     "Thanks for reaching out. We are aware of {what} and the team is looking into it; we will "
     "post an update here as soon as we know more."
+)
+# The same replies for a spike of Chinese posts: its customers are answered in their language.
+ZH_REPLIES = {
+    "delivery": "感谢您的反馈，很抱歉让您久等了。我们已经知道{what}相关的配送"
+    "出现延误，团队正在处理，有进展会第一时间在这里通知您。您也可以私信"
+    "发送订单号，我们会专门为您查询。",
+    "billing": "非常抱歉给您带来不便。我们已经注意到{what}的扣费问题，正在"
+    "修复；如有错误扣款，将自动退还。处理完成后会在这里告知您。",
+    "account": "抱歉给您添麻烦了。我们知道部分账户受到{what}的影响，团队正在"
+    "处理。请不要在这里透露密码，修复后我们会第一时间发布更新。",
+    "product_defect": "感谢您反馈这个问题，非常抱歉。我们已经注意到{what}的"
+    "问题，工程师正在排查，很快会在这里提供解决办法或临时方案。",
+    "praise": "非常感谢您对{what}的肯定！我们已经转达给团队。",
+}
+ZH_DEFAULT_REPLY = (
+    "感谢您的联系。我们已经注意到{what}的情况，团队正在跟进，有新消息会"
+    "第一时间在这里更新。"
 )
 
 
@@ -121,7 +139,7 @@ def belongs(item: Candidate, trend: Trend) -> bool:
         return False
     if trend.kind == "topic":
         return item.topic == trend.what.split("=", 1)[1]
-    tokens = TOKEN.findall(URL.sub(" ", item.text.lower()))
+    tokens = tokenise([item.text])[0]
     words = word_keys(tokens)
     pairs = set(pairwise(tokens))
     for name in (trend.what, *trend.related):
@@ -133,9 +151,19 @@ def belongs(item: Candidate, trend: Trend) -> bool:
     return False
 
 
-def suggested_reply(what: str, topics: Counter[str]) -> str:
+def suggested_reply(what: str, topics: Counter[str], chinese: bool = False) -> str:
+    """The bulk reply for the spike's most common topic, in Chinese for a Chinese spike."""
     topic = topics.most_common(1)[0][0] if topics else ""
+    if chinese:
+        return ZH_REPLIES.get(topic, ZH_DEFAULT_REPLY).format(what=what)
     return REPLIES.get(topic, DEFAULT_REPLY).format(what=what)
+
+
+def is_chinese(what: str, texts: Sequence[str]) -> bool:
+    """A spike is Chinese when its key is a Chinese word or most of its posts are Chinese."""
+    if HAN.search(what):
+        return True
+    return 2 * sum(HAN.search(t) is not None for t in texts) > len(texts) > 0
 
 
 def incidents(store: Store, status: str | None = None) -> list[Incident]:
@@ -198,7 +226,9 @@ def link_incidents(
             item_ids=ids,
             count=len(ids),
             topics=dict(topics),
-            suggested_reply=suggested_reply(trend.what, topics),
+            suggested_reply=suggested_reply(
+                trend.what, topics, is_chinese(trend.what, [m.text for m in members])
+            ),
             created_at=old.created_at if old else now,
             updated_at=now,
         )
