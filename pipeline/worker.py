@@ -168,8 +168,13 @@ class Worker:
         for d in dead:
             value, key, headers = dead_letter_record(d)
             self.producer.send(self.settings.topic_dlq, value, key=key, headers=headers)
-        self._retrying(self.producer.flush, "producer flush")
-        self._commit(messages)
+        if self.producer.transactional:
+            # the batch's records and offsets in one transaction: read_committed consumers see
+            # them exactly once; a failure aborts both and the batch is replayed
+            self.producer.commit_transaction(self.consumer, messages)
+        else:
+            self._retrying(self.producer.flush, "producer flush")
+            self._commit(messages)
 
         stats.posts = len(triaged)
         stats.dead_lettered = len(dead)
@@ -313,6 +318,8 @@ class Worker:
                     exc,
                     self.settings.pause_s,
                 )
+                # what this batch already published must not go out again with its replay
+                self.producer.abort()
                 if batch:
                     self.consumer.rewind(batch)
                 stop.wait(self.settings.pause_s)

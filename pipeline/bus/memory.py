@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pipeline.bus.interface import Headers, Message, first_offsets, next_offsets
+from pipeline.bus.interface import Consumer, Headers, Message, first_offsets, next_offsets
 from pipeline.errors import TransientError
 
 
@@ -100,6 +100,8 @@ class InProcessBus:
 
 
 class InProcessProducer:
+    transactional = False
+
     def __init__(self, bus: InProcessBus) -> None:
         self._bus = bus
 
@@ -110,6 +112,14 @@ class InProcessProducer:
 
     def flush(self) -> None:
         """Sends are synchronous in memory: nothing is ever outstanding."""
+
+    def commit_transaction(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        """No transactions in memory: the bus dies with the process that reads it, so a batch's
+        sends and its offsets cannot be seen apart by anyone else."""
+        consumer.commit(messages)
+
+    def abort(self) -> None:
+        """Nothing to undo: see commit_transaction."""
 
     def close(self) -> None:
         """Nothing to release."""
