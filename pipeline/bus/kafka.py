@@ -184,20 +184,20 @@ class KafkaBus:
     def _client(self, **extra: Any) -> KafkaProducer:
         try:
             return KafkaProducer(
-                    bootstrap_servers=self.bootstrap,
-                    bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
-                    client_id=self.client_id,
-                    acks="all",
-                    linger_ms=5,
-                    batch_size=256 * 1024,
-                    compression_type="lz4",
-                    max_request_size=MAX_MESSAGE_BYTES,
-                    delivery_timeout_ms=120_000,
-                    retry_backoff_ms=200,
-                    max_block_ms=10_000,
-                    transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
-                    **extra,
-                )
+                bootstrap_servers=self.bootstrap,
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                client_id=self.client_id,
+                acks="all",
+                linger_ms=5,
+                batch_size=256 * 1024,
+                compression_type="lz4",
+                max_request_size=MAX_MESSAGE_BYTES,
+                delivery_timeout_ms=120_000,
+                retry_backoff_ms=200,
+                max_block_ms=10_000,
+                transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+                **extra,
+            )
         except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc
 
