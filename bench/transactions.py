@@ -42,7 +42,6 @@ def one_run(triager: Triager, posts: int, transactions: bool) -> float:
         os.environ["TRIAGE_KAFKA_BOOTSTRAP"],
         partitions=settings.partitions,
         topics=pipeline_topics(settings),
-        transactional_id=settings.kafka_transactional_id,
     )
     bus.ensure_topics([settings.topic_raw])
     feeder = KafkaBus(bus.bootstrap).producer()

@@ -13,6 +13,8 @@ after that the worker rewinds to the start of the batch, pauses and tries again.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections import deque
@@ -97,7 +99,9 @@ class Worker:
             ]
         )
         self.consumer = bus.consumer(settings.consumer_group, [settings.topic_raw])
-        self.producer = bus.producer()
+        self.producer = bus.producer(
+            transactional_id(settings) if settings.kafka_transactions else None
+        )
         self.trends = (
             TrendDetector(store, publish=self._publish_trend) if settings.trends_enabled else None
         )
@@ -346,6 +350,17 @@ def redacted(item: TriagedPost) -> TriagedPost:
     post keeps both, for the agents who answer it."""
     post = item.post.model_copy(update={"text": item.redacted_text, "raw": {}})
     return item.model_copy(update={"post": post})
+
+
+def transactional_id(settings: Settings) -> str:
+    """The id a worker's transactions carry: TRIAGE_KAFKA_TRANSACTIONAL_ID when set (stable per
+    replica, so a restarted worker aborts at once what its predecessor left open), otherwise
+    group-host-pid (unique; a dead worker's open transaction is aborted by the coordinator after
+    TRANSACTION_TIMEOUT_MS, pipeline/bus/kafka.py). Either way the coordinator refuses a
+    zombie's offsets by group generation (docs/kafka.md)."""
+    if settings.kafka_transactional_id:
+        return settings.kafka_transactional_id
+    return f"{settings.consumer_group}-{socket.gethostname()}-{os.getpid()}"
 
 
 def _where(message: Message) -> str:

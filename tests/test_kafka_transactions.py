@@ -49,7 +49,6 @@ def worker_for(deployment: Deployment, triager: Triager, monkeypatch: pytest.Mon
         deployment.kafka,
         partitions=2,
         topics=pipeline_topics(settings),
-        transactional_id=settings.kafka_transactional_id,
     )
     return Worker(bus, store, triager, settings)
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def open_bus(settings: Settings) -> Bus:
     if settings.kafka_bootstrap:
-        from pipeline.bus.kafka import KafkaBus, transactional_id
+        from pipeline.bus.kafka import KafkaBus
         from pipeline.bus.topics import pipeline_topics
 
         return KafkaBus(
@@ -23,7 +23,6 @@ def open_bus(settings: Settings) -> Bus:
             partitions=settings.partitions,
             stall_s=settings.kafka_stall_s,
             topics=pipeline_topics(settings),
-            transactional_id=transactional_id(settings) if settings.kafka_transactions else None,
         )
     from pipeline.bus.memory import InProcessBus
 

@@ -68,7 +68,8 @@ class Consumer(Protocol):
 class Bus(Protocol):
     def ensure_topics(self, names: Iterable[str]) -> None: ...
 
-    def producer(self) -> Producer: ...
+    def producer(self, transactional_id: str | None = None) -> Producer:
+        """``transactional_id``: one that publishes in transactions, where the bus has them."""
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
 

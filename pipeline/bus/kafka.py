@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -41,7 +39,6 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.bus.interface import Consumer, Headers, Message, first_offsets, next_offsets
 from pipeline.bus.topics import TopicSpec
 from pipeline.errors import ConfigError, TransientError
-from pipeline.settings import Settings
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 BOOTSTRAP_TIMEOUT_MS = 10_000
@@ -100,11 +97,8 @@ class KafkaBus:
         client_id: str = "triage",
         stall_s: float = STALL_S,
         topics: Mapping[str, TopicSpec] | None = None,
-        transactional_id: str | None = None,
     ) -> None:
         self.bootstrap = bootstrap
-        # set: producers publish in transactions (docs/kafka.md, "posts.triaged")
-        self.transactional_id = transactional_id
         self.partitions = partitions
         self.specs = dict(topics or {})  # how the pipeline's own topics must be (topics.py)
         self.client_id = client_id
@@ -176,9 +170,11 @@ class KafkaBus:
                     "change it with scripts/kafka-cli configs --alter, or recreate it)"
                 )
 
-    def producer(self) -> KafkaBusProducer | KafkaTxnProducer:
-        if self.transactional_id is not None:
-            return KafkaTxnProducer(self._client(transactional_id=self.transactional_id))
+    def producer(self, transactional_id: str | None = None) -> KafkaBusProducer | KafkaTxnProducer:
+        """``transactional_id``: a producer that publishes in transactions (the worker's, with
+        TRIAGE_KAFKA_TRANSACTIONS; docs/kafka.md)."""
+        if transactional_id is not None:
+            return KafkaTxnProducer(self._client(transactional_id=transactional_id))
         return KafkaBusProducer(self._client())
 
     def _client(self, **extra: Any) -> KafkaProducer:
@@ -481,16 +477,6 @@ def _fenced(exc: Exception) -> ConfigError:
         f"another worker took this worker's transactional id ({exc}); this one stops "
         "(give each worker replica its own TRIAGE_KAFKA_TRANSACTIONAL_ID)"
     )
-
-
-def transactional_id(settings: Settings) -> str:
-    """The id a worker's transactions carry: TRIAGE_KAFKA_TRANSACTIONAL_ID when set (stable per
-    replica, so a restarted worker aborts at once what its predecessor left open), otherwise
-    group-host-pid (unique; a dead worker's open transaction is aborted by the coordinator after
-    TRANSACTION_TIMEOUT_MS). Either way a zombie's offsets are refused by group generation."""
-    if settings.kafka_transactional_id:
-        return settings.kafka_transactional_id
-    return f"{settings.consumer_group}-{socket.gethostname()}-{os.getpid()}"
 
 
 class KafkaBusConsumer:

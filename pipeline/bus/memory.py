@@ -46,7 +46,8 @@ class InProcessBus:
             for name in names:
                 self._topics.setdefault(name, [[] for _ in range(self.partitions)])
 
-    def producer(self) -> InProcessProducer:
+    def producer(self, transactional_id: str | None = None) -> InProcessProducer:
+        """Transactions are meaningless in memory (see InProcessProducer.commit_transaction)."""
         return InProcessProducer(self)
 
     def consumer(self, group: str, topics: Sequence[str]) -> InProcessConsumer:
