@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     )
     # seconds of empty polls before a worker checks that it is not left reading nothing
     kafka_stall_s: float = Field(default=20.0, gt=0)
+    # posts.triaged exactly once for read_committed consumers (docs/kafka.md): a batch's records
+    # and its offsets commit in one Kafka transaction
+    kafka_transactions: bool = Field(
+        default=False, description="publish each batch and commit its offsets in one transaction"
+    )
+    kafka_transactional_id: str | None = Field(
+        default=None,
+        description="stable per worker replica (e.g. the pod name); unset: group-host-pid",
+    )
 
     webhook_secret: SecretStr | None = None
     reddit_client_id: SecretStr | None = None

@@ -13,6 +13,8 @@ after that the worker rewinds to the start of the batch, pauses and tries again.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections import deque
@@ -97,7 +99,9 @@ class Worker:
             ]
         )
         self.consumer = bus.consumer(settings.consumer_group, [settings.topic_raw])
-        self.producer = bus.producer()
+        self.producer = bus.producer(
+            transactional_id(settings) if settings.kafka_transactions else None
+        )
         self.trends = (
             TrendDetector(store, publish=self._publish_trend) if settings.trends_enabled else None
         )
@@ -168,8 +172,13 @@ class Worker:
         for d in dead:
             value, key, headers = dead_letter_record(d)
             self.producer.send(self.settings.topic_dlq, value, key=key, headers=headers)
-        self._retrying(self.producer.flush, "producer flush")
-        self._commit(messages)
+        if self.producer.transactional:
+            # the batch's records and offsets in one transaction: read_committed consumers see
+            # them exactly once; a failure aborts both and the batch is replayed
+            self.producer.commit_transaction(self.consumer, messages)
+        else:
+            self._retrying(self.producer.flush, "producer flush")
+            self._commit(messages)
 
         stats.posts = len(triaged)
         stats.dead_lettered = len(dead)
@@ -313,6 +322,8 @@ class Worker:
                     exc,
                     self.settings.pause_s,
                 )
+                # what this batch already published must not go out again with its replay
+                self.producer.abort()
                 if batch:
                     self.consumer.rewind(batch)
                 stop.wait(self.settings.pause_s)
@@ -339,6 +350,17 @@ def redacted(item: TriagedPost) -> TriagedPost:
     post keeps both, for the agents who answer it."""
     post = item.post.model_copy(update={"text": item.redacted_text, "raw": {}})
     return item.model_copy(update={"post": post})
+
+
+def transactional_id(settings: Settings) -> str:
+    """The id a worker's transactions carry: TRIAGE_KAFKA_TRANSACTIONAL_ID when set (stable per
+    replica, so a restarted worker aborts at once what its predecessor left open), otherwise
+    group-host-pid (unique; a dead worker's open transaction is aborted by the coordinator after
+    TRANSACTION_TIMEOUT_MS, pipeline/bus/kafka.py). Either way the coordinator refuses a
+    zombie's offsets by group generation (docs/kafka.md)."""
+    if settings.kafka_transactional_id:
+        return settings.kafka_transactional_id
+    return f"{settings.consumer_group}-{socket.gethostname()}-{os.getpid()}"
 
 
 def _where(message: Message) -> str:

@@ -28,12 +28,23 @@ class Message:
 
 
 class Producer(Protocol):
+    # True: what is sent becomes visible only with commit_transaction (Kafka transactions)
+    transactional: bool
+
     def send(
         self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()
     ) -> None: ...
 
     def flush(self) -> None:
         """Block until every send so far is acknowledged; raise TransientError if any failed."""
+
+    def commit_transaction(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        """Make what was sent since the last call visible together with ``consumer``'s offsets
+        for ``messages``, all or nothing; raise TransientError after undoing it."""
+
+    def abort(self) -> None:
+        """Undo what was sent since the last commit_transaction where the bus can (a
+        transaction); a producer without transactions has nothing to undo."""
 
     def close(self) -> None: ...
 
@@ -57,7 +68,8 @@ class Consumer(Protocol):
 class Bus(Protocol):
     def ensure_topics(self, names: Iterable[str]) -> None: ...
 
-    def producer(self) -> Producer: ...
+    def producer(self, transactional_id: str | None = None) -> Producer:
+        """``transactional_id``: one that publishes in transactions, where the bus has them."""
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
 

@@ -31,11 +31,12 @@ from kafka.errors import (
     InvalidConfigurationError,
     InvalidReplicationFactorError,
     KafkaError,
+    ProducerFencedError,
     TopicAlreadyExistsError,
 )
 from kafka.structs import OffsetAndMetadata
 
-from pipeline.bus.interface import Headers, Message, first_offsets, next_offsets
+from pipeline.bus.interface import Consumer, Headers, Message, first_offsets, next_offsets
 from pipeline.bus.topics import TopicSpec
 from pipeline.errors import ConfigError, TransientError
 
@@ -44,6 +45,10 @@ BOOTSTRAP_TIMEOUT_MS = 10_000
 FLUSH_ATTEMPTS = 3
 FLUSH_BACKOFF_S = 1.0
 STALL_S = 20.0
+# how long the coordinator keeps a dead worker's open transaction before aborting it (and so
+# how long read_committed consumers of a partition may wait) unless a worker with the same
+# transactional id starts first and aborts it at once
+TRANSACTION_TIMEOUT_MS = 30_000
 
 log = logging.getLogger(__name__)
 
@@ -165,22 +170,29 @@ class KafkaBus:
                     "change it with scripts/kafka-cli configs --alter, or recreate it)"
                 )
 
-    def producer(self) -> KafkaBusProducer:
+    def producer(self, transactional_id: str | None = None) -> KafkaBusProducer | KafkaTxnProducer:
+        """``transactional_id``: a producer that publishes in transactions (the worker's, with
+        TRIAGE_KAFKA_TRANSACTIONS; docs/kafka.md)."""
+        if transactional_id is not None:
+            return KafkaTxnProducer(self._client(transactional_id=transactional_id))
+        return KafkaBusProducer(self._client())
+
+    def _client(self, **extra: Any) -> KafkaProducer:
         try:
-            return KafkaBusProducer(
-                KafkaProducer(
-                    bootstrap_servers=self.bootstrap,
-                    bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
-                    client_id=self.client_id,
-                    acks="all",
-                    linger_ms=5,
-                    batch_size=256 * 1024,
-                    compression_type="lz4",
-                    max_request_size=MAX_MESSAGE_BYTES,
-                    delivery_timeout_ms=120_000,
-                    retry_backoff_ms=200,
-                    max_block_ms=10_000,
-                )
+            return KafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                client_id=self.client_id,
+                acks="all",
+                linger_ms=5,
+                batch_size=256 * 1024,
+                compression_type="lz4",
+                max_request_size=MAX_MESSAGE_BYTES,
+                delivery_timeout_ms=120_000,
+                retry_backoff_ms=200,
+                max_block_ms=10_000,
+                transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+                **extra,
             )
         except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc
@@ -205,10 +217,15 @@ class KafkaBus:
             )
         return GroupView(described["group_state"], members)
 
-    def read_all(self, topic: str, timeout_s: float = 5.0) -> list[Message]:
+    def read_all(
+        self, topic: str, timeout_s: float = 5.0, committed_only: bool = True
+    ) -> list[Message]:
+        """``committed_only=False`` also returns the records of aborted and open transactions
+        (read_uncommitted), as a consumer that does not ask for read_committed would see them."""
         try:
             consumer = KafkaConsumer(
                 bootstrap_servers=self.bootstrap,
+                isolation_level="read_committed" if committed_only else "read_uncommitted",
                 enable_auto_commit=False,
                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
                 fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
@@ -306,6 +323,8 @@ class _Unacked:
 
 
 class KafkaBusProducer:
+    transactional = False
+
     def __init__(
         self,
         producer: KafkaProducer,
@@ -360,8 +379,104 @@ class KafkaBusProducer:
             "kept for the next flush"
         )
 
+    def commit_transaction(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        """Without transactions: flush, then commit the offsets (at least once)."""
+        self.flush()
+        consumer.commit(messages)
+
+    def abort(self) -> None:
+        """Records already handed to the client stay sent: at least once, never less."""
+
     def close(self) -> None:
         self._producer.close(timeout=10)
+
+
+class KafkaTxnProducer:
+    """A producer whose records become visible to read_committed consumers only together with
+    the consumer offsets of the batch they came from: one Kafka transaction a batch.
+
+    A transaction opens at the first send after the last commit. ``commit_transaction`` adds the
+    batch's offsets and commits; if anything fails the transaction is aborted (its records stay
+    in the log, marked aborted, invisible to read_committed readers) and TransientError makes
+    the worker replay the batch. No record is sent twice inside one transaction, so the
+    non-transactional producer's resend-at-flush does not apply here.
+    """
+
+    transactional = True
+
+    def __init__(self, producer: KafkaProducer) -> None:
+        self._producer = producer
+        self._open = False
+        try:
+            # aborts what an earlier worker with the same transactional id left open
+            producer.init_transactions()
+        except KafkaError as exc:
+            producer.close(timeout=0)
+            raise TransientError(f"Kafka refused to start transactions ({exc})") from exc
+
+    def send(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()
+    ) -> None:
+        try:
+            if not self._open:
+                self._producer.begin_transaction()
+                self._open = True
+            self._producer.send(topic, value=value, key=key, headers=list(headers))
+        except ProducerFencedError as exc:
+            raise _fenced(exc) from exc
+        except KafkaError as exc:  # the commit finds the transaction failed and aborts it
+            log.debug("send to %s failed in the transaction (%s)", topic, exc)
+
+    def commit_transaction(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        """Commit what was sent since the last commit together with ``consumer``'s offsets for
+        ``messages``; on failure abort it and raise TransientError (the batch is replayed)."""
+        if not isinstance(consumer, KafkaBusConsumer):
+            raise TypeError("a Kafka transaction commits a Kafka consumer's offsets")
+        offsets = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+            for (t, p), o in next_offsets(messages).items()
+        }
+        try:
+            if not self._open:
+                self._producer.begin_transaction()
+                self._open = True
+            if offsets:
+                self._producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+            self._producer.commit_transaction()
+            self._open = False
+        except ProducerFencedError as exc:
+            raise _fenced(exc) from exc
+        except KafkaError as exc:
+            self.abort()
+            raise TransientError(f"transaction aborted ({type(exc).__name__}: {exc})") from exc
+
+    def abort(self) -> None:
+        if self._open:
+            with contextlib.suppress(KafkaError):
+                self._producer.abort_transaction()
+            self._open = False
+
+    def flush(self) -> None:
+        """Commit what was sent outside a batch (a graceful stop's last trend writes)."""
+        if not self._open:
+            return
+        try:
+            self._producer.commit_transaction()
+            self._open = False
+        except KafkaError as exc:
+            self.abort()
+            raise TransientError(f"transaction aborted ({type(exc).__name__}: {exc})") from exc
+
+    def close(self) -> None:
+        self.abort()
+        self._producer.close(timeout=10)
+
+
+def _fenced(exc: Exception) -> ConfigError:
+    return ConfigError(
+        f"another worker took this worker's transactional id ({exc}); this one stops "
+        "(give each worker replica its own TRIAGE_KAFKA_TRANSACTIONAL_ID)"
+    )
 
 
 class KafkaBusConsumer:
@@ -391,6 +506,8 @@ class KafkaBusConsumer:
                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
                 client_id=self._bus.client_id,
                 group_id=self._group,
+                # records of a transaction upstream that was aborted are never triaged
+                isolation_level="read_committed",
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -466,6 +583,11 @@ class KafkaBusConsumer:
             self._consumer.commit(offsets)
         except KafkaError as exc:
             raise TransientError(f"commit failed: {exc}") from exc
+
+    def group_metadata(self) -> Any:
+        """This member's group generation, which a transaction's offsets carry so that the
+        coordinator refuses them from a member the group has since replaced (KIP-447)."""
+        return self._consumer.group_metadata()
 
     def rewind(self, messages: Sequence[Message]) -> None:
         assigned = self._consumer.assignment()

@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pipeline.bus.interface import Headers, Message, first_offsets, next_offsets
+from pipeline.bus.interface import Consumer, Headers, Message, first_offsets, next_offsets
 from pipeline.errors import TransientError
 
 
@@ -46,7 +46,8 @@ class InProcessBus:
             for name in names:
                 self._topics.setdefault(name, [[] for _ in range(self.partitions)])
 
-    def producer(self) -> InProcessProducer:
+    def producer(self, transactional_id: str | None = None) -> InProcessProducer:
+        """Transactions are meaningless in memory (see InProcessProducer.commit_transaction)."""
         return InProcessProducer(self)
 
     def consumer(self, group: str, topics: Sequence[str]) -> InProcessConsumer:
@@ -100,6 +101,8 @@ class InProcessBus:
 
 
 class InProcessProducer:
+    transactional = False
+
     def __init__(self, bus: InProcessBus) -> None:
         self._bus = bus
 
@@ -110,6 +113,14 @@ class InProcessProducer:
 
     def flush(self) -> None:
         """Sends are synchronous in memory: nothing is ever outstanding."""
+
+    def commit_transaction(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        """No transactions in memory: the bus dies with the process that reads it, so a batch's
+        sends and its offsets cannot be seen apart by anyone else."""
+        consumer.commit(messages)
+
+    def abort(self) -> None:
+        """Nothing to undo: see commit_transaction."""
 
     def close(self) -> None:
         """Nothing to release."""
