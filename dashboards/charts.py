@@ -13,6 +13,7 @@ from datetime import datetime
 
 import matplotlib
 import matplotlib.dates as mdates
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 matplotlib.rcParams["svg.fonttype"] = "none"  # keep text as text: it scales and can be read
@@ -63,9 +64,11 @@ def stacked_bars(
     gid: str,
     names: Mapping[str, str] | None = None,
     colours: Mapping[str, str] | None = None,
+    ticks: Mapping[str, str] | None = None,
 ) -> str:
     """Horizontal stacked bars, one per label (sentiment mix per topic); ``names`` are what the
-    legend shows for each series (its translation), ``colours`` override the sentiment ones."""
+    legend shows for each series and ``ticks`` what the axis shows for each label (their
+    translations; element ids keep the labels), ``colours`` override the sentiment ones."""
     fig = Figure(figsize=(6, 0.45 * max(len(labels), 2) + 1))
     ax = fig.subplots()
     left = [0] * len(labels)
@@ -76,6 +79,7 @@ def stacked_bars(
         for label, patch in zip(labels, drawn.patches, strict=True):
             patch.set_gid(f"{gid}-{label}-{name}")
         left = [a + b for a, b in zip(left, values, strict=True)]
+    _tick_names(ax, labels, ticks)
     ax.invert_yaxis()
     ax.legend(loc="lower right", fontsize="small", frameon=False)
     ax.set_title(title, loc="left")
@@ -83,13 +87,26 @@ def stacked_bars(
     return _svg(fig)
 
 
-def bars(labels: Sequence[str], values: Sequence[int], title: str, gid: str) -> str:
+def bars(
+    labels: Sequence[str],
+    values: Sequence[int],
+    title: str,
+    gid: str,
+    ticks: Mapping[str, str] | None = None,
+) -> str:
     fig = Figure(figsize=(4.5, 0.4 * max(len(labels), 2) + 1))
     ax = fig.subplots()
     drawn = ax.barh(labels, values, color="#5c85d6")
     for label, patch in zip(labels, drawn.patches, strict=True):
         patch.set_gid(f"{gid}-{label}")
+    _tick_names(ax, labels, ticks)
     ax.invert_yaxis()
     ax.set_title(title, loc="left")
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)
+
+
+def _tick_names(ax: Axes, labels: Sequence[str], ticks: Mapping[str, str] | None) -> None:
+    """Show each categorical label as ``ticks`` names it (its translation)."""
+    if ticks:
+        ax.set_yticks(range(len(labels)), [ticks.get(label, label) for label in labels])

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from classifiers.entities import redact_references
 from dashboards import charts
 from dashboards.auth import User, get_store, require_roles
-from dashboards.i18n import translate
+from dashboards.i18n import label, translate
 from dashboards.pages import language, render
 from pipeline.records import AwareDatetime, utcnow
 from pipeline.store.interface import Store
@@ -188,6 +188,8 @@ def marketing_page(
             {s: [report.sentiment_by_topic[t][s] for t in topics] for s in SENTIMENTS},
             translate(lang, "sentiment_by_topic"),
             "sentiment",
+            names={s: label(lang, "sentiment", s) for s in SENTIMENTS},
+            ticks={t: label(lang, "topic", t) for t in topics},
         )
         if topics
         else "",
@@ -196,6 +198,7 @@ def marketing_page(
             list(report.sources.values()),
             translate(lang, "source"),
             "sources",
+            ticks={s: label(lang, "source", s) for s in report.sources},
         )
         if report.sources
         else "",
@@ -204,6 +207,7 @@ def marketing_page(
             list(report.languages.values()),
             translate(lang, "language"),
             "languages",
+            ticks={x: label(lang, "language", x) for x in report.languages},
         )
         if report.languages
         else "",

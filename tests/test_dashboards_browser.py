@@ -254,6 +254,9 @@ def test_marketing_sees_the_spike_and_drills_down(browser: Browser, site: str) -
     assert report.ok and report.body()[:8] == b"\x89PNG\r\n\x1a\n"
     mia.click("#lang-zh")
     expect(mia.locator("#spikes h2")).to_have_text("峰值")
+    charts = mia.locator("svg").all_text_contents()
+    # legends and axes in Chinese too: sentiments, topics, languages
+    assert any("负面" in c for c in charts) and any("英语" in c for c in charts), charts
     mia.screenshot(path=str(ARTIFACTS / "marketing-zh.png"), full_page=True)
 
 
