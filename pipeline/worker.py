@@ -130,7 +130,15 @@ class Worker:
         the registry's index a batch."""
         if self.models is None:
             return
-        active = self.models.active(MODEL_NAME)
+        try:
+            active = self.models.active(MODEL_NAME)
+        except TransientError as exc:
+            # The bundle in hand still triages; the batch's writes meet the outage (if it is
+            # one) and are retried there, and the next batch asks again.
+            log.warning(
+                "model registry unreadable (%s); triaging with %s", exc, self.triager.version
+            )
+            return
         if active is not None and active != self.triager.version:
             self.triager = Triager.from_registry(self.models, self.triager.products)
             log.info("now triaging with %s:%s", MODEL_NAME, self.triager.version)
