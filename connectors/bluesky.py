@@ -8,6 +8,10 @@ reconnect asks for a cursor a few seconds back, as Jetstream's README advises, a
 skip what was already sent. The checkpoint moves only after a flush, so a stop, a dropped
 connection or a restart emits every post exactly once. Reconnects back off exponentially.
 
+Jetstream compresses its events with zstd when asked (``compress=true``), against a dictionary
+it publishes; given that dictionary, the connector asks for and decompresses them, each binary
+frame on its own.
+
 AT URIs carry colons, which a ``Post``'s native id may not: the native id is the URI without its
 ``at://`` scheme and with its colons percent-encoded (``native_uri`` undoes it).
 """
@@ -23,6 +27,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
+import zstandard
 from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
@@ -119,6 +124,7 @@ class BlueskyConnector(Connector):
         rewind_s: float = 5.0,
         max_backoff_s: float = 300.0,
         open_socket: Callable[[str], ClientConnection] = open_jetstream,
+        zstd_dictionary: bytes | None = None,
         **kwargs: str,
     ) -> None:
         super().__init__(producer, **kwargs)
@@ -130,6 +136,11 @@ class BlueskyConnector(Connector):
         self.rewind_us = int(rewind_s * 1_000_000)
         self.max_backoff_s = max_backoff_s
         self.open_socket = open_socket
+        self.unzstd = (
+            zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(zstd_dictionary))
+            if zstd_dictionary
+            else None
+        )
         self.key = "bluesky:jetstream"
         self.cursor: int | None = None  # time_us of the newest event handled and flushed
         self._latest: int | None = None  # ... handled, flushed or not
@@ -157,6 +168,8 @@ class BlueskyConnector(Connector):
 
     def url(self) -> str:
         query: list[tuple[str, str]] = [("wantedCollections", POST)]
+        if self.unzstd is not None:
+            query.append(("compress", "true"))
         if self._latest is not None:
             query.append(("cursor", str(max(self._latest - self.rewind_us, 0))))
         return f"{self.instance}?{urlencode(query)}"
@@ -195,6 +208,12 @@ class BlueskyConnector(Connector):
 
     def on_message(self, message: str | bytes) -> None:
         raw = message.encode() if isinstance(message, str) else message
+        if self.unzstd is not None and isinstance(message, bytes):
+            try:
+                raw = self.unzstd.decompressobj().decompress(message)
+            except zstandard.ZstdError as exc:
+                self.reject(message, f"undecodable zstd frame: {exc}")
+                return
         try:
             event = json.loads(raw)
             time_us = int(event["time_us"])

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     bluesky_jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
     bluesky_handle: str | None = None  # the brand's account, which replies
     bluesky_app_password: SecretStr | None = None
+    # Jetstream's zstd dictionary (``pkg/models/zstd_dictionary`` in its repository): when set,
+    # the connector asks for compressed events, about half the bandwidth
+    bluesky_zstd_dictionary: Path | None = None
     mastodon_api_base_url: str | None = None  # the brand's server, e.g. https://mastodon.social
     mastodon_access_token: SecretStr | None = None
     x_bearer_token: SecretStr | None = None

@@ -57,6 +57,15 @@ def test_bad_arguments_get_one_line(args: list[str], expected: str, tmp_path: Pa
     assert expected in one_line_error(err)
 
 
+def test_an_unreadable_jetstream_dictionary_gets_one_line(tmp_path: Path) -> None:
+    code, _, err = triage(
+        "connect", "bluesky", "--keyword", "acme",
+        env={"TRIAGE_BLUESKY_ZSTD_DICTIONARY": str(tmp_path / "missing.dict")},
+    )  # fmt: skip
+    assert code != 0
+    assert "TRIAGE_BLUESKY_ZSTD_DICTIONARY: cannot read" in one_line_error(err)
+
+
 def test_bad_settings_get_one_line() -> None:
     code, _, err = triage("status", env={"TRIAGE_BATCH_SIZE": "lots"})
     assert code == 2 and "TRIAGE_BATCH_SIZE" in one_line_error(err)

@@ -1,7 +1,9 @@
 """The Bluesky connector against 152 events as Bluesky's production Jetstream served them, replayed
 by a local websocket server that behaves as Jetstream's README says: it sends only the commits of
 the ``wantedCollections`` (identity and account events to everyone), and with a ``cursor`` it plays
-back from that ``time_us`` on; without one it tails "live" (the recording from its start)."""
+back from that ``time_us`` on; without one it tails "live" (the recording from its start). Given a
+zstd dictionary and asked for ``compress=true``, it sends each event as its own zstd frame against
+that dictionary, in a binary message, as Jetstream does with its published one."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import zstandard
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
@@ -47,8 +50,13 @@ class Jetstream:
     """Serves the recording; ``drop_after`` closes the first connections after that many events,
     as a dropped connection does. Every connection's query is kept."""
 
-    def __init__(self, extra: list[str] | None = None) -> None:
+    def __init__(self, extra: list[str] | None = None, dictionary: bytes | None = None) -> None:
         self.lines = [json.dumps(e) for e in events()] + (extra or [])
+        self.zstd = (
+            zstandard.ZstdCompressor(dict_data=zstandard.ZstdCompressionDict(dictionary))
+            if dictionary
+            else None
+        )
         self.queries: list[dict[str, list[str]]] = []
         self.drop_after: list[int] = []
         self.server: Server = serve(self.handle, "127.0.0.1", 0)
@@ -78,6 +86,10 @@ class Jetstream:
                 continue
             if limit is not None and sent == limit:
                 return  # the connection drops
+            if self.zstd is not None and query.get("compress") == ["true"]:
+                ws.send(self.zstd.compress(line.encode()))
+                sent += 1
+                continue
             ws.send(line)
             sent += 1
         ws.close()  # the end of the recording
@@ -167,6 +179,36 @@ def test_the_brand_is_matched_by_keyword_handle_or_mentioned_did(
     one_connection(c)
     served = [e for e in events() if e["kind"] != "commit" or e["commit"]["collection"] == POST]
     assert posts_on(bus) == [] and c.cursor == max(e["time_us"] for e in served)
+
+
+def test_compressed_events_are_asked_for_and_read_with_the_dictionary(tmp_path: Path) -> None:
+    # Jetstream's own dictionary is not reachable offline: one trained on the recording's events
+    # plays its part (the frames and the dictionary mechanics are the same)
+    samples = [json.dumps(e).encode() for e in events()]
+    dictionary = zstandard.train_dictionary(16_384, samples * 4).as_bytes()
+    server = Jetstream(extra=["{not json"], dictionary=dictionary)
+    try:
+        bus = InProcessBus()
+        c = connector(
+            bus, new_store(tmp_path / "z.sqlite3"), server.url, zstd_dictionary=dictionary
+        )
+        one_connection(c)
+        assert server.queries[0] == {"wantedCollections": [POST], "compress": ["true"]}
+        assert sorted(p.native_id for p in posts_on(bus)) == sorted(
+            native_id(f"at://{e['did']}/{POST}/{e['commit']['rkey']}") for e in post_creates()
+        )
+        dead = [DeadLetter.model_validate_json(m.value) for m in bus.read_all("posts.dlq")]
+        assert [d.reason.split(":")[0] for d in dead] == ["malformed Jetstream event"]
+        # a frame compressed against another dictionary is a dead letter, and the rest goes on
+        other = zstandard.train_dictionary(16_384, samples[::-1] * 4).as_bytes()
+        frame = zstandard.ZstdCompressor(dict_data=zstandard.ZstdCompressionDict(other)).compress(
+            samples[0]
+        )
+        c.on_message(frame)
+        c.on_message(b"\x28\xb5\x2f\xfd" + b"garbage")
+        assert c.rejected == 3
+    finally:
+        server.close()
 
 
 def cut_and_restart(

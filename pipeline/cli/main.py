@@ -476,6 +476,15 @@ def connect_bluesky(
     cfg = settings()
     if not (keyword or handle or did):
         raise ConfigError("give at least one --keyword, --handle or --did to match the brand")
+    dictionary = None
+    if cfg.bluesky_zstd_dictionary is not None:
+        try:
+            dictionary = cfg.bluesky_zstd_dictionary.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"TRIAGE_BLUESKY_ZSTD_DICTIONARY: cannot read {cfg.bluesky_zstd_dictionary}: "
+                f"{exc.strerror}"
+            ) from None
     run_on_kafka(
         cfg,
         lambda producer, store: BlueskyConnector(
@@ -485,6 +494,7 @@ def connect_bluesky(
             keywords=keyword or (),
             handles=handle or (),
             dids=did or (),
+            zstd_dictionary=dictionary,
             topic=cfg.topic_raw,
             dlq_topic=cfg.topic_dlq,
         ),
