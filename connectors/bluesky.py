@@ -43,6 +43,7 @@ MENTION = "app.bsky.richtext.facet#mention"
 DEFAULT_INSTANCE = "wss://jetstream2.us-east.bsky.network/subscribe"
 FLUSH_EVERY_S = 1.0
 HANDLES_KEPT = 10_000
+MAX_EVENT_BYTES = 1 << 20  # a post event is a few KB; Jetstream's records are capped far below
 
 
 def open_jetstream(url: str, close_timeout: float = 2.0) -> ClientConnection:
@@ -210,9 +211,12 @@ class BlueskyConnector(Connector):
         raw = message.encode() if isinstance(message, str) else message
         if self.unzstd is not None and isinstance(message, bytes):
             try:
-                raw = self.unzstd.decompressobj().decompress(message)
+                raw = self.inflate(message)
             except zstandard.ZstdError as exc:
                 self.reject(message, f"undecodable zstd frame: {exc}")
+                return
+            if len(raw) > MAX_EVENT_BYTES:
+                self.reject(message, f"oversized event: over {MAX_EVENT_BYTES} bytes unpacked")
                 return
         try:
             event = json.loads(raw)
@@ -227,6 +231,16 @@ class BlueskyConnector(Connector):
             self._take(event, raw)
         if self._latest is None or time_us > self._latest:
             self._latest = time_us
+
+    def inflate(self, frame: bytes) -> bytes:
+        """One compressed event, read no further than one byte past the size cap, so a frame
+        that unpacks to gigabytes costs a megabyte (its header's size is not trusted)."""
+        assert self.unzstd is not None
+        out = bytearray()
+        with self.unzstd.stream_reader(frame) as reader:
+            while len(out) <= MAX_EVENT_BYTES and (chunk := reader.read(65_536)):
+                out += chunk
+        return bytes(out)
 
     def _remember_handle(self, identity: Mapping[str, Any]) -> None:
         if identity.get("did") and identity.get("handle"):

@@ -206,7 +206,12 @@ def test_compressed_events_are_asked_for_and_read_with_the_dictionary(tmp_path: 
         )
         c.on_message(frame)
         c.on_message(b"\x28\xb5\x2f\xfd" + b"garbage")
-        assert c.rejected == 3
+        c.on_message(zstandard.ZstdCompressor().compress(b" " * 50_000_000))  # a zip bomb
+        assert c.rejected == 4
+        reasons = [
+            DeadLetter.model_validate_json(m.value).reason for m in bus.read_all("posts.dlq")
+        ]
+        assert "oversized event" in reasons[-1]
     finally:
         server.close()
 
