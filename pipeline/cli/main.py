@@ -810,9 +810,12 @@ def serve(
         store.close()
         if cfg.session_secret is None:
             os.environ["TRIAGE_SESSION_SECRET"] = secrets.token_urlsafe(32)
+        # uvicorn kills a worker that misses its 5 s health ping, dropping every request it
+        # holds; an overloaded machine (seen in bench/claims.py at a load average of 35) misses
+        # it while the worker is merely slow, so the ping waits 30 s
         uvicorn.run(
             "dashboards.api:app_from_environment", factory=True, workers=workers, host=host,
-            port=port, log_level="warning",
+            port=port, log_level="warning", timeout_worker_healthcheck=30,
         )
         return
     # With Kafka, the operator face shows lag and the dead-letter queue; embedded, they live in
