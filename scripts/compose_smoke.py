@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 VENDOR = REPO.parent / "shared" / "vendor"
 CACHE = Path(os.environ.get("TRIAGE_CACHE", Path.home() / ".cache" / "social-triage")) / "docker"
 BASE = "social-triage/debian:bookworm"
+HOST_AUTHORITIES = Path("/usr/local/share/ca-certificates")
 KAFKA_VERSION, FERRETDB_VERSION = "4.1.1", "v2.7.0"
 PROJECT = "triage-smoke"
 COMPOSE = ["docker-compose", "-p", PROJECT, "-f", "compose.yaml", "-f", "compose.smoke.yaml"]
@@ -76,6 +77,7 @@ def build_base() -> None:
     with tempfile.TemporaryDirectory(prefix="debian-rootfs-") as root:
         run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
              "bookworm", root, "http://deb.debian.org/debian"], capture=True)
+        trust_host_authorities(Path(root))
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
         imported = subprocess.run(
             ["docker", "import", "--change", "ENV LANG=C.UTF-8", "--change",
@@ -83,6 +85,20 @@ def build_base() -> None:
         )
         if tar.wait() != 0 or imported.returncode != 0:
             raise SmokeFailed(f"docker import of the Debian base failed: {imported.stderr}")
+
+
+def trust_host_authorities(root: Path) -> None:
+    """The certificate authorities this machine adds to Debian's (``/usr/local/share/
+    ca-certificates``), trusted in the image too: where the registries are reached through a
+    TLS-inspecting proxy, as here, pip in an image that does not trust its CA reaches nothing."""
+    extra = sorted(HOST_AUTHORITIES.glob("**/*.crt")) if HOST_AUTHORITIES.is_dir() else []
+    if not extra:
+        return
+    target = root / "usr" / "local" / "share" / "ca-certificates"
+    target.mkdir(parents=True, exist_ok=True)
+    for crt in extra:
+        shutil.copy2(crt, target / crt.name)
+    run(["chroot", str(root), "update-ca-certificates"], capture=True)
 
 
 def kafka_libs() -> Path:
