@@ -294,7 +294,7 @@ class BlueskyReplier:
 
     Only ``com.atproto`` calls are made: the login skips the Bluesky profile lookup (an AppView
     read that a PDS may not serve, and that the reply does not need), so the new record's repo
-    is named by the brand's handle. Failures are one line: an unreachable or busy service is a
+    is the DID the session names. Failures are one line: an unreachable or busy service is a
     ``TransientError`` (retry), refused credentials a ``ConfigError``, a post that cannot be
     answered (deleted, or a reply Bluesky finds invalid, such as one over 300 characters) a
     ``TriageError``.
@@ -305,12 +305,16 @@ class BlueskyReplier:
         self.app_password = app_password
         self.service = service
         self._client: Any = None
+        self._did = ""
 
     def reply(self, native: str, text: str) -> str:
         from atproto import models
         from atproto.exceptions import AtProtocolError
 
-        did, _, rkey = native_uri(native).removeprefix("at://").split("/")
+        parts = native_uri(native).removeprefix("at://").split("/")
+        if len(parts) != 3 or not parts[0].startswith("did:") or parts[1] != POST:
+            raise TriageError(f"{native!r} is not the id of a Bluesky post")
+        did, _, rkey = parts
         try:
             client = self._logged_in()
             parent = client.get_post(rkey, profile_identify=did)
@@ -319,7 +323,7 @@ class BlueskyReplier:
             root = thread.root if thread is not None else parent_ref
             created = client.send_post(
                 text,
-                profile_identify=self.handle,
+                profile_identify=self._did,
                 reply_to=models.AppBskyFeedPost.ReplyRef(parent=parent_ref, root=root),
             )
         except AtProtocolError as exc:
@@ -339,6 +343,7 @@ class BlueskyReplier:
                     f"Bluesky at {self.service} refused the app password of {self.handle}"
                     f" ({exc}): check TRIAGE_BLUESKY_HANDLE and TRIAGE_BLUESKY_APP_PASSWORD"
                 ) from exc
+            self._did = client.com.atproto.server.get_session().did
             self._client = client
         return self._client
 

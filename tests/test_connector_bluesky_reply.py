@@ -168,6 +168,9 @@ def test_reply_failures_are_one_line_and_say_whether_to_retry(
     assert not isinstance(too_long.value, TransientError)
     assert "\n" not in str(too_long.value)
 
+    with pytest.raises(TriageError, match="not the id of a Bluesky post"):
+        send("1234567890", "Yes, 10 to 4.")
+
     customer.client.delete_post(str(post.uri))
     with pytest.raises(TriageError, match="refused the reply") as gone:
         send(native, "Yes, 10 to 4.")
