@@ -34,6 +34,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from connectors.base import Connector
 from pipeline.bus.interface import Producer
+from pipeline.errors import ConfigError, TransientError, TriageError
 from pipeline.records import Author, Post, validation_reason
 from pipeline.store.interface import Store
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 POST = "app.bsky.feed.post"
 MENTION = "app.bsky.richtext.facet#mention"
 DEFAULT_INSTANCE = "wss://jetstream2.us-east.bsky.network/subscribe"
+DEFAULT_PDS = "https://bsky.social"
 FLUSH_EVERY_S = 1.0
 HANDLES_KEPT = 10_000
 MAX_EVENT_BYTES = 1 << 20  # a post event is a few KB; Jetstream's records are capped far below
@@ -286,27 +288,80 @@ class BlueskyConnector(Connector):
 
 class BlueskyReplier:
     """Answers Bluesky posts as the brand's account over the AT Protocol (the ``atproto``
-    client), logged in with an app password on first use. A reply names its parent and its
-    thread's root by URI and CID, so the parent's record is read first."""
+    client) on the brand's PDS (``service``, bsky.social unless the account lives elsewhere),
+    logged in with an app password on first use. A reply names its parent and its thread's
+    root by URI and CID, so the parent's record is read first.
 
-    def __init__(self, handle: str, app_password: str) -> None:
+    Only ``com.atproto`` calls are made: the login skips the Bluesky profile lookup (an AppView
+    read that a PDS may not serve, and that the reply does not need), so the new record's repo
+    is the DID the session names. Failures are one line: an unreachable or busy service is a
+    ``TransientError`` (retry), refused credentials a ``ConfigError``, a post that cannot be
+    answered (deleted, or a reply Bluesky finds invalid, such as one over 300 characters) a
+    ``TriageError``.
+    """
+
+    def __init__(self, handle: str, app_password: str, service: str = DEFAULT_PDS) -> None:
         self.handle = handle
         self.app_password = app_password
+        self.service = service
         self._client: Any = None
+        self._did = ""
 
     def reply(self, native: str, text: str) -> str:
-        from atproto import Client, models
+        from atproto import models
+        from atproto.exceptions import AtProtocolError
+
+        parts = native_uri(native).removeprefix("at://").split("/")
+        if len(parts) != 3 or not parts[0].startswith("did:") or parts[1] != POST:
+            raise TriageError(f"{native!r} is not the id of a Bluesky post")
+        did, _, rkey = parts
+        try:
+            client = self._logged_in()
+            parent = client.get_post(rkey, profile_identify=did)
+            parent_ref = models.create_strong_ref(parent)
+            thread = getattr(parent.value, "reply", None)
+            root = thread.root if thread is not None else parent_ref
+            created = client.send_post(
+                text,
+                profile_identify=self._did,
+                reply_to=models.AppBskyFeedPost.ReplyRef(parent=parent_ref, root=root),
+            )
+        except AtProtocolError as exc:
+            raise self._failure(exc, native) from exc
+        return native_id(str(created.uri))
+
+    def _logged_in(self) -> Any:
+        from atproto import Client
+        from atproto.exceptions import UnauthorizedError
 
         if self._client is None:
-            client = Client()
-            client.login(self.handle, self.app_password)
+            client = Client(base_url=self.service)
+            try:
+                client.login(self.handle, self.app_password, fetch_bsky_profile=False)
+            except UnauthorizedError as exc:
+                raise ConfigError(
+                    f"Bluesky at {self.service} refused the app password of {self.handle}"
+                    f" ({exc}): check TRIAGE_BLUESKY_HANDLE and TRIAGE_BLUESKY_APP_PASSWORD"
+                ) from exc
+            self._did = client.com.atproto.server.get_session().did
             self._client = client
-        did, _, rkey = native_uri(native).removeprefix("at://").split("/")
-        parent = self._client.get_post(rkey, profile_identify=did)
-        parent_ref = models.create_strong_ref(parent)
-        thread = getattr(parent.value, "reply", None)
-        root = thread.root if thread is not None else parent_ref
-        created = self._client.send_post(
-            text, reply_to=models.AppBskyFeedPost.ReplyRef(parent=parent_ref, root=root)
+        return self._client
+
+    def _failure(self, exc: Exception, native: str) -> TriageError:
+        from atproto.exceptions import (
+            BadRequestError,
+            NetworkError,
+            RateLimitExceededError,
+            RequestErrorBase,
         )
-        return native_id(str(created.uri))
+
+        why = str(exc) or str(exc.__cause__ or "") or type(exc).__name__
+        if isinstance(exc, (NetworkError, RateLimitExceededError)) or (
+            isinstance(exc, RequestErrorBase)
+            and exc.response is not None
+            and exc.response.status_code >= 500
+        ):
+            return TransientError(f"Bluesky at {self.service} did not take the reply ({why})")
+        if isinstance(exc, BadRequestError):
+            return TriageError(f"Bluesky refused the reply to {native_uri(native)} ({why})")
+        return TriageError(f"Bluesky reply to {native_uri(native)} failed ({why})")

@@ -64,7 +64,8 @@ def reply_senders(settings: Settings, store: Store) -> dict[str, ReplySender]:
         from connectors.bluesky import BlueskyReplier
 
         password = settings.bluesky_app_password.get_secret_value()
-        senders["bluesky"] = BlueskyReplier(settings.bluesky_handle, password).reply
+        replier = BlueskyReplier(settings.bluesky_handle, password, settings.bluesky_pds_url)
+        senders["bluesky"] = replier.reply
     if settings.mastodon_api_base_url and settings.mastodon_access_token is not None:
         from mastodon import Mastodon
 

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     reddit_user_agent: str = "social-triage/0.1 (customer care listening)"
     bluesky_jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
     bluesky_handle: str | None = None  # the brand's account, which replies
+    # where the brand's account logs in to reply: bsky.social (Bluesky's entryway, which hands
+    # the client on to the account's host) for accounts made on Bluesky, else their own PDS
+    bluesky_pds_url: str = "https://bsky.social"
     bluesky_app_password: SecretStr | None = None
     # Jetstream's zstd dictionary (``pkg/models/zstd_dictionary`` in its repository): when set,
     # the connector asks for compressed events, about half the bandwidth

@@ -41,6 +41,12 @@ def mongo_uri() -> str:
     return required_env("TRIAGE_MONGO_URI")
 
 
+@pytest.fixture(scope="session")
+def pds_url() -> str:
+    """Bluesky's reference PDS (scripts/services), where the Bluesky reply tests write."""
+    return required_env("TRIAGE_BLUESKY_PDS_URL")
+
+
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
