@@ -13,7 +13,7 @@ it publishes; given that dictionary, the connector asks for and decompresses the
 frame on its own.
 
 AT URIs carry colons, which a ``Post``'s native id may not: the native id is the URI without its
-``at://`` scheme and with its colons percent-encoded (``native_uri`` undoes it).
+``at://`` scheme and with its colons and slashes percent-encoded (``native_uri`` undoes it).
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ def open_jetstream(url: str, close_timeout: float = 2.0) -> ClientConnection:
 
 
 def native_id(at_uri: str) -> str:
-    """An AT URI as a ``Post`` native id: no scheme, colons percent-encoded."""
-    return quote(at_uri.removeprefix("at://"), safe="/")
+    """An AT URI as a ``Post`` native id: no scheme, colons and slashes percent-encoded, so the
+    item id is one segment of a URL path (``/api/v1/items/{id}/resolve``)."""
+    return quote(at_uri.removeprefix("at://"), safe="")
 
 
 def native_uri(native: str) -> str:

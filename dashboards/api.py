@@ -34,7 +34,7 @@ from dashboards.assist_api import router as assist_router
 from dashboards.auth import LoginRequired, check_csrf, current_user, require_roles
 from dashboards.incident_api import router as incident_router
 from pipeline.bus.interface import Bus
-from pipeline.errors import TransientError
+from pipeline.errors import TransientError, TriageError
 from pipeline.outbound.replies import NoReplier, Repliers
 from pipeline.queue.agent_queue import QueueError
 from pipeline.records import QueueItem
@@ -159,6 +159,12 @@ def create_app(store: Store, settings: Settings | None = None, bus: Bus | None =
         request: Request, exc: QueueError | NoReplier | IncidentError
     ) -> JSONResponse:
         return JSONResponse(status_code=exc.status, content={"detail": str(exc)})
+
+    @app.exception_handler(TriageError)
+    def not_carried_out(request: Request, exc: TriageError) -> JSONResponse:
+        """What a provider or the settings refused (a reply to a deleted post, a revoked app
+        password): its one line, not a 500. Transient and queue errors have their own."""
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
 
     @app.exception_handler(LoginRequired)
     def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -11,18 +11,26 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from atproto import Client, models
 
+from classifiers.triager import Triager
 from connectors.bluesky import native_id, native_uri
 from connectors.replying import reply_senders
+from dashboards.api import create_app
+from dashboards.auth import make_account
 from pipeline.errors import ConfigError, TransientError, TriageError
+from pipeline.queue.agents import AgentProfile, Agents
 from pipeline.settings import Settings
 from pipeline.store.embedded import EmbeddedStore
+from tests.dashboard_server import served
+from tests.helpers import make_post
 
 pytestmark = pytest.mark.pds
 POST = "app.bsky.feed.post"
@@ -187,3 +195,41 @@ def test_an_unreachable_pds_is_a_retryable_error(
     send = brand_sender("acme.test", "aaaa-bbbb-cccc-dddd")
     with pytest.raises(TransientError, match="did not take the reply"):
         send("did%3Aplc%3Aabc/app.bsky.feed.post/3k", "Hello")
+
+
+def test_the_api_answers_a_refused_reply_in_one_line(
+    customer: Account,
+    brand: Account,
+    brand_sender: Sender,
+    embedded: EmbeddedStore,
+    triager: Triager,
+) -> None:
+    """An agent resolving an item whose post the customer deleted gets the provider's refusal
+    as a 422 with one line, and the item stays theirs to answer otherwise."""
+    brand_sender(brand.handle, brand.app_password())  # the settings the API reads
+    post = customer.post("@acme my parcel never arrived and nobody answers my emails")
+    native = native_id(str(post.uri))
+    embedded.ensure_schema()
+    embedded.write_batch(
+        triager.triage(
+            [make_post(0, source="bluesky").model_copy(update={"native_id": native})],
+            datetime.now(UTC),
+        )
+    )
+    embedded.save_user(make_account("ana", "agent password", ["agent"]))
+    Agents(embedded).put(AgentProfile(name="ana"))
+    customer.client.delete_post(str(post.uri))
+    # served for real: Starlette's TestClient decodes a path twice, a server does it once
+    with (
+        served(create_app(embedded, Settings.from_environment())) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        csrf = client.post("/api/v1/login", json={"name": "ana", "password": "agent password"})
+        headers = {"X-CSRF-Token": csrf.json()["csrf_token"]}
+        item = client.post("/api/v1/queue/next", headers=headers).json()["item"]
+        path = f"/api/v1/items/{quote(item['id'], safe='')}"  # one path segment, as for any id
+        refused = client.post(f"{path}/resolve", headers=headers, json={"reply": "So sorry!"})
+        assert refused.status_code == 422, refused.text
+        detail = refused.json()["detail"]
+        assert "refused the reply" in detail and "\n" not in detail
+        assert client.get(path).json()["item"]["status"] == "claimed"
