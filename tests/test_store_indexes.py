@@ -93,6 +93,15 @@ QUEUE_QUERIES = {
     "author's open items": ({"author_id": "bench:u7", "status": {"$ne": "resolved"}}, None,
                             "author"),
     "resolved since": ({"resolution.at": {"$gte": NOW}}, [("resolution.at", 1)], "resolved"),
+    # a spike's items for its incident, from every worker (Store.queue_mentioning)
+    "a spike's items": (
+        {
+            "post_created_at": {"$gte": NOW - timedelta(minutes=5)},
+            "$or": [{"text": {"$regex": "outage|acme", "$options": "i"}}],
+        },
+        [("post_created_at", 1)],
+        "created",
+    ),
 }
 
 
