@@ -1,5 +1,6 @@
 """Trends over the whole stream on real Kafka: two worker processes, each reading one partition,
-detect a spike spread over both once, at the minute one worker detects it."""
+detect a spike spread over both once, at the minute one worker reading every post (one
+partition, so in time order, as one process seeing the whole stream) detects it."""
 
 from __future__ import annotations
 
@@ -49,9 +50,10 @@ def stream() -> list[Post]:
     return posts
 
 
-def partition_of(post_id: str) -> int:
-    """The partition Kafka's default partitioner gives the key (murmur2), of two."""
-    return int(DefaultPartitioner()(post_id.encode(), [0, 1], [0, 1]))
+def partition_of(post_id: str, partitions: int = 2) -> int:
+    """The partition Kafka's default partitioner gives the key (murmur2)."""
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(post_id.encode(), every, every))
 
 
 @pytest.fixture
@@ -63,19 +65,23 @@ def deployments(kafka_bootstrap: str, mongo_uri: str) -> Iterator[list[Deploymen
         d.drop()
 
 
-def run(made: list[Deployment], kafka: str, mongo: str, workers: int) -> list[Trend]:
-    """Every alert the deployment's workers published for the stream, in order."""
+def run(
+    made: list[Deployment], kafka: str, mongo: str, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> list[Trend]:
+    """Every alert published for the stream by ``workers`` workers, one partition each (the
+    workers make the topics, with ``TRIAGE_PARTITIONS``), in order."""
+    monkeypatch.setenv("TRIAGE_PARTITIONS", str(workers))
     d = Deployment(kafka, mongo, uuid.uuid4().hex[:10], batch_size=200)
     made.append(d)
     for _ in range(workers):
         d.start_worker("--idle-exit", "30")
-    want = [[0], [1]] if workers == 2 else [[0, 1]]
+    want = [[k] for k in range(workers)]
     wait_for(lambda: shares(d) == want, 180, f"{workers} workers sharing the partitions")
     posts = stream()
     producer = d.bus().producer()
     # One post for each partition first: a worker is waited for from its first batch on, so
     # the first to start does not close minutes before the other has counted them.
-    firsts = [next(p for p in posts if partition_of(p.id) == k) for k in (0, 1)]
+    firsts = [next(p for p in posts if partition_of(p.id, workers) == k) for k in range(workers)]
     for p in firsts:
         producer.send(f"raw.{d.name}", p.model_dump_json().encode(), key=p.id.encode())
     producer.flush()
@@ -113,12 +119,15 @@ def opened(alerts: list[Trend]) -> list[tuple[str, str, datetime]]:
 
 
 def test_a_spike_over_two_partitions_is_detected_once_at_the_minute_one_worker_does(
-    deployments: list[Deployment], kafka_bootstrap: str, mongo_uri: str
+    deployments: list[Deployment],
+    kafka_bootstrap: str,
+    mongo_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spike = [p for p in stream() if "#acmeblackout" in p.text]
     assert {partition_of(p.id) for p in spike} == {0, 1}  # spread over both partitions
-    one = opened(run(deployments, kafka_bootstrap, mongo_uri, workers=1))
-    two = opened(run(deployments, kafka_bootstrap, mongo_uri, workers=2))
+    one = opened(run(deployments, kafka_bootstrap, mongo_uri, 1, monkeypatch))
+    two = opened(run(deployments, kafka_bootstrap, mongo_uri, 2, monkeypatch))
     assert len(one) == 1, one  # the spike, and nothing else
     assert two == one
     (_, what, detected), = one
