@@ -408,7 +408,9 @@ def test_a_spike_s_items_are_found_by_time_and_words_whatever_worker_wrote_them(
     since = batch[10].post.created_at
 
     def expect(holds: Callable[[TriagedPost], bool]) -> list[str]:
-        return [i for i, t in queued.items() if t.post.created_at >= since and holds(t)]
+        """The ids of the queued posts since ``since`` that ``holds``, newest first."""
+        found = [i for i, t in queued.items() if t.post.created_at >= since and holds(t)]
+        return found[::-1]
 
     def ids(items: list[QueueItem]) -> list[str]:
         return [i.id for i in items]
@@ -424,7 +426,7 @@ def test_a_spike_s_items_are_found_by_time_and_words_whatever_worker_wrote_them(
     assert store.queue_mentioning(since, []) == []
     assert ids(store.queue_mentioning(since, ["ACMEPHONE"], limit=1)) == phone[:1]
     # a resolved item is no incident's any more
-    item = store.get_item(phone[0])
+    item = store.get_item(phone[-1])
     assert item is not None
     store.update_item(item.id, item.version, {"status": "resolved"})
-    assert ids(store.queue_mentioning(since, ["acmephone"])) == phone[1:]
+    assert ids(store.queue_mentioning(since, ["acmephone"])) == phone[:-1]

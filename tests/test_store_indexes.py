@@ -99,7 +99,7 @@ QUEUE_QUERIES = {
             "post_created_at": {"$gte": NOW - timedelta(minutes=5)},
             "$or": [{"text": {"$regex": "outage|acme", "$options": "i"}}],
         },
-        [("post_created_at", 1)],
+        [("post_created_at", -1)],
         "created",
     ),
 }

@@ -234,7 +234,7 @@ class EmbeddedStore:
             return []
         rows = self._run(
             f"SELECT doc FROM queue WHERE {CREATED} >= julianday(?) AND status != 'resolved'"
-            f" AND ({' OR '.join(either)}) ORDER BY {CREATED} LIMIT ?",
+            f" AND ({' OR '.join(either)}) ORDER BY {CREATED} DESC LIMIT ?",
             (_iso(since), *(w.lower() for w in words), *topics, limit),
         )
         return [QueueItem.model_validate_json(r[0]) for r in rows]

@@ -121,8 +121,9 @@ class Store(Protocol):
         limit: int = 10_000,
     ) -> list[QueueItem]:
         """Items not resolved whose post was created at or after ``since`` and whose text holds
-        one of ``words`` (in any case) or whose topic is one of ``topics``, oldest post first:
-        a spike's posts from every worker, for its incident. A range on the indexed creation
+        one of ``words`` (in any case) or whose topic is one of ``topics``, newest post first
+        (a long spike's newest items are the ones its incident lacks): a spike's posts from
+        every worker, for its incident. A range on the indexed creation
         time (``created``), the words matched by the server within it."""
 
     def backlog(self, edges: Sequence[datetime]) -> dict[str, list[int]]:

@@ -233,7 +233,7 @@ class MongoStore:
         # condition on ``status`` from the claim index instead of the time's
         where = {"post_created_at": {"$gte": since}, "$or": either}
         with _transient("reading a spike's items"):
-            docs = self.queue.find(where).sort("post_created_at", ASCENDING).limit(limit)
+            docs = self.queue.find(where).sort("post_created_at", DESCENDING).limit(limit)
             items = [_queue_item(d) for d in docs]
         return [i for i in items if i.status != "resolved"]
 

@@ -29,7 +29,7 @@ from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record, Triag
 from pipeline.store.interface import Store
 from pipeline.trends.detector import Trend, parse_key, tokenise, word_keys
 
-SCAN_ITEMS = 10_000  # a spike's items read from the store, oldest first
+SCAN_ITEMS = 10_000  # a spike's items read from the store, newest first
 MIN_ITEMS = 2
 CAS_ATTEMPTS = 3
 GROUPED_KINDS = ("term", "hashtag", "mention", "phrase", "product", "topic")
