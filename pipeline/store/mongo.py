@@ -503,7 +503,8 @@ class MongoStore:
         state: Mapping[str, Any] | None = None,
     ) -> Lease | None:
         """One ``find_one_and_update`` on ``_id`` with upsert: a live lease of another holder
-        does not match, so the upsert's insert meets the existing ``_id`` and is refused."""
+        does not match, so the upsert's insert meets the existing ``_id`` and is refused (a
+        duplicate key: MongoDB's error 11000, FerretDB's PostgreSQL unique violation)."""
         changes: dict[str, Any] = {"holder": holder, "until": until}
         if state is not None:
             changes["state"] = dict(state)
@@ -516,6 +517,11 @@ class MongoStore:
                     return_document=ReturnDocument.BEFORE,
                 )
             except DuplicateKeyError:
+                return None
+            except OperationFailure as exc:
+                # FerretDB reports the refused insert as PostgreSQL's unique violation
+                if "duplicate key" not in str(exc):
+                    raise
                 return None
         if before is None:
             return Lease(None, None, {})
