@@ -240,6 +240,24 @@ class Worker:
         changed = self.trends.update(triaged, now)
         # on Kafka minutes are closed in the flush, on every worker's counts in the store
         changed += self._retrying(self.trends.flush, "trend write")
+        self._announce(changed, now)
+
+    def tick_trends(self) -> None:
+        """A poll brought nothing: on Kafka the lease holder may still close the minutes that
+        the other workers' counts let through since (its own partitions may be quiet, or read
+        to the end), at most every few seconds (``LEAD_EVERY_S``). Not with Kafka transactions:
+        their records go out only with a batch's offsets."""
+        if self.trends is None or not self.trends.shared or self.producer.transactional:
+            return
+        self._published.clear()
+        changed = self._retrying(self.trends.flush, "trend write")
+        if changed:
+            self._announce(changed, self.clock())
+            self._retrying(self.producer.flush, "producer flush")
+
+    def _announce(self, changed: list[Trend], now: datetime) -> None:
+        """Publish the trends created or changed, and group their items into incidents."""
+        assert self.trends is not None
         # a new spike went out as it opened; a changed one goes out now, for the notifier
         # (pipeline/trends/alerts.py) to tell people when it grew
         for trend in changed:
@@ -335,6 +353,7 @@ class Worker:
             try:
                 batch = self.poll_batch()
                 if not batch:
+                    self.tick_trends()
                     if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                         break
                     continue

@@ -50,6 +50,16 @@ def stream() -> list[Post]:
     return posts
 
 
+class Steady(Deployment):
+    """A deployment whose workers keep their partitions on a loaded machine: a worker slow to
+    poll rejoins the group only after two minutes (the default test deployment: 5 s), so each
+    reads one partition, in time order, from start to end."""
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**super().env, "TRIAGE_KAFKA_STALL_S": "120"}
+
+
 def partition_of(post_id: str, partitions: int = 2) -> int:
     """The partition Kafka's default partitioner gives the key (murmur2)."""
     return (murmur2(post_id.encode()) & 0x7FFFFFFF) % partitions
@@ -70,7 +80,7 @@ def run(
     """Every alert published for the stream by ``workers`` workers, one partition each (the
     workers make the topics, with ``TRIAGE_PARTITIONS``), in order."""
     monkeypatch.setenv("TRIAGE_PARTITIONS", str(workers))
-    d = Deployment(kafka, mongo, uuid.uuid4().hex[:10], batch_size=200)
+    d = Steady(kafka, mongo, uuid.uuid4().hex[:10], batch_size=200)
     made.append(d)
     for _ in range(workers):
         d.start_worker("--idle-exit", "30")

@@ -41,6 +41,7 @@ import random
 import re
 import socket
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -77,6 +78,7 @@ LOAD_LIMIT = 1_000_000  # records read at once: a day of buckets of many workers
 LEASE = "trend-detector"
 LEASE_S = 120  # wall seconds a leader holds the lease, and a worker's progress counts as live
 GRACE_MIN = 1  # minutes every live worker must be past a minute before it is closed
+LEAD_EVERY_S = 5.0  # between new minutes, how often the leader looks for more to close
 
 URL = re.compile(r"https?://\S+|www\.\S+")
 # A run of Chinese characters: written without spaces, so the token pattern would take a whole
@@ -396,6 +398,7 @@ class TrendDetector:
         self.trends: dict[str, Trend] = {}  # the newest version of every trend, by id
         self._pending_trends: dict[str, Trend] = {}
         self._changed: list[Trend] = []  # shared: closed in a flush that has not returned yet
+        self._led_at = 0.0  # shared: when (monotonic) this worker last tried to lead
         self.state_dirty = False
         if store is not None and not shared:
             self.load()
@@ -497,23 +500,30 @@ class TrendDetector:
 
     # ---------------------------------------------------------- one detector per deployment
 
-    def _advance(self, minute: int) -> list[Trend]:
+    def _advance(self, minute: int) -> None:
         """A shared detector's stream reached ``minute``, a new one: write this worker's buckets
-        of the minutes before it and say how far it is; then, if this worker holds the lease
-        (or takes it), close every minute each live worker is past by ``GRACE_MIN``, on the sum
-        of every worker's bucket of it. Four store calls a new minute, none a post; the leader
-        reads one minute's buckets for each minute it closes. Safe to run again after a store
-        failure: buckets are inserted once, and closing goes on from the last minute closed."""
+        of the minutes before it, and say how far it is (two store calls a new minute)."""
         assert self.store is not None
-        now = self.clock()
         self._write_buckets(minute - 1)
         self.store.put_record(
-            "trend_progress", self.worker_id, {"at": now, "watermark": minute}
+            "trend_progress", self.worker_id, {"at": self.clock(), "watermark": minute}
         )
         for old in [m for m in self.own if m < minute - 90 and m not in self.dirty]:
             del self.own[old]
         for old in [m for m in self.revisions if m < minute - 90 and m not in self.own]:
             del self.revisions[old]
+
+    def _lead(self, minute: int) -> list[Trend]:
+        """If this worker holds the lease (or takes it), close every minute each live worker
+        (progress written in the last ``LEASE_S``) is past by ``GRACE_MIN``, on the sum of
+        every worker's bucket of it: two store calls, and one read a minute closed; none a
+        post. Runs at each new minute and, between them, at most every ``LEAD_EVERY_S`` (also
+        when a poll brought nothing): a leader whose own partitions went quiet goes on closing
+        what the others' counts let through. Safe to run again after a store failure: closing
+        goes on from the last minute closed."""
+        assert self.store is not None
+        self._led_at = time.monotonic()
+        now = self.clock()
         until = now + timedelta(seconds=LEASE_S)
         state = {"closed": self.closed} if self.leader else None
         before = self.store.take_lease(LEASE, self.worker_id, until, now, state)
@@ -529,8 +539,10 @@ class TrendDetector:
         live = self.store.find_records(
             "trend_progress", limit=LOAD_LIMIT, since=now - timedelta(seconds=LEASE_S)
         )
+        if not live:
+            return []
         # every live worker has written its buckets of the minutes before its watermark
-        upto = min([minute, *(int(p["watermark"]) for p in live)]) - 1 - GRACE_MIN
+        upto = min(int(p["watermark"]) for p in live) - 1 - GRACE_MIN
         assert self.closed is not None
         changed: list[Trend] = []
         for m in range(max(self.closed + 1, upto - 60), upto + 1):
@@ -824,19 +836,23 @@ class TrendDetector:
         batches span many minutes does not rewrite them every batch. A bucket written again
         (late posts) is inserted as its next revision, never updated: inserts are what the
         MongoDB-wire store does cheaply, and readers take each minute's newest revision.
-        A shared detector closes minutes here too (``_advance``), and returns the trends that
+        A shared detector closes minutes here too (``_lead``), and returns the trends
         created or changed. Idempotent, so the worker may retry it; it is the detector's only
         I/O."""
         if self.store is None:
             self._pending_trends = {}
             return []
-        if self.watermark != self.flushed_at:
+        new_minute = self.watermark != self.flushed_at
+        if new_minute:
             assert self.watermark is not None
             if self.shared:
-                self._changed.extend(self._advance(self.watermark))
+                self._advance(self.watermark)
             else:
                 self._write_buckets(self.watermark - 1)
             self.flushed_at = self.watermark
+        due = time.monotonic() - self._led_at >= LEAD_EVERY_S
+        if self.shared and self.watermark is not None and (new_minute or due):
+            self._changed.extend(self._lead(self.watermark))
         if everything:
             self._write_buckets(None)
         for t in self._pending_trends.values():
