@@ -18,8 +18,9 @@ table that chose the default.
     .venv/bin/python bench/trends_quality.py ../shared/data [--compare] [--workers 2]
 
 ``--workers N`` splits each stream over N detectors by a hash of the post id (as Kafka spreads
-keyed posts over N partitions, one worker each), each detecting on its own counts, and prints the
-score without recording it.
+keyed posts over N partitions, one worker each), deployed as the worker deploys them on Kafka
+(``shared``: each writes its counts to one store, an embedded one in memory here, and the lease
+holder tests every minute on the sum of all), and prints the score without recording it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import sys
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.trends_stream import Stream, batches, build, shard
+from pipeline.store.embedded import EmbeddedStore
 from pipeline.trends.detector import DetectorConfig, Trend, TrendDetector, parse_key
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,25 +68,34 @@ def partition(ids: list[str], workers: int) -> np.ndarray:
 def run(
     stream: Stream, data: Path, config: DetectorConfig, seed: int = 7, workers: int = 1
 ) -> list[Alert]:
-    """Alerts of ``workers`` detectors, each fed only its partition's posts (each worker
-    detecting on its own counts, as the worker does today)."""
+    """Alerts of ``workers`` detectors, each fed only its partition's posts; with more than
+    one, they share a store and one of them (the lease holder) tests every minute on the sum
+    of their counts, as the workers of a deployment on Kafka do."""
     labels: dict[str, int] = {}
     alerts: list[Alert] = []
-    detectors = [TrendDetector(config=config) for _ in range(workers)]
+    if workers == 1:
+        detectors = [TrendDetector(config=config)]
+    else:
+        store = EmbeddedStore(":memory:")
+        store.ensure_schema()
+        detectors = [
+            TrendDetector(store, config=config, worker_id=f"w{w}", shared=True)
+            for w in range(workers)
+        ]
 
-    def on_alert_of(detector: TrendDetector) -> Callable[[Trend], None]:
-        def on_alert(trend: Trend) -> None:
-            minute = int(trend.detected_at.timestamp() // 60) - 1  # the minute that closed
-            ids = {s.id for s in detector.matching([parse_key(trend.what)], minute)}
-            votes = Counter(labels.get(i, -1) for i in ids)
-            event, n = votes.most_common(1)[0] if votes else (-1, 0)
-            owner = event if n * 2 > len(ids) else -1
-            alerts.append(Alert(trend, int(trend.detected_at.timestamp() // 60), owner))
-
-        return on_alert
+    def on_alert(trend: Trend) -> None:
+        minute = int(trend.detected_at.timestamp() // 60) - 1  # the minute that closed
+        # every worker's sampled posts: a post is labelled wherever its partition went
+        ids = {
+            s.id for d in detectors for s in d.matching([parse_key(trend.what)], minute)
+        }
+        votes = Counter(labels.get(i, -1) for i in ids)
+        event, n = votes.most_common(1)[0] if votes else (-1, 0)
+        owner = event if n * 2 > len(ids) else -1
+        alerts.append(Alert(trend, int(trend.detected_at.timestamp() // 60), owner))
 
     for detector in detectors:
-        detector.publish = on_alert_of(detector)
+        detector.publish = on_alert
     for batch, batch_labels in batches(stream, data, seed):
         labels.update(zip(batch.ids, batch_labels.tolist(), strict=True))
         if workers == 1:
@@ -94,6 +104,7 @@ def run(
         owner = partition(batch.ids, workers)
         for w, detector in enumerate(detectors):
             detector.update_batch(batch.take(np.flatnonzero(owner == w)))
+            detector.flush()
     ended = {
         t.id: t.ended_at for d in detectors for t in d.trends.values() if t.ended_at is not None
     }
@@ -231,7 +242,7 @@ def main() -> None:
     started = time.perf_counter()
     compare = None
     if "--workers" in sys.argv:
-        # each worker detecting on its own partition's counts: printed, not recorded as the bar
+        # a deployment of N workers (one partition each): printed, not recorded as the bar
         workers = int(sys.argv[sys.argv.index("--workers") + 1])
         split = evaluate(data, DetectorConfig().test, shards, workers)
         print({k: v for k, v in split.items() if k not in ("per_event",)})

@@ -15,9 +15,11 @@ Both are CPU time, so other jobs on a shared machine inflate them less than wall
 rounds of figure 2 are few, so its on/off difference is noisy and figure 1 over figure 2 is
 the share to read.
 
-    .venv/bin/python bench/trends_speed.py [--minutes 3] [--rounds 5] [--detector-only]
+    .venv/bin/python bench/trends_speed.py [--minutes 3] [--rounds 5] [--detector-only] [--shared]
 
 ``--rounds`` is the number of worker batches a side (more, for a steadier on/off difference).
+``--shared`` times figure 1 with the detector as the workers run it on Kafka (one of several:
+progress, lease and every worker's buckets of each minute closed read back from the store).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ SAMPLE = REPO / "connectors" / "samples" / "demo_posts.jsonl"
 BATCH = 1000
 RATE = 10_000
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+SHARED = "--shared" in sys.argv
 
 
 def sample() -> list[Post]:
@@ -83,7 +86,7 @@ def detector_alone(triager: Triager, minutes: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         store = EmbeddedStore(Path(tmp) / "s.sqlite3")
         store.ensure_schema()
-        detector = TrendDetector(store)
+        detector = TrendDetector(store, shared=SHARED)
         started = time.process_time()  # CPU time: a loaded machine does not inflate it
         calls = 0
         for m in range(minutes + 1):
@@ -119,7 +122,7 @@ def replay_alone(triager: Triager, rounds: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         store = EmbeddedStore(Path(tmp) / "s.sqlite3")
         store.ensure_schema()
-        detector = TrendDetector(store)
+        detector = TrendDetector(store, shared=SHARED)
         elapsed = 0.0
         for batch in batches:
             now = max(t.post.created_at for t in batch)

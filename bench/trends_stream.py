@@ -162,9 +162,10 @@ def batches(stream: Stream, data: Path, seed: int = 7) -> Iterator[tuple[Batch, 
             ids=ids,
             minutes=np.full(n, minute, dtype=np.int64),
             texts=all_texts,
-            languages=list(rng.choice(LANGS, n, p=LANG_P)),
-            topics=list(rng.choice(TOPICS, n, p=TOPIC_P)),
-            sentiments=list(rng.choice(SENTIMENTS, n)),
+            # plain str, as triaged posts have: stored trends carry them as keys
+            languages=rng.choice(LANGS, n, p=LANG_P).tolist(),
+            topics=rng.choice(TOPICS, n, p=TOPIC_P).tolist(),
+            sentiments=rng.choice(SENTIMENTS, n).tolist(),
             sources=["x"] * n,
             authors=[f"x:{a}" for a in rng.zipf(1.5, n) % 50_000],
         )

@@ -102,10 +102,19 @@ class Worker:
         self.producer = bus.producer(
             transactional_id(settings) if settings.kafka_transactions else None
         )
+        # On Kafka every worker of the group counts its partitions and one of them (the lease
+        # holder) tests the sum of all, so a spike split over partitions is seen whole, once.
         self.trends = (
-            TrendDetector(store, publish=self._publish_trend) if settings.trends_enabled else None
+            TrendDetector(
+                store,
+                publish=self._publish_trend,
+                shared=settings.kafka_bootstrap is not None,
+            )
+            if settings.trends_enabled
+            else None
         )
-        # the posts a new or grown spike may group into its incident (not a read of the queue)
+        # the posts a new or grown spike may group into its incident, when this worker sees
+        # every post (one worker on the in-process bus); on Kafka they are read from the store
         self._recent: deque[Candidate] = deque(maxlen=RECENT_ITEMS)
         self._published: set[str] = set()  # trends sent to the alerts topic in this batch
 
@@ -225,18 +234,42 @@ class Worker:
         """Count the batch for trends (in memory), then write what changed, and group the queue
         items of new or changed spikes into incidents; alerts go out with the producer flush."""
         assert self.trends is not None
-        self._recent.extend(Candidate.of(t) for t in triaged if not t.is_spam)
+        if not self.trends.shared:
+            self._recent.extend(Candidate.of(t) for t in triaged if not t.is_spam)
         self._published.clear()
         changed = self.trends.update(triaged, now)
+        # on Kafka minutes are closed in the flush, on every worker's counts in the store
+        changed += self._retrying(self.trends.flush, "trend write")
+        self._announce(changed, now)
+
+    def tick_trends(self) -> None:
+        """A poll brought nothing: on Kafka the lease holder may still close the minutes that
+        the other workers' counts let through since (its own partitions may be quiet, or read
+        to the end), at most every few seconds (``LEAD_EVERY_S``). Not with Kafka transactions:
+        their records go out only with a batch's offsets."""
+        if self.trends is None or not self.trends.shared or self.producer.transactional:
+            return
+        self._published.clear()
+        changed = self._retrying(self.trends.flush, "trend write")
+        if changed:
+            self._announce(changed, self.clock())
+            self._retrying(self.producer.flush, "producer flush")
+
+    def _announce(self, changed: list[Trend], now: datetime) -> None:
+        """Publish the trends created or changed, and group their items into incidents."""
+        assert self.trends is not None
         # a new spike went out as it opened; a changed one goes out now, for the notifier
         # (pipeline/trends/alerts.py) to tell people when it grew
         for trend in changed:
             if trend.id not in self._published:
                 self._publish_trend(trend)
-        self._retrying(self.trends.flush, "trend write")
         if changed:
             since = min(t.started_at for t in changed) - timedelta(minutes=15)
-            recent = [c for c in self._recent if c.post_created_at >= since]
+            recent = (
+                None
+                if self.trends.shared
+                else [c for c in self._recent if c.post_created_at >= since]
+            )
             self._retrying(
                 lambda: link_incidents(self.store, changed, now, recent), "incident write"
             )
@@ -320,6 +353,7 @@ class Worker:
             try:
                 batch = self.poll_batch()
                 if not batch:
+                    self.tick_trends()
                     if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                         break
                     continue

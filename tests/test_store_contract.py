@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from classifiers.triager import Triager
-from pipeline.records import AuditEntry, Author, TriagedPost
+from pipeline.records import AuditEntry, Author, QueueItem, TriagedPost
 from pipeline.store.embedded import EmbeddedStore
 from pipeline.store.interface import QueueQuery, Store
 from pipeline.store.mongo import MongoStore
@@ -366,3 +366,67 @@ def test_deleting_a_record_removes_only_it(store: Store) -> None:
     assert store.get_record("other", "a") == {"n": 3}
     store.put_record("k", "a", {"n": 4})  # a deleted key can be written again
     assert sorted(d["n"] for d in store.find_records("k")) == [2, 4]
+
+
+def test_a_lease_has_one_holder_until_its_time_runs_out(store: Store) -> None:
+    later = NOW + timedelta(minutes=2)
+    first = store.take_lease("detector", "w1", later, NOW)
+    assert first is not None and first.holder is None and first.state == {}
+    assert store.take_lease("detector", "w2", later, NOW + timedelta(minutes=1)) is None
+    # the holder renews it and records its progress; a renewal without state keeps it
+    renewed = store.take_lease("detector", "w1", later + timedelta(minutes=2), NOW, {"closed": 7})
+    assert renewed is not None and renewed.holder == "w1" and renewed.until == later
+    assert store.take_lease("detector", "w1", later + timedelta(minutes=2), NOW) is not None
+    assert store.take_lease("detector", "w2", NOW, later + timedelta(minutes=1)) is None
+    # once it ran out another takes it over, and reads what the last holder recorded
+    taken = store.take_lease("detector", "w2", NOW + timedelta(days=2), later + timedelta(1))
+    assert taken is not None and taken.holder == "w1" and taken.state == {"closed": 7}
+    assert store.take_lease("detector", "w1", NOW, later + timedelta(days=1)) is None
+    assert store.take_lease("other", "w1", NOW, NOW) is not None  # leases are by name
+
+
+def test_of_workers_racing_for_a_free_lease_exactly_one_takes_it(store: Store) -> None:
+    results: list[object] = []
+
+    def take(i: int) -> None:
+        results.append(store.take_lease("race", f"w{i}", NOW + timedelta(minutes=1), NOW))
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+
+
+def test_a_spike_s_items_are_found_by_time_and_words_whatever_worker_wrote_them(
+    store: Store, batch: list[TriagedPost]
+) -> None:
+    store.write_batch(batch[:20])
+    store.write_batch(batch[20:])  # as another worker would
+    queued = {t.id: t for t in batch if not t.is_spam}
+    since = batch[10].post.created_at
+
+    def expect(holds: Callable[[TriagedPost], bool]) -> list[str]:
+        """The ids of the queued posts since ``since`` that ``holds``, newest first."""
+        found = [i for i, t in queued.items() if t.post.created_at >= since and holds(t)]
+        return found[::-1]
+
+    def ids(items: list[QueueItem]) -> list[str]:
+        return [i.id for i in items]
+
+    phone = expect(lambda t: "acmephone" in t.post.text.lower())
+    assert phone and ids(store.queue_mentioning(since, ["ACMEPHONE"])) == phone
+    late = expect(lambda t: "物流" in t.post.text or "tracking" in t.post.text)
+    assert late and ids(store.queue_mentioning(since, ["物流", "tracking"])) == late
+    topic = next(iter(queued.values())).topic.label
+    assert ids(store.queue_mentioning(since, [], [topic])) == expect(
+        lambda t: t.topic.label == topic
+    )
+    assert store.queue_mentioning(since, []) == []
+    assert ids(store.queue_mentioning(since, ["ACMEPHONE"], limit=1)) == phone[:1]
+    # a resolved item is no incident's any more
+    item = store.get_item(phone[-1])
+    assert item is not None
+    store.update_item(item.id, item.version, {"status": "resolved"})
+    assert ids(store.queue_mentioning(since, ["acmephone"])) == phone[:-1]

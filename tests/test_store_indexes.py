@@ -48,14 +48,19 @@ def loaded(mongo_uri: str, unique: str) -> Iterator[MongoStore]:
                 changes = {"status": "resolved",
                            "resolution": {"reply": "ok", "by": "a1", "at": NOW}}
             assert store.update_item(item.id, 0, changes) is not None
-        port = required_env("TRIAGE_POSTGRES_PORT")
-        subprocess.run(["/usr/lib/postgresql/15/bin/psql", "-h", "127.0.0.1", "-p", port,
-                        "-U", "postgres", "-qc", "ANALYZE"], check=True)
+        analyze()
         yield store
     finally:
         store.close()
         with MongoClient(mongo_uri) as client:
             client.drop_database(f"test_plan_{unique}")
+
+
+def analyze() -> None:
+    """Fresh statistics, as autovacuum would have them on a running service."""
+    port = required_env("TRIAGE_POSTGRES_PORT")
+    subprocess.run(["/usr/lib/postgresql/15/bin/psql", "-h", "127.0.0.1", "-p", port,
+                    "-U", "postgres", "-qc", "ANALYZE"], check=True)
 
 
 def plan(store: MongoStore, collection: str, query: dict[str, Any],
@@ -93,6 +98,15 @@ QUEUE_QUERIES = {
     "author's open items": ({"author_id": "bench:u7", "status": {"$ne": "resolved"}}, None,
                             "author"),
     "resolved since": ({"resolution.at": {"$gte": NOW}}, [("resolution.at", 1)], "resolved"),
+    # a spike's items for its incident, from every worker (Store.queue_mentioning)
+    "a spike's items": (
+        {
+            "post_created_at": {"$gte": NOW - timedelta(minutes=5)},
+            "$or": [{"text": {"$regex": "outage|acme", "$options": "i"}}],
+        },
+        [("post_created_at", -1)],
+        "created",
+    ),
 }
 
 
@@ -111,3 +125,27 @@ def test_posts_by_author_and_by_time_read_their_indexes(loaded: MongoStore) -> N
     assert by_author and all(i.startswith("author_key") for i in by_author)
     by_time, _ = plan(loaded, "posts", {"created_at": {"$gte": NOW}}, [("created_at", 1)])
     assert by_time and all(i.startswith("created_at") for i in by_time)
+
+
+def test_a_closed_minute_s_counts_are_read_through_the_time_index(loaded: MongoStore) -> None:
+    """The trend lease holder reads every worker's buckets of each minute it closes (and every
+    worker the live progress records): a range on the records' ``at`` index, not a walk of a
+    day of buckets."""
+    records = loaded.records("trend_buckets")
+    records.insert_many(
+        [
+            {
+                "_id": f"w{w}:{m}:0",
+                "seq": 2 * m + w,
+                "doc": {"at": NOW + timedelta(minutes=m), "minute": m, "keys": ["all"],
+                        "counts": [1]},
+            }
+            for m in range(1440)
+            for w in range(2)
+        ]
+    )
+    analyze()
+    minute = {"$gte": NOW + timedelta(minutes=700), "$lt": NOW + timedelta(minutes=701)}
+    indexes, nodes = plan(loaded, records.name, {"doc.at": minute}, [("seq", 1)])
+    assert "doc.at_1" in indexes, (indexes, nodes)
+    assert "Seq Scan" not in nodes, nodes

@@ -22,6 +22,7 @@ from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store.interface import (
     COLLECTIONS,
+    Lease,
     QueuePage,
     QueueQuery,
     SavedCheckpoint,
@@ -61,6 +62,9 @@ CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS posts_created ON posts (created_at);
 CREATE INDEX IF NOT EXISTS queue_created
     ON queue (julianday(json_extract(doc, '$.post_created_at')));
+CREATE INDEX IF NOT EXISTS records_at ON records (kind, json_extract(doc, '$.at'));
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL, state BLOB);
 """
 CREATED = "julianday(json_extract(doc, '$.post_created_at'))"  # indexed (queue_created)
 SLA_BAND = "coalesce(json_extract(doc, '$.sla_band'), band)"
@@ -213,6 +217,25 @@ class EmbeddedStore:
         rows = self._run(
             f"SELECT doc FROM queue WHERE {CREATED} >= julianday(?) AND {CREATED} < julianday(?)",
             (_iso(since), _iso(until)),
+        )
+        return [QueueItem.model_validate_json(r[0]) for r in rows]
+
+    def queue_mentioning(
+        self,
+        since: datetime,
+        words: Sequence[str],
+        topics: Sequence[str] = (),
+        limit: int = 10_000,
+    ) -> list[QueueItem]:
+        either = ["instr(lower(json_extract(doc, '$.text')), ?) > 0"] * len(words)
+        if topics:
+            either.append(f"topic IN ({','.join('?' * len(topics))})")
+        if not either:
+            return []
+        rows = self._run(
+            f"SELECT doc FROM queue WHERE {CREATED} >= julianday(?) AND status != 'resolved'"
+            f" AND ({' OR '.join(either)}) ORDER BY {CREATED} DESC LIMIT ?",
+            (_iso(since), *(w.lower() for w in words), *topics, limit),
         )
         return [QueueItem.model_validate_json(r[0]) for r in rows]
 
@@ -459,6 +482,43 @@ class EmbeddedStore:
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
         rows = self._run("SELECT doc FROM records WHERE kind = ? AND key = ?", (kind, key))
         return orjson.loads(rows[0][0]) if rows else None
+
+    def take_lease(
+        self,
+        name: str,
+        holder: str,
+        until: datetime,
+        now: datetime,
+        state: Mapping[str, Any] | None = None,
+    ) -> Lease | None:
+        """Read and write in one ``BEGIN IMMEDIATE`` transaction: SQLite's write lock, taken
+        before the read, keeps another process from taking the lease in between."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    row = self._db.execute(
+                        "SELECT holder, until, state FROM leases WHERE name = ?", (name,)
+                    ).fetchone()
+                    if row is not None and row[0] != holder and row[1] >= _iso(now):
+                        self._db.rollback()
+                        return None
+                    kept = row[2] if row is not None else None
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)",
+                        (name, holder, _iso(until), kept if state is None else _dumps(dict(state))),
+                    )
+                    self._db.commit()
+                except BaseException:
+                    self._db.rollback()
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise TransientError(f"embedded store: {exc}") from exc
+        if row is None:
+            return Lease(None, None, {})
+        return Lease(
+            row[0], datetime.fromisoformat(row[1]), orjson.loads(row[2]) if row[2] else {}
+        )
 
     def find_records(
         self,

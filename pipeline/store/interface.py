@@ -65,6 +65,16 @@ def prefix_end(prefix: str) -> str:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """A lease as it was just before a take: who held it (None: nobody ever had), until when,
+    and what its holder recorded in it (the trend detector's leader: the last minute it closed)."""
+
+    holder: str | None
+    until: datetime | None
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class WriteResult:
     posts_new: int
     queued_new: int
@@ -102,6 +112,19 @@ class Store(Protocol):
     def queue_between(self, since: datetime, until: datetime) -> list[QueueItem]:
         """Items whose post was created in ``[since, until)``, whatever their state: what the
         KPIs of a range are computed from (a range on an indexed time)."""
+
+    def queue_mentioning(
+        self,
+        since: datetime,
+        words: Sequence[str],
+        topics: Sequence[str] = (),
+        limit: int = 10_000,
+    ) -> list[QueueItem]:
+        """Items not resolved whose post was created at or after ``since`` and whose text holds
+        one of ``words`` (in any case) or whose topic is one of ``topics``, newest post first
+        (a long spike's newest items are the ones its incident lacks): a spike's posts from
+        every worker, for its incident. A range on the indexed creation
+        time (``created``), the words matched by the server within it."""
 
     def backlog(self, edges: Sequence[datetime]) -> dict[str, list[int]]:
         """Unresolved items per band, counted between consecutive ``edges`` of the post's
@@ -189,6 +212,20 @@ class Store(Protocol):
         backend, so it doubles as a ledger (breaches recorded once, escalation quota tokens)."""
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def take_lease(
+        self,
+        name: str,
+        holder: str,
+        until: datetime,
+        now: datetime,
+        state: Mapping[str, Any] | None = None,
+    ) -> Lease | None:
+        """Take (or renew) the lease ``name`` for ``holder`` until ``until`` if nobody holds it,
+        its holder's time ran out before ``now``, or ``holder`` holds it already: one atomic
+        step on every backend, so of processes racing for it one wins. ``state`` (when given)
+        replaces what the lease records. Returns the lease as it was before, or None when
+        another holder's lease is live."""
 
     def delete_record(self, kind: str, key: str) -> bool:
         """Remove one record; True if there was one."""

@@ -32,6 +32,7 @@ from pipeline.assist_records import OutboundReply
 from pipeline.errors import TransientError
 from pipeline.records import AuditEntry, Correction, QueueItem, TriagedPost, UserAccount
 from pipeline.store.interface import (
+    Lease,
     QueuePage,
     QueueQuery,
     SavedCheckpoint,
@@ -212,6 +213,29 @@ class MongoStore:
         with _transient("reading the queue of a range"):
             where = {"post_created_at": {"$gte": since, "$lt": until}}
             return [_queue_item(d) for d in self.queue.find(where)]
+
+    def queue_mentioning(
+        self,
+        since: datetime,
+        words: Sequence[str],
+        topics: Sequence[str] = (),
+        limit: int = 10_000,
+    ) -> list[QueueItem]:
+        either: list[dict[str, Any]] = []
+        if words:
+            pattern = "|".join(re.escape(w) for w in words)
+            either.append({"text": {"$regex": pattern, "$options": "i"}})
+        if topics:
+            either.append({"topic": {"$in": list(topics)}})
+        if not either:
+            return []
+        # resolved items are left out here, not in the filter: DocumentDB would serve a
+        # condition on ``status`` from the claim index instead of the time's
+        where = {"post_created_at": {"$gte": since}, "$or": either}
+        with _transient("reading a spike's items"):
+            docs = self.queue.find(where).sort("post_created_at", DESCENDING).limit(limit)
+            items = [_queue_item(d) for d in docs]
+        return [i for i in items if i.status != "resolved"]
 
     def backlog(self, edges: Sequence[datetime]) -> dict[str, list[int]]:
         where = {"status": {"$ne": "resolved"}, "post_created_at": {"$lt": edges[0]}}
@@ -469,6 +493,39 @@ class MongoStore:
         with _transient(f"reading a {kind} record"):
             found = records.find_one({"_id": key})
         return None if found is None else dict(found["doc"])
+
+    def take_lease(
+        self,
+        name: str,
+        holder: str,
+        until: datetime,
+        now: datetime,
+        state: Mapping[str, Any] | None = None,
+    ) -> Lease | None:
+        """One ``find_one_and_update`` on ``_id`` with upsert: a live lease of another holder
+        does not match, so the upsert's insert meets the existing ``_id`` and is refused (a
+        duplicate key: MongoDB's error 11000, FerretDB's PostgreSQL unique violation)."""
+        changes: dict[str, Any] = {"holder": holder, "until": until}
+        if state is not None:
+            changes["state"] = dict(state)
+        with _transient(f"taking lease {name}"):
+            try:
+                before = self._db["leases"].find_one_and_update(
+                    {"_id": name, "$or": [{"holder": holder}, {"until": {"$lt": now}}]},
+                    {"$set": changes},
+                    upsert=True,
+                    return_document=ReturnDocument.BEFORE,
+                )
+            except DuplicateKeyError:
+                return None
+            except OperationFailure as exc:
+                # FerretDB reports the refused insert as PostgreSQL's unique violation
+                if "duplicate key" not in str(exc):
+                    raise
+                return None
+        if before is None:
+            return Lease(None, None, {})
+        return Lease(before.get("holder"), before.get("until"), dict(before.get("state") or {}))
 
     def delete_record(self, kind: str, key: str) -> bool:
         records = self.records(kind)

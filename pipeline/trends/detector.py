@@ -41,6 +41,7 @@ import random
 import re
 import socket
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -61,6 +62,7 @@ from pipeline.records import AwareDatetime, Record, TriagedPost
 from pipeline.store.interface import Store
 
 Key = str | tuple[str, str]
+EMPTY: Counter[Key] = Counter()  # a minute without counts (read only)
 Status = Literal["emerging", "peaking", "fading", "ended"]
 
 WINDOWS_MIN = (1, 15, 60, 1440)
@@ -72,6 +74,11 @@ HOUR_CANDIDATE = 2  # a key's least count in 15 minutes for the hourly test to l
 HOUR_PREFILTER = 0.05  # the quarter hour's p-value under which a key gets the hourly test
 HOUR_KEYS = 20_000  # terms kept per closed hour for the 24-hour window: memory stays bounded
 LOAD_LIMIT = 1_000_000  # records read at once: a day of buckets of many workers
+# A deployment's workers (``shared``): one leader closes each minute on every worker's counts.
+LEASE = "trend-detector"
+LEASE_S = 120  # wall seconds a leader holds the lease, and a worker's progress counts as live
+GRACE_MIN = 1  # minutes every live worker must be past a minute before it is closed
+LEAD_EVERY_S = 5.0  # between new minutes, how often the leader looks for more to close
 
 URL = re.compile(r"https?://\S+|www\.\S+")
 # A run of Chinese characters: written without spaces, so the token pattern would take a whole
@@ -355,8 +362,15 @@ class TrendDetector:
         worker_id: str | None = None,
         publish: Callable[[Trend], None] | None = None,
         seed: int = 0,
+        shared: bool = False,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        if shared and store is None:
+            raise ValueError("a shared detector needs the store its workers share")
         self.store = store
+        self.shared = shared
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.leader = False  # shared: whether this worker holds the lease and closes minutes
         self.config = config or DetectorConfig()
         self.test = TESTS[self.config.test]
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -364,6 +378,8 @@ class TrendDetector:
         self.rng = random.Random(seed)
         self.own: dict[int, Counter[Key]] = {}  # this session's minute counts (persisted)
         self.base: dict[int, Counter[Key]] = {}  # counts loaded from the store (never rewritten)
+        # shared: every worker's counts of the minutes the leader closed, as read from the store
+        self.merged: dict[int, Counter[Key]] = {}
         self.hours: dict[int, Counter[Key]] = {}
         self.samples: dict[int, list[Sampled]] = {}
         self.shares: dict[Key, float] = {}
@@ -381,8 +397,10 @@ class TrendDetector:
         self.active: dict[str, Active] = {}
         self.trends: dict[str, Trend] = {}  # the newest version of every trend, by id
         self._pending_trends: dict[str, Trend] = {}
+        self._changed: list[Trend] = []  # shared: closed in a flush that has not returned yet
+        self._led_at = 0.0  # shared: when (monotonic) this worker last tried to lead
         self.state_dirty = False
-        if store is not None:
+        if store is not None and not shared:
             self.load()
 
     # ---------------------------------------------------------- counting
@@ -404,7 +422,7 @@ class TrendDetector:
         for minute in np.unique(minutes).tolist():
             if minute < floor:
                 continue  # over an hour late: too late to count
-            if self.watermark is not None:
+            if self.watermark is not None and not self.shared:  # shared: closed in ``flush``
                 for closing in range(max(self.watermark, minute - 61), minute):
                     changed.extend(self._close_minute(closing))
             if self.watermark is None or minute > self.watermark:
@@ -419,7 +437,8 @@ class TrendDetector:
         part = batch if whole else batch.take(idx)
         part_tokens = tokens if whole else [tokens[i] for i in idx.tolist()]
         own = self.own.setdefault(minute, Counter())
-        if self.closed is not None and self.closed - DETECT_WINDOW < minute <= self.closed:
+        closed = self.closed
+        if not self.shared and closed is not None and closed - DETECT_WINDOW < minute <= closed:
             late: Counter[Key] = Counter()
             count_into(late, part, part_tokens)
             own.update(late)
@@ -449,7 +468,10 @@ class TrendDetector:
             )
 
     def counts(self, minute: int) -> Counter[Key]:
-        """One minute's counts, this worker's and the loaded ones (read only: may be shared)."""
+        """One minute's counts, this worker's and the loaded ones (read only: may be shared);
+        a shared detector's are every worker's, read when the minute closed."""
+        if self.shared:
+            return self.merged.get(minute, EMPTY)
         own, base = self.own.get(minute), self.base.get(minute)
         if base is None or own is None:
             return own if own is not None else base if base is not None else Counter()
@@ -476,6 +498,86 @@ class TrendDetector:
         """The sliding windows (1 min, 15 min, 1 h, 24 h) ending at the newest minute."""
         return {f"{w}m": self.window(w) for w in WINDOWS_MIN}
 
+    # ---------------------------------------------------------- one detector per deployment
+
+    def _advance(self, minute: int) -> None:
+        """A shared detector's stream reached ``minute``, a new one: write this worker's buckets
+        of the minutes before it, and say how far it is (two store calls a new minute)."""
+        assert self.store is not None
+        self._write_buckets(minute - 1)
+        self.store.put_record(
+            "trend_progress", self.worker_id, {"at": self.clock(), "watermark": minute}
+        )
+        for old in [m for m in self.own if m < minute - 90 and m not in self.dirty]:
+            del self.own[old]
+        for old in [m for m in self.revisions if m < minute - 90 and m not in self.own]:
+            del self.revisions[old]
+
+    def _lead(self, minute: int) -> list[Trend]:
+        """If this worker holds the lease (or takes it), close every minute each live worker
+        (progress written in the last ``LEASE_S``) is past by ``GRACE_MIN``, on the sum of
+        every worker's bucket of it: two store calls, and one read a minute closed; none a
+        post. Runs at each new minute and, between them, at most every ``LEAD_EVERY_S`` (also
+        when a poll brought nothing): a leader whose own partitions went quiet goes on closing
+        what the others' counts let through. Safe to run again after a store failure: closing
+        goes on from the last minute closed."""
+        assert self.store is not None
+        self._led_at = time.monotonic()
+        now = self.clock()
+        until = now + timedelta(seconds=LEASE_S)
+        state = {"closed": self.closed} if self.leader else None
+        before = self.store.take_lease(LEASE, self.worker_id, until, now, state)
+        if before is None:
+            if self.leader:
+                self._step_down()
+            # kept for a take-over: the quarter hour the leader is about to close
+            for old in [m for m in self.samples if m < minute - DETECT_WINDOW - 2 - GRACE_MIN]:
+                del self.samples[old]
+            return []
+        if not self.leader or before.holder != self.worker_id:
+            self._take_over(before.state.get("closed"), minute)
+        live = self.store.find_records(
+            "trend_progress", limit=LOAD_LIMIT, since=now - timedelta(seconds=LEASE_S)
+        )
+        if not live:
+            return []
+        # every live worker has written its buckets of the minutes before its watermark
+        upto = min(int(p["watermark"]) for p in live) - 1 - GRACE_MIN
+        assert self.closed is not None
+        changed: list[Trend] = []
+        for m in range(max(self.closed + 1, upto - 60), upto + 1):
+            found = self.store.find_records(
+                "trend_buckets", limit=LOAD_LIMIT, since=minute_time(m), until=minute_time(m + 1)
+            )
+            merged: Counter[Key] = Counter()
+            for doc in newest_revisions(found):
+                merged.update(
+                    {parse_key(k): int(c) for k, c in zip(doc["keys"], doc["counts"], strict=True)}
+                )
+            self.merged[m] = merged
+            changed.extend(self._close_minute(m))
+        return changed
+
+    def _take_over(self, closed: int | None, minute: int) -> None:
+        """Become the deployment's detector: from the store, the baseline, the counts of the
+        last day up to the last minute the previous leader closed, and the active trends."""
+        self._forget()
+        self.leader = True
+        # the first leader of a deployment starts at the newest minute it may close
+        self.load(minute - 2 - GRACE_MIN if closed is None else closed)
+
+    def _step_down(self) -> None:
+        """Another worker took the lease (this one was too slow to renew it): its detection
+        state goes, to be read again from the store if it leads again."""
+        self._forget()
+        self.leader = False
+
+    def _forget(self) -> None:
+        self.merged, self.hours, self.active = {}, {}, {}
+        self.shares, self.share_weight, self.share_scale = {}, 0.0, 1.0
+        self.hours_seen, self.seasonal, self.hourly_volume = 0, [None] * 24, 0.0
+        self.closed, self.window15 = None, Counter()
+
     # ---------------------------------------------------------- minute and hour close
 
     def _close_minute(self, minute: int) -> list[Trend]:
@@ -491,6 +593,8 @@ class TrendDetector:
         changed = self._test(minute)
         if (minute + 1) % 60 == 0:
             self._close_hour(minute // 60)
+        for old in [m for m in self.merged if m < minute - 90]:
+            del self.merged[old]
         for counts in (self.own, self.base):
             for old in [m for m in counts if m < minute - 90 and m not in self.dirty]:
                 del counts[old]  # a minute not yet written waits for the next flush
@@ -725,29 +829,32 @@ class TrendDetector:
 
     # ---------------------------------------------------------- persistence
 
-    def flush(self, everything: bool = False) -> None:
+    def flush(self, everything: bool = False) -> list[Trend]:
         """Write what changed: the buckets of closed minutes once the stream reaches a new
         minute (of every minute with ``everything``), trends, and the baseline after an hour
         closed. Late posts of closed minutes wait for the next new minute, so a replay whose
         batches span many minutes does not rewrite them every batch. A bucket written again
         (late posts) is inserted as its next revision, never updated: inserts are what the
         MongoDB-wire store does cheaply, and readers take each minute's newest revision.
-        Idempotent, so the worker may retry it; it is the detector's only I/O."""
+        A shared detector closes minutes here too (``_lead``), and returns the trends
+        created or changed. Idempotent, so the worker may retry it; it is the detector's only
+        I/O."""
         if self.store is None:
             self._pending_trends = {}
-            return
-        if everything or self.watermark != self.flushed_at:
-            upto = None if everything or self.watermark is None else self.watermark - 1
-            minutes = sorted(m for m in self.dirty if upto is None or m <= upto)
-            for m in minutes:
-                if m in self.own:
-                    rev = self.revisions.get(m, 0)
-                    doc = {**self._bucket_doc(m), "rev": rev}
-                    self.store.add_record("trend_buckets", f"{self.worker_id}:{m}:{rev}", doc)
-            for m in minutes:
-                self.revisions[m] = self.revisions.get(m, 0) + 1
-            self.dirty -= set(minutes)
+            return []
+        new_minute = self.watermark != self.flushed_at
+        if new_minute:
+            assert self.watermark is not None
+            if self.shared:
+                self._advance(self.watermark)
+            else:
+                self._write_buckets(self.watermark - 1)
             self.flushed_at = self.watermark
+        due = time.monotonic() - self._led_at >= LEAD_EVERY_S
+        if self.shared and self.watermark is not None and (new_minute or due):
+            self._changed.extend(self._lead(self.watermark))
+        if everything:
+            self._write_buckets(None)
         for t in self._pending_trends.values():
             self.store.put_record(
                 "trend_records", t.id, {**t.model_dump(mode="python"), "at": t.detected_at}
@@ -756,6 +863,22 @@ class TrendDetector:
         if self.state_dirty or everything:
             self.save_state()
             self.state_dirty = False
+        changed, self._changed = self._changed, []
+        return changed
+
+    def _write_buckets(self, upto: int | None) -> None:
+        """Write this worker's buckets of the minutes counted since they were last written, up
+        to ``upto`` (every one with None), each as its minute's next revision."""
+        assert self.store is not None
+        minutes = sorted(m for m in self.dirty if upto is None or m <= upto)
+        for m in minutes:
+            if m in self.own:
+                rev = self.revisions.get(m, 0)
+                doc = {**self._bucket_doc(m), "rev": rev}
+                self.store.add_record("trend_buckets", f"{self.worker_id}:{m}:{rev}", doc)
+        for m in minutes:
+            self.revisions[m] = self.revisions.get(m, 0) + 1
+        self.dirty -= set(minutes)
 
     def _bucket_doc(self, minute: int) -> dict[str, Any]:
         meta: list[tuple[Key, int]] = []
@@ -774,14 +897,16 @@ class TrendDetector:
         }
 
     def save_state(self) -> None:
-        if self.store is None or self.watermark is None:
+        # a shared detector's baseline is of the minutes it closed, not of those it counted
+        upto = self.closed if self.shared else self.watermark
+        if self.store is None or upto is None or (self.shared and not self.leader):
             return
         top = sorted(self.shares.items(), key=lambda kv: -kv[1])[:BASELINE_KEYS]
         self.store.put_record(
             "trend_state",
             self.worker_id,
             {
-                "at": minute_time(self.watermark),
+                "at": minute_time(upto),
                 "worker": self.worker_id,
                 "share_keys": [key_name(k) for k, _ in top],
                 "shares": [v * self.share_scale for _, v in top],
@@ -792,16 +917,18 @@ class TrendDetector:
             },
         )
 
-    def load(self) -> None:
+    def load(self, closed: int | None = None) -> None:
         """Take up where the workers left off: the newest baseline, the last day of buckets of
-        every worker (as a base this worker never rewrites) and the trends still active."""
+        every worker (as a base this worker never rewrites) and the trends still active. A
+        shared detector taking the lease over loads the buckets of the minutes up to ``closed``
+        (the last its predecessor closed) as the deployment's counts, and goes on from there."""
         assert self.store is not None
         states = self.store.find_records("trend_state", limit=LOAD_LIMIT)
-        since = None
+        since = None if closed is None else minute_time(closed - 1440)
         if states:
             state = max(states, key=lambda d: as_time(d["at"]))
             # buckets reach at most an hour past the newest baseline (saved hourly and at close)
-            since = as_time(state["at"]) - timedelta(days=1)
+            since = since or as_time(state["at"]) - timedelta(days=1)
             self.shares = {
                 parse_key(k): float(v)
                 for k, v in zip(state["share_keys"], state["shares"], strict=True)
@@ -810,12 +937,14 @@ class TrendDetector:
             self.hours_seen = int(state["hours_seen"])
             self.seasonal = list(state["seasonal"])
             self.hourly_volume = float(state["hourly_volume"])
+        until = None if closed is None else minute_time(closed + 1)
         buckets = newest_revisions(
-            self.store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since)
+            self.store.find_records("trend_buckets", limit=LOAD_LIMIT, since=since, until=until)
         )
-        if not buckets:
+        if not buckets and closed is None:
             return
-        newest = max(int(b["minute"]) for b in buckets)
+        newest = max(int(b["minute"]) for b in buckets) if closed is None else closed
+        into = self.merged if self.shared else self.base
         for b in buckets:
             m = int(b["minute"])
             if m <= newest - 1440:
@@ -824,11 +953,14 @@ class TrendDetector:
                 {parse_key(k): int(c) for k, c in zip(b["keys"], b["counts"], strict=True)}
             )
             if m > newest - 90:
-                self.base.setdefault(m, Counter()).update(counts)
+                into.setdefault(m, Counter()).update(counts)
             if m < (newest // 60) * 60:
                 self.hours.setdefault(m // 60, Counter()).update(counts)
-        self.watermark = newest
-        self.closed = newest - 1
+        if self.shared:
+            self.closed = newest
+        else:
+            self.watermark = newest
+            self.closed = newest - 1
         self.window15 = self.window(DETECT_WINDOW, self.closed)
         live = ["emerging", "peaking", "fading"]
         for doc in self.store.find_records("trend_records", {"status": live}, LOAD_LIMIT):
@@ -837,8 +969,19 @@ class TrendDetector:
             self.active[trend.id] = Active(trend=trend, key=parse_key(trend.what), keys=keys)
 
     def close(self) -> None:
-        """Persist everything, the open minute included (a graceful stop loses nothing)."""
+        """Persist everything, the open minute included (a graceful stop loses nothing); a
+        leader hands the lease back, with the last minute it closed, for another to go on at
+        once."""
         self.flush(everything=True)
+        if self.shared:
+            # the others need not wait for this worker's counts any more
+            assert self.store is not None
+            self.store.delete_record("trend_progress", self.worker_id)
+        if self.shared and self.leader:
+            assert self.store is not None
+            now = self.clock()
+            self.store.take_lease(LEASE, self.worker_id, now, now, {"closed": self.closed})
+            self.leader = False
 
 
 def describe(posts: Sequence[Sampled]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from pipeline.records import AuditEntry, AwareDatetime, QueueItem, Record, Triag
 from pipeline.store.interface import Store
 from pipeline.trends.detector import Trend, parse_key, tokenise, word_keys
 
-SCAN_OPEN_ITEMS = 2000
+SCAN_ITEMS = 10_000  # a spike's items read from the store, newest first
 MIN_ITEMS = 2
 CAS_ATTEMPTS = 3
 GROUPED_KINDS = ("term", "hashtag", "mention", "phrase", "product", "topic")
@@ -151,6 +151,25 @@ def belongs(item: Candidate, trend: Trend) -> bool:
     return False
 
 
+def stored_candidates(store: Store, trend: Trend) -> list[Candidate]:
+    """The unresolved items that may belong to ``trend``, from the store: those posted from 15
+    minutes before it began that hold one of its words (or have its topic)."""
+    since = trend.started_at - timedelta(minutes=15)
+    if trend.kind == "topic":
+        items = store.queue_mentioning(since, [], [trend.what.split("=", 1)[1]], SCAN_ITEMS)
+    else:
+        words = [search_word(n) for n in (trend.what, *trend.related) if "=" not in n]
+        words += [n[8:] for n in (trend.what, *trend.related) if n.startswith("product=")]
+        items = store.queue_mentioning(since, words, (), SCAN_ITEMS)
+    return [Candidate.of(i) for i in items]
+
+
+def search_word(name: str) -> str:
+    """What a key's posts hold in their text: a phrase's longer word (its two words may stand
+    apart by punctuation, or, in Chinese, by nothing), any other key's name."""
+    return max(name.split(" "), key=len)
+
+
 def suggested_reply(what: str, topics: Counter[str], chinese: bool = False) -> str:
     """The bulk reply for the spike's most common topic, in Chinese for a Chinese spike."""
     topic = topics.most_common(1)[0][0] if topics else ""
@@ -195,25 +214,25 @@ def link_incidents(
 ) -> list[Incident]:
     """Group the open items of each active spike into its incident (created or grown).
 
-    The worker passes ``candidates``, the posts it queued in the last minutes, and reads nothing:
-    on a MongoDB-wire server without indexes (FerretDB v1) any read of the queue, even of a few
-    ids, scans all of it, and spikes change every few minutes (reading them back cost 0.35 ms of
-    FerretDB CPU a post at 200,000 posts). One an agent claimed since it was queued may join;
-    resolving the incident leaves it to that agent. Without candidates the most urgent
-    ``SCAN_OPEN_ITEMS`` open items are read. Idempotent: an incident's id is its trend's, and its
-    items only ever grow, so the worker may retry it after a transient failure."""
+    A single worker passes ``candidates``, the posts it queued in the last minutes, and reads
+    nothing: it has seen every post. A deployment of several workers passes none: each spike's
+    items are read from the store, every worker's (``Store.queue_mentioning``: a range of the
+    indexed creation time from 15 minutes before the spike began, matched by its words, then
+    checked here by the tokeniser). One an agent claimed since it was queued may join;
+    resolving the incident leaves it to that agent. Idempotent: an incident's id is its
+    trend's, and its items only ever grow, so the worker may retry it after a transient
+    failure."""
     live = [t for t in trends if t.status != "ended" and t.kind in GROUPED_KINDS]
     if not live:
         return []
-    if candidates is None:
-        candidates = [Candidate.of(i) for i in store.list_queue("open", limit=SCAN_OPEN_ITEMS)]
     existing = {i.id: i for i in incidents(store, status="open")}
     changed = []
     for trend in live:
         iid = f"incident:{trend.id}"
         old = existing.get(iid)
         known = set(old.item_ids) if old else set()
-        members = [c for c in candidates if belongs(c, trend)]
+        pool = candidates if candidates is not None else stored_candidates(store, trend)
+        members = [c for c in pool if belongs(c, trend)]
         ids = sorted(known | {m.id for m in members})
         if len(ids) < MIN_ITEMS or (old is not None and ids == old.item_ids):
             continue
