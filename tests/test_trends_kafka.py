@@ -5,6 +5,7 @@ partition, so in time order, as one process seeing the whole stream) detects it.
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -83,7 +84,8 @@ def run(
     d = Steady(kafka, mongo, uuid.uuid4().hex[:10], batch_size=200)
     made.append(d)
     for _ in range(workers):
-        d.start_worker("--idle-exit", "30")
+        # idle exit well past a loaded machine's pause between the first batches and the rest
+        d.start_worker("--idle-exit", "60")
     want = [[k] for k in range(workers)]
     wait_for(lambda: shares(d) == want, 180, f"{workers} workers sharing the partitions")
     posts = stream()
@@ -108,6 +110,8 @@ def run(
     producer.close()
     outputs = d.wait_for_exit(timeout_s=300)
     assert all("Traceback" not in o for o in outputs), outputs
+    triaged = sum(int(n) for o in outputs for n in re.findall(r"worker: (\d+) posts triaged", o))
+    assert triaged == len(posts), outputs  # every post read before the workers went idle
     consumer = KafkaConsumer(
         f"alerts.{d.name}",
         bootstrap_servers=kafka,
