@@ -109,9 +109,11 @@ class Head:
     rows: list[tuple[str, str]] = field(default_factory=list)
     sources: dict[str, int] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)  # each row's source
 
     def add(self, source: str, rows: list[tuple[str, str]]) -> None:
         self.rows += rows
+        self.origins += [source] * len(rows)
         self.sources[source] = self.sources.get(source, 0) + len(rows)
 
     def split(
