@@ -1,0 +1,76 @@
+"""What storing the heads' SVM weights in float32 did to the shipped heads' decisions.
+
+The last bundle built with float64 weights (``20261204141611-9b861ee3``) and the script that
+built it are read from git history; each head is scored on the rows that build held out, once as
+it was and once with its weights cast to float32, and the changed predictions counted.
+
+    .venv/bin/python bench/float32_weights.py ../shared/data
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import io
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from classifiers.text import TextPreparer  # noqa: E402
+
+COMMIT = "f756560"  # the last commit whose tree has the float64 bundle
+BUNDLE = "classifiers/models/triage-20261204141611-9b861ee3.joblib"
+
+
+def from_git(path: str) -> bytes:
+    return subprocess.run(
+        ["git", "show", f"{COMMIT}:{path}"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+
+
+def main() -> None:
+    data = Path(sys.argv[1])
+    with tempfile.NamedTemporaryFile(suffix=".py") as script:
+        script.write(from_git("scripts/build_models.py"))
+        script.flush()
+        spec = importlib.util.spec_from_file_location("old_build", script.name)
+        assert spec is not None and spec.loader is not None
+        old = importlib.util.module_from_spec(spec)
+        sys.modules["old_build"] = old
+        spec.loader.exec_module(old)
+    bundle = joblib.load(io.BytesIO(from_git(BUNDLE)))
+    print("| head | held out | changed predictions | macro-F1 float64 | float32 | max prob diff |")
+    print("|---|---|---|---|---|---|")
+    for head in old.heads(data, False):
+        texts = [t for t, _ in head.rows if t.strip()]
+        labels = [y for t, y in head.rows if t.strip()]
+        _, test = train_test_split(
+            list(range(len(labels))), test_size=0.2, random_state=0, stratify=labels
+        )
+        truth = [labels[i] for i in test]
+        model = bundle.own_heads_[head.task]
+        Z = model.featurizer_.transform(TextPreparer().prepare([texts[i] for i in test]))
+        wide = model.proba_of_features(Z)
+        narrow_model = copy.deepcopy(model)
+        narrow_model.svm_.coef_ = narrow_model.svm_.coef_.astype(np.float32)
+        narrow_model.svm_.intercept_ = narrow_model.svm_.intercept_.astype(np.float32)
+        narrow = narrow_model.proba_of_features(Z)
+        p64, p32 = model.classes_[wide.argmax(1)], model.classes_[narrow.argmax(1)]
+        print(
+            f"| {head.task} | {len(truth):,} | {int((p64 != p32).sum())} | "
+            f"{f1_score(truth, p64, average='macro'):.4f} | "
+            f"{f1_score(truth, p32, average='macro'):.4f} | {np.abs(wide - narrow).max():.1e} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
