@@ -193,6 +193,13 @@ def markdown(
         "The urgency head is the seed corpus's (522 generated posts about the demo brand): no "
         "public set here means what our urgency levels mean.",
         "",
+        "Agents' corrections retrain a head through the retrain flow (`flows/retrain.py`; "
+        "`triage flows run retrain --param data=../shared/data`): the head's rows below "
+        "(`classifiers/sources.py`) plus the posts agents relabelled, trained the same way and "
+        "scored beside the active head on the same held-out rows plus a share of the "
+        "corrections; a head is replaced only where it gains `margin` (0.01) macro-F1, in a new "
+        "version that keeps the other heads.",
+        "",
         "## Licences",
         "",
         "| source | licence | shipped under PERMISSIVE=1 |",
