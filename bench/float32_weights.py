@@ -2,7 +2,9 @@
 
 The last bundle built with float64 weights (``20261204141611-9b861ee3``) and the script that
 built it are read from git history; each head is scored on the rows that build held out, once as
-it was and once with its weights cast to float32, and the changed predictions counted.
+it was and once with its weights cast to float32, and the changed predictions counted. A second
+table scores that build's heads on each source's held-out rows alone, the figures later builds
+record in docs/models.md, so that the two builds compare source by source.
 
     .venv/bin/python bench/float32_weights.py ../shared/data
 """
@@ -50,9 +52,14 @@ def main() -> None:
     bundle = joblib.load(io.BytesIO(from_git(BUNDLE)))
     print("| head | held out | changed predictions | macro-F1 float64 | float32 | max prob diff |")
     print("|---|---|---|---|---|---|")
+    by_source = []
     for head in old.heads(data, False):
         texts = [t for t, _ in head.rows if t.strip()]
         labels = [y for t, y in head.rows if t.strip()]
+        origin = {}
+        for source, count in head.sources.items():  # rows were added source by source, in order
+            for text, _ in head.rows[len(origin) : len(origin) + count]:
+                origin.setdefault(text, source)
         _, test = train_test_split(
             list(range(len(labels))), test_size=0.2, random_state=0, stratify=labels
         )
@@ -70,6 +77,17 @@ def main() -> None:
             f"{f1_score(truth, p64, average='macro'):.4f} | "
             f"{f1_score(truth, p32, average='macro'):.4f} | {np.abs(wide - narrow).max():.1e} |"
         )
+        held_texts = [texts[i] for i in test]
+        for source in head.sources:
+            ids = [k for k, t in enumerate(held_texts) if origin.get(t) == source]
+            if ids:
+                y, p = [truth[k] for k in ids], p64[ids]
+                by_source.append(
+                    f"| {head.task} | {source} | {len(ids):,} | "
+                    f"{np.mean(np.asarray(y) == p):.3f} | {f1_score(y, p, average='macro'):.3f} |"
+                )
+    print("\n| head | source | held out | accuracy | macro-F1 |\n|---|---|---|---|---|")
+    print("\n".join(by_source))
 
 
 if __name__ == "__main__":

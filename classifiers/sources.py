@@ -95,8 +95,8 @@ BANKING77 = {
 # online_shopping_10_cats: a negative review of a device is a product defect, a positive
 # review of anything is praise; the other negative reviews (books, fruit, hotels) fit no topic.
 DEVICES = {"手机", "平板", "计算机", "热水器"}
-# Customer-service messages as the spam head's ham: the SMS Spam Collection's ham is chat
-# between friends, so before these a customer's "call me now" read as an SMS advert's.
+# Customer-service messages as the spam head's ham, so that it holds what customers write to a
+# brand: the SMS Spam Collection's ham is chat between friends.
 CUSTOMER_HAM = {"Bitext customer service": 1500, "Banking77": 1000}
 
 

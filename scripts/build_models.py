@@ -252,9 +252,8 @@ def markdown(
         "- **spam**: SMS Spam Collection `spam`/`ham` as is, plus the seed corpus's spam labels, "
         "plus customer-service messages as ham ("
         + ", ".join(f"{n:,} {k}" for k, n in CUSTOMER_HAM.items())
-        + " utterances of any intent, sampled): the SMS set's ham is chat between friends, and "
-        "without a customer's words on the ham side a customer's \"call me now\" read as an "
-        "SMS advert's \"call now\".",
+        + " utterances of any intent, sampled), so that the ham side holds what customers write "
+        "to a brand: the SMS set's ham is chat between friends.",
         "- **sentiment**: TweetEval sentiment (val + test; its train text is not in the shared "
         "data) `negative, neutral, positive` as is, 6,000 sampled; Chinese reviews (waimai_10k "
         "and online_shopping_10_cats, 3,000 sampled) 1 -> positive, 0 -> negative; the seed "
@@ -278,8 +277,21 @@ def markdown(
         "float32 they changed 0 of 5,624 predictions (spam 0/1,220, topic 0/1,533, sentiment "
         "0/1,800, emotion 0/1,071) and no "
         "probability by more than 8e-7 (`.venv/bin/python bench/float32_weights.py "
-        "../shared/data`). The worker loads the file in about a second (xz costs about 0.3 s "
-        "more than zlib's 4.8 MiB).",
+        "../shared/data`). Loading stays quick: the registry decompresses an xz file in one go "
+        "before unpickling (joblib's own xz reading took 3.8 s); on the 2 shared cores, busy, "
+        "`Registry.load` of this file took 2.6 s (median of 5) against 1.9 s for the float64 "
+        "zlib file before it and 2.7 s for this bundle saved with zlib.",
+        "- Two quirks tests found, and what the sources above did to them: the sentiment head "
+        "called \"Our kitchen caught FIRE after the Acme toaster, help NOW!!\" positive (0.89); "
+        "with the seed corpus's customer posts added to its rows it is still positive, at 0.64 "
+        "(written in lower case, negative): TweetEval's tweets in capitals with exclamations "
+        "are mostly excited, not alarmed. The spam head flags \"I am <e-mail>, call <phone>, "
+        "refund card <card number> now\" (a phone number, a card number, \"call\" and \"now\": "
+        "an SMS advert's shape) with or without the customer-service ham; customer posts that "
+        "ask to be called back now were ham in both builds. Neither change moved the real sets' "
+        "held-out figures beyond noise: the build before scored TweetEval sentiment 0.615, the "
+        "Chinese reviews 0.888 and SMS spam 0.974 macro-F1 on its held-out rows of each "
+        "(`bench/float32_weights.py`, second table), this one the figures above.",
         "",
     ]
     return "\n".join(lines)
