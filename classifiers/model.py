@@ -90,6 +90,15 @@ def make_featurizer(
     )
 
 
+def single_precision(svm: LinearSVC) -> LinearSVC:
+    """The SVM with float32 weights, as the features are: half the bytes a saved model carries
+    (its weights were most of the shipped bundle's 7.5 MB), and no decision moves by more than
+    float32's rounding (``docs/models.md``)."""
+    svm.coef_ = np.asarray(svm.coef_, dtype=np.float32)
+    svm.intercept_ = np.asarray(svm.intercept_, dtype=np.float32)
+    return svm
+
+
 def _head(C: float, class_weight: str | None) -> LogisticRegression:
     return LogisticRegression(C=C, max_iter=3000, class_weight=class_weight)
 
@@ -227,7 +236,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             self.cv_scores_[C] = float(np.mean(per_fold))
             oof[C] = scores
         self.C_ = max(self.cv_scores_, key=lambda C: self.cv_scores_[C])
-        self.svm_ = self._svm(self.C_).fit(Z, labels)
+        self.svm_ = single_precision(self._svm(self.C_).fit(Z, labels))
         stacked = oof[self.C_]
         self.nb_: MultinomialNB | None = None
         layer_scores = self._layer_scores(stacked, labels, splits)
@@ -323,7 +332,9 @@ class PlainClassifier(ClassifierMixin, BaseEstimator):
         labels = np.asarray(y)
         self.featurizer_ = make_featurizer((1, 2), (2, 5), self.min_df, join_chinese=True)
         Z = self.featurizer_.fit_transform(X)
-        self.svm_ = LinearSVC(C=self.C, class_weight="balanced", random_state=0).fit(Z, labels)
+        self.svm_ = single_precision(
+            LinearSVC(C=self.C, class_weight="balanced", random_state=0).fit(Z, labels)
+        )
         self.classes_ = self.svm_.classes_
         return self
 
@@ -430,6 +441,11 @@ class TriageModel(BaseEstimator):
     @property
     def tasks(self) -> tuple[str, ...]:
         return (*self.heads_, *self._own)
+
+    def labels(self, task: str) -> list[str]:
+        """The labels the head of ``task`` can answer."""
+        head = self._own.get(task) or self.heads_[task]
+        return [str(label) for label in head.classes_]
 
     def transform(self, X: Sequence[str]) -> BundleFeatures:
         shared = self.featurizer_.transform(X).tocsr() if self.heads_ else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import warnings
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from sklearn.exceptions import InconsistentVersionWarning
 from pipeline.errors import ConfigError
 
 PACKAGED = Path(__file__).parent / "models"
+XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
 def data_hash(rows: list[tuple[str, ...]]) -> str:
@@ -92,11 +94,14 @@ class Registry:
         metrics: dict[str, Any],
         params: dict[str, Any],
         activate: bool = True,
+        compress: int | tuple[str, int] = 3,
     ) -> str:
+        """Keep ``model`` as a new version. ``compress`` is joblib's: zlib level 3 by default,
+        quick to write; ``make models`` asks for xz, a fifth smaller, for the file it commits."""
         now = datetime.now(UTC)
         version = f"{now:%Y%m%d%H%M%S}-{data_sha256[:8]}"
         buffer = io.BytesIO()
-        joblib.dump(model, buffer, compress=3)
+        joblib.dump(model, buffer, compress=compress)
         self.backend.write_file(f"{name}-{version}.joblib", buffer.getvalue())
         index = self._index()
         entry = index["models"].setdefault(name, {"active": None, "history": [], "versions": {}})
@@ -143,6 +148,8 @@ class Registry:
         data = self.backend.read_file(f"{name}-{version}.joblib")
         if data is None:
             raise ConfigError(f"model file {name}-{version}.joblib is missing; run `triage train`")
+        if data.startswith(XZ_MAGIC):  # in one go: joblib reads xz in small pieces, ~1.4x slower
+            data = lzma.decompress(data)
         with warnings.catch_warnings():
             warnings.simplefilter("error", InconsistentVersionWarning)
             try:

@@ -87,20 +87,45 @@ def train_bundle(
 def use_task_model(registry: Registry, trained: TaskModel) -> str:
     """Register the active bundle with ``trained`` as the head of its task (replacing the head
     the bundle had, or adding the task), make that version active, and return it."""
-    bundle, base = registry.load(MODEL_NAME)
-    if trained.task == "spam" and "spam" not in trained.labels:
-        raise ConfigError(f"a spam head needs the label 'spam'; this one has {trained.labels}")
-    metrics = {
-        trained.task: {
-            "trained_by": "triage train --task",
-            "train_rows": trained.train_rows,
-            "selection": getattr(trained, "selection", {}),
-        }
-    }
+    return use_task_models(registry, [trained])
+
+
+def use_task_models(
+    registry: Registry,
+    trained: Sequence[TaskModel],
+    *,
+    base: str | None = None,
+    metrics: dict[str, dict[str, Any]] | None = None,
+    trained_by: str = "triage train --task",
+) -> str:
+    """One new active version: bundle ``base`` (the active one by default) with each of
+    ``trained`` as the head of its task, the other heads kept. ``metrics`` adds to what each
+    head's entry records (the retrain flow's held-out comparison)."""
+    bundle, base = registry.load(MODEL_NAME, base)
+    for model in trained:
+        if model.task == "spam" and "spam" not in model.labels:
+            raise ConfigError(f"a spam head needs the label 'spam'; this one has {model.labels}")
+        bundle = bundle.use(model.task, model.model)
+    notes = metrics or {}
     return registry.register(
         MODEL_NAME,
-        bundle.use(trained.task, trained.model),
-        data_sha256=data_hash([(base, trained.task, trained.data_sha256)]),
-        metrics=metrics,
-        params={"base_version": base, "task": trained.task, "labels": trained.labels},
+        bundle,
+        data_sha256=data_hash([(base, m.task, m.data_sha256) for m in trained]),
+        metrics={
+            m.task: {
+                "trained_by": trained_by,
+                "train_rows": m.train_rows,
+                "selection": getattr(m, "selection", {}),
+                **notes.get(m.task, {}),
+            }
+            for m in trained
+        },
+        params={
+            "base_version": base,
+            **(
+                {"task": trained[0].task, "labels": trained[0].labels}
+                if len(trained) == 1
+                else {"tasks": {m.task: m.labels for m in trained}}
+            ),
+        },
     )

@@ -7,7 +7,8 @@ against the plain baseline) on real sets mapped onto the labels the console and 
 and join the bundle as its heads (``TriageModel.use``). A fifth of every head's rows is held out,
 stratified, and scored; the shipped head is the one trained on the other four fifths, so the
 figures in docs/models.md are the shipped model's own. Large sets are subsampled (seeded), which
-also keeps the committed files small.
+also keeps the committed files small. The rows and the split are ``classifiers.sources``'s, which
+the retrain flow (``flows/retrain.py``) reads too, so that it holds out the same rows.
 
 ``--permissive`` leaves out every set whose licence is research-only or unstated (SMS Spam
 Collection, TweetEval, the Chinese review sets); a head left without real data keeps its seed
@@ -19,230 +20,71 @@ head.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import random
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sklearn.model_selection import train_test_split
+from sklearn.metrics import accuracy_score, f1_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from classifiers.datasets import Labelled  # noqa: E402
 from classifiers.model import TriageModel  # noqa: E402
 from classifiers.registry import PACKAGED, Registry, data_hash  # noqa: E402
+from classifiers.sources import (  # noqa: E402
+    BANKING77,
+    BITEXT,
+    CUSTOMER_HAM,
+    DEVICES,
+    HEAD_PARAMS,
+    PERMISSIVE,
+    RESTRICTED,
+    Head,
+    heads,
+)
 from classifiers.tasks import evaluate, train_task  # noqa: E402
 from classifiers.text import TextPreparer  # noqa: E402
 from classifiers.training import SEED_CORPUS, read_seed, rows_digest  # noqa: E402
 from classifiers.triager import MODEL_NAME, bundle_tasks  # noqa: E402
 
-PERMISSIVE = {
-    "seed corpus": "the project's own",
-    "Banking77": "CC BY 4.0",
-    "Bitext customer service": "CDLA-Sharing 1.0",
-}
-RESTRICTED = {
-    "SMS Spam Collection": "free for research (Almeida et al. 2011)",
-    "TweetEval": "research use, per its README (stated per source set)",
-    "SophonPlus Chinese reviews": "none stated",
-}
-
-# Bitext customer-service intents onto our topics; intents left out fit none of them.
-BITEXT = {
-    "create_account": "account",
-    "delete_account": "account",
-    "edit_account": "account",
-    "recover_password": "account",
-    "registration_problems": "account",
-    "switch_account": "account",
-    "newsletter_subscription": "account",
-    "check_invoice": "billing",
-    "check_invoices": "billing",
-    "get_invoice": "billing",
-    "payment_issue": "billing",
-    "check_payment_methods": "billing",
-    "get_refund": "billing",
-    "track_refund": "billing",
-    "check_refund_policy": "billing",
-    "check_cancellation_fee": "billing",
-    "delivery_options": "delivery",
-    "delivery_period": "delivery",
-    "track_order": "delivery",
-    "change_shipping_address": "delivery",
-    "set_up_shipping_address": "delivery",
-    "contact_customer_service": "general",
-    "contact_human_agent": "general",
-    "place_order": "general",
-    "change_order": "general",
-    "cancel_order": "general",
-}
-# Banking77 intents that are one of our topics in a bank's words.
-BANKING77 = {
-    "card_arrival": "delivery",
-    "card_delivery_estimate": "delivery",
-    "card_payment_fee_charged": "billing",
-    "extra_charge_on_statement": "billing",
-    "transaction_charged_twice": "billing",
-    "refund_not_showing_up": "billing",
-    "request_refund": "billing",
-    "direct_debit_payment_not_recognised": "billing",
-    "card_payment_wrong_exchange_rate": "billing",
-    "cash_withdrawal_charge": "billing",
-    "passcode_forgotten": "account",
-    "change_pin": "account",
-    "pin_blocked": "account",
-    "edit_personal_details": "account",
-    "terminate_account": "account",
-    "compromised_card": "account",
-    "verify_my_identity": "account",
-    "unable_to_verify_identity": "account",
-    "card_not_working": "product_defect",
-    "contactless_not_working": "product_defect",
-    "virtual_card_not_working": "product_defect",
-    "card_swallowed": "product_defect",
-}
-# online_shopping_10_cats: a negative review of a device is a product defect, a positive
-# review of anything is praise; the other negative reviews (books, fruit, hotels) fit no topic.
-DEVICES = {"手机", "平板", "计算机", "热水器"}
-
-
-@dataclass
-class Head:
-    task: str
-    rows: list[tuple[str, str]] = field(default_factory=list)
-    sources: dict[str, int] = field(default_factory=dict)
-
-    def add(self, source: str, rows: list[tuple[str, str]]) -> None:
-        self.rows += rows
-        self.sources[source] = self.sources.get(source, 0) + len(rows)
-
-
-def sample(rows: list[Any], n: int, seed: int = 0) -> list[Any]:
-    return rows if len(rows) <= n else random.Random(seed).sample(rows, n)
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def tweeteval(data: Path, name: str, part: str) -> list[tuple[str, str]]:
-    d = data / "tweeteval" / "datasets" / name
-    names = dict(line.split("\t") for line in (d / "mapping.txt").read_text().splitlines())
-    texts = (d / f"{part}_text.txt").read_text().splitlines()
-    labels = (d / f"{part}_labels.txt").read_text().splitlines()
-    return [(t, names[y.strip()].strip()) for t, y in zip(texts, labels, strict=True)]
-
-
-def heads(data: Path, permissive: bool) -> list[Head]:
-    seed = read_seed(SEED_CORPUS)
-    topic, spam, sentiment, emotion = (
-        Head("topic"),
-        Head("spam"),
-        Head("sentiment"),
-        Head("emotion"),
-    )
-    topic.add("seed corpus", [(r["text"], r["topic"]) for r in seed if r["spam"] == "ham"])
-    spam.add("seed corpus", [(r["text"], r["spam"]) for r in seed])
-    bitext = read_csv(
-        data
-        / "bitext_customer_service_sample"
-        / "Bitext_Sample_Customer_Service_Training_Dataset.csv"
-    )
-    topic.add(
-        "Bitext customer service",
-        sample(
-            [(r["utterance"], BITEXT[r["intent"]]) for r in bitext if r["intent"] in BITEXT], 3000
-        ),
-    )
-    banking = read_csv(data / "banking77" / "banking_data" / "train.csv")
-    topic.add(
-        "Banking77",
-        [(r["text"], BANKING77[r["category"]]) for r in banking if r["category"] in BANKING77],
-    )
-    if not permissive:
-        sms = read_csv_tsv(data / "sms_spam_collection" / "SMSSpamCollection")
-        spam.add("SMS Spam Collection", [(t, "spam" if y == "spam" else "ham") for t, y in sms])
-        shopping = read_csv(
-            data
-            / "chinese_sophonplus"
-            / "datasets"
-            / "online_shopping_10_cats"
-            / "online_shopping_10_cats.csv"
-        )
-        topic.add(
-            "SophonPlus Chinese reviews",
-            sample([(r["review"], "praise") for r in shopping if r["label"] == "1"], 800)
-            + sample(
-                [
-                    (r["review"], "product_defect")
-                    for r in shopping
-                    if r["label"] == "0" and r["cat"] in DEVICES
-                ],
-                800,
-            ),
-        )
-        english = tweeteval(data, "sentiment", "val") + tweeteval(data, "sentiment", "test")
-        sentiment.add("TweetEval", sample(english, 6000))
-        waimai = read_csv(
-            data / "chinese_sophonplus" / "datasets" / "waimai_10k" / "waimai_10k.csv"
-        )
-        chinese = [
-            (r["review"], "positive" if r["label"] == "1" else "negative")
-            for r in waimai + sample(shopping, 4000)
-        ]
-        sentiment.add("SophonPlus Chinese reviews", sample(chinese, 3000))
-        feelings = tweeteval(data, "emotion", "train") + tweeteval(data, "emotion", "val")
-        # optimism is joy in the console's words; neutral tweets (TweetEval sentiment) stand
-        # for the calm majority of customer posts, which TweetEval emotion has no label for
-        emotion.add(
-            "TweetEval",
-            [(t, "joy" if y == "optimism" else y) for t, y in feelings]
-            + sample([(t, "neutral") for t, y in english if y == "neutral"], 1200, 1),
-        )
-        emotion.add("seed corpus", [(r["text"], r["emotion"]) for r in seed if r.get("emotion")])
-    return [h for h in (spam, topic, sentiment, emotion) if set(h.sources) - {"seed corpus"}]
-
-
-def read_csv_tsv(path: Path) -> list[tuple[str, str]]:
-    with path.open(encoding="utf-8", errors="replace") as f:
-        lines = f.read().splitlines()
-    return [(line.split("\t", 1)[1], line.split("\t", 1)[0]) for line in lines[1:] if "\t" in line]
-
 
 def train_head(head: Head) -> tuple[Any, dict[str, Any]]:
-    texts = [t for t, _ in head.rows if t.strip()]
-    labels = [y for t, y in head.rows if t.strip()]
-    train, test = train_test_split(
-        list(range(len(labels))), test_size=0.2, random_state=0, stratify=labels
-    )
-
-    def part(ids: list[int]) -> Labelled:
-        return Labelled([texts[i] for i in ids], [labels[i] for i in ids], ["text", "label"])
-
+    train, test = head.split()
+    labels = train.labels + test.labels
     started = time.monotonic()
-    trained = train_task(head.task, part(train), min_df=2, word_vectors=None)
-    scores = evaluate(trained, head.task, part(test))
+    trained = train_task(head.task, train, **HEAD_PARAMS)
+    scores = evaluate(trained, head.task, test)
+    # each source's share of the held-out rows alone: what a change of sources did to the others
+    origin = dict(zip((t for t, _ in head.rows), head.origins, strict=True))
+    predicted = trained.predict(test.texts)
+    by_source: dict[str, dict[str, float]] = {}
+    for source in head.sources:
+        ids = [i for i, t in enumerate(test.texts) if origin[t] == source]
+        if ids:
+            truth, said = [test.labels[i] for i in ids], predicted[ids]
+            by_source[source] = {
+                "rows": len(ids),
+                "accuracy": round(float(accuracy_score(truth, said)), 4),
+                "macro_f1": round(float(f1_score(truth, said, average="macro")), 4),
+            }
     report = {
         "sources": head.sources,
         "labels": dict(Counter(labels)),
-        "train_rows": len(train),
-        "held_out_rows": len(test),
+        "train_rows": len(train.labels),
+        "held_out_rows": len(test.labels),
         "accuracy": round(scores["accuracy"], 4),
         "macro_f1": round(scores["macro_f1"], 4),
         "per_class_f1": {k: round(v["f1"], 4) for k, v in scores["per_class"].items()},
+        "by_source": by_source,
         "selection": trained.selection,
         "train_seconds": round(time.monotonic() - started, 1),
     }
     print(
         f"{head.task}: {report['accuracy']:.4f} accuracy, {report['macro_f1']:.4f} macro-F1 "
-        f"on {len(test):,} held out; {trained.selection}",
+        f"on {len(test.labels):,} held out; {trained.selection}",
         flush=True,
     )
     return trained, report
@@ -271,6 +113,7 @@ def main() -> None:
         data_sha256=data_hash([tuple(digests)]),
         metrics={"held_out_real": reports, "licences": licences, "permissive": args.permissive},
         params={"built_by": "make models", "permissive": args.permissive},
+        compress=("xz", 6),  # committed: 3.7 MB where zlib gives 4.8 (float32 weights both)
     )
     out = ROOT / "docs" / "models.json"
     out.write_text(
@@ -286,7 +129,10 @@ def main() -> None:
         )
         + "\n"
     )
-    (ROOT / "docs" / "models.md").write_text(markdown(version, reports, licences, args.permissive))
+    size = (args.registry / f"{MODEL_NAME}-{version}.joblib").stat().st_size
+    (ROOT / "docs" / "models.md").write_text(
+        markdown(version, reports, licences, args.permissive, size)
+    )
     quality_section(version, reports)
     print(f"{MODEL_NAME} {version} active; figures -> {out} and docs/models.md")
 
@@ -330,7 +176,7 @@ def quality_section(version: str, reports: dict[str, Any]) -> None:
 
 
 def markdown(
-    version: str, reports: dict[str, Any], licences: dict[str, str], permissive: bool
+    version: str, reports: dict[str, Any], licences: dict[str, str], permissive: bool, size: int
 ) -> str:
     restricted = set(RESTRICTED)
     lines = [
@@ -346,6 +192,13 @@ def markdown(
         "",
         "The urgency head is the seed corpus's (522 generated posts about the demo brand): no "
         "public set here means what our urgency levels mean.",
+        "",
+        "Agents' corrections retrain a head through the retrain flow (`flows/retrain.py`; "
+        "`triage flows run retrain --param data=../shared/data`): the head's rows below "
+        "(`classifiers/sources.py`) plus the posts agents relabelled, trained the same way and "
+        "scored beside the active head on the same held-out rows plus a share of the "
+        "corrections; a head is replaced only where it gains `margin` (0.01) macro-F1, in a new "
+        "version that keeps the other heads.",
         "",
         "## Licences",
         "",
@@ -375,6 +228,13 @@ def markdown(
     for task, r in reports.items():
         per = ", ".join(f"{k} {v:.3f}" for k, v in r["per_class_f1"].items())
         lines.append(f"- **{task}**: {per}")
+    lines += ["", "Each source's held-out rows alone (rows, accuracy, macro-F1):", ""]
+    for task, r in reports.items():
+        per = "; ".join(
+            f"{k} ({v['rows']:,}) {v['accuracy']:.3f} / {v['macro_f1']:.3f}"
+            for k, v in r.get("by_source", {}).items()
+        )
+        lines.append(f"- **{task}**: {per}")
     lines += [
         "",
         "## Label maps",
@@ -389,10 +249,16 @@ def markdown(
         + ", ".join(sorted(DEVICES))
         + ") -> product_defect (800 of each, sampled). Intents and categories not listed fit no "
         "topic and are left out.",
-        "- **spam**: SMS Spam Collection `spam`/`ham` as is, plus the seed corpus's spam labels.",
+        "- **spam**: SMS Spam Collection `spam`/`ham` as is, plus the seed corpus's spam labels, "
+        "plus customer-service messages as ham ("
+        + ", ".join(f"{n:,} {k}" for k, n in CUSTOMER_HAM.items())
+        + " utterances of any intent, sampled), so that the ham side holds what customers write "
+        "to a brand: the SMS set's ham is chat between friends.",
         "- **sentiment**: TweetEval sentiment (val + test; its train text is not in the shared "
         "data) `negative, neutral, positive` as is, 6,000 sampled; Chinese reviews (waimai_10k "
-        "and online_shopping_10_cats, 3,000 sampled) 1 -> positive, 0 -> negative.",
+        "and online_shopping_10_cats, 3,000 sampled) 1 -> positive, 0 -> negative; the seed "
+        "corpus's non-spam posts as labelled (customer posts to a brand: complaints in capitals "
+        "and exclamations, which TweetEval's tweets hardly have).",
         "- **emotion**: TweetEval emotion (train + val) with optimism -> joy; 1,200 TweetEval "
         "tweets of neutral sentiment -> neutral (TweetEval emotion has no calm label, and most "
         "customer posts are calm); the seed corpus's emotions (which add fear).",
@@ -404,7 +270,28 @@ def markdown(
         "account, billing and delivery posts come from the seed corpus alone (no public set "
         "here has them), so a Chinese delivery complaint may read as product_defect.",
         "- The heads carry no word vectors (the 20 MB GloVe table would be pickled into every "
-        "head); the bundle is about 8 MB.",
+        "head). Their SVM weights are kept in float32, as their features are, and the file is "
+        f"xz-compressed: {size / 2**20:.1f} MiB (the build before, `20261204141611-9b861ee3`, "
+        "float64 weights and zlib: 7.3 MiB, over the 5 MiB the repository's checks allow). "
+        "Float32 weights moved no decision: on that build's heads and held-out rows, cast to "
+        "float32 they changed 0 of 5,624 predictions (spam 0/1,220, topic 0/1,533, sentiment "
+        "0/1,800, emotion 0/1,071) and no "
+        "probability by more than 8e-7 (`.venv/bin/python bench/float32_weights.py "
+        "../shared/data`). Loading stays quick: the registry decompresses an xz file in one go "
+        "before unpickling (joblib's own xz reading took 3.8 s); on the 2 shared cores, busy, "
+        "`Registry.load` of this file took 2.6 s (median of 5) against 1.9 s for the float64 "
+        "zlib file before it and 2.7 s for this bundle saved with zlib.",
+        "- Two quirks tests found, and what the sources above did to them: the sentiment head "
+        "called \"Our kitchen caught FIRE after the Acme toaster, help NOW!!\" positive (0.89); "
+        "with the seed corpus's customer posts added to its rows it is still positive, at 0.64 "
+        "(written in lower case, negative): TweetEval's tweets in capitals with exclamations "
+        "are mostly excited, not alarmed. The spam head flags \"I am <e-mail>, call <phone>, "
+        "refund card <card number> now\" (a phone number, a card number, \"call\" and \"now\": "
+        "an SMS advert's shape) with or without the customer-service ham; customer posts that "
+        "ask to be called back now were ham in both builds. Neither change moved the real sets' "
+        "held-out figures beyond noise: the build before scored TweetEval sentiment 0.615, the "
+        "Chinese reviews 0.888 and SMS spam 0.974 macro-F1 on its held-out rows of each "
+        "(`bench/float32_weights.py`, second table), this one the figures above.",
         "",
     ]
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from classifiers.triager import Triager
-from pipeline.assist.corrections import BadCorrection, corrected_rows, record_correction
+from pipeline.assist.corrections import BadCorrection, corrected_labels, record_correction
 from pipeline.queue.agent_queue import UnknownItem
 from pipeline.store.interface import Store
 from tests.helpers import make_post
@@ -35,12 +35,15 @@ def test_corrections_are_kept_in_order_with_text_and_audit(store: Store, triager
     assert store.count("corrections") == 3
     assert store.count("audit") == 3
 
-    rows = {r["text"]: r for r in corrected_rows(kept)}
-    assert len(rows) == 2
-    row = rows[first.post.text]
-    assert (row["topic"], row["sentiment"]) == ("billing", "negative")
-    assert row["urgency"] == first.urgency.label  # not corrected: the model's label stays
-    assert first.emotion is not None and row["emotion"] == first.emotion.label
+    later = NOW + timedelta(seconds=3)
+    record_correction(store, first.id, "topic", "account", "bob", clock=lambda: later)
+    labels = corrected_labels(store.list_corrections())
+    # what agents said, per task, the latest relabel of a post winning; nothing the model said
+    assert labels == {
+        "topic": [(first.post.text, "account")],
+        "urgency": [(second.post.text, "critical")],
+        "sentiment": [(first.post.text, "negative")],
+    }
 
 
 def test_emotion_can_be_relabelled_and_feeds_the_next_bundle(
@@ -50,8 +53,7 @@ def test_emotion_can_be_relabelled_and_feeds_the_next_bundle(
     store.write_batch([item])
     assert store.get_item(item.id).emotion == item.emotion.label  # type: ignore[union-attr]
     record_correction(store, item.id, "emotion", "fear", "ann")
-    [row] = corrected_rows(store.list_corrections())
-    assert row["emotion"] == "fear"
+    assert corrected_labels(store.list_corrections()) == {"emotion": [(item.post.text, "fear")]}
     with pytest.raises(BadCorrection, match="'worry' is not a emotion label"):
         record_correction(store, item.id, "emotion", "worry", "ann")
 

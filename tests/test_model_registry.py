@@ -88,3 +88,18 @@ def test_worker_records_the_active_version_and_follows_promote_and_rollback(
     assert history["history"] == [first, second]  # rollback popped second, promote pushed it
     code, _, err = triage("models", "promote", "19990101000000-deadbeef", env=env)
     assert code == 2 and "has no version" in one_line_error(err)
+
+
+def test_a_bundle_kept_with_xz_loads_as_it_was_saved(tmp_path: Path) -> None:
+    # `make models` commits its bundle xz-compressed; the registry reads it like any other
+    registry = Registry(tmp_path)
+    model, digest = small_bundle(300)
+    version = registry.register(
+        MODEL_NAME, model, data_sha256=digest, metrics={}, params={}, compress=("xz", 6)
+    )
+    assert (tmp_path / f"{MODEL_NAME}-{version}.joblib").read_bytes().startswith(b"\xfd7zXZ")
+    loaded, _ = registry.load(MODEL_NAME)
+    texts = ["where is my parcel", "charged twice"]
+    for task, (classes, probs) in loaded.predict_proba(loaded.transform(texts)).items():
+        want_classes, want = model.predict_proba(model.transform(texts))[task]
+        assert list(classes) == list(want_classes) and (probs == want).all()

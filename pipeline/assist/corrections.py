@@ -87,15 +87,11 @@ def record_correction(
     return correction
 
 
-def corrected_rows(corrections: Sequence[Correction]) -> list[dict[str, str]]:
-    """One training row per corrected post: the model's labels, overridden by every correction
-    in time order (an agent who relabels one task leaves the others as the model had them)."""
-    rows: dict[str, dict[str, str]] = {}
-    for c in corrections:
-        row = rows.setdefault(
-            c.item_id,
-            {"text": c.text, "language": c.language, "template": f"item:{c.item_id}"}
-            | c.predicted,
-        )
-        row[c.task] = c.label
-    return list(rows.values())
+def corrected_labels(corrections: Sequence[Correction]) -> dict[str, list[tuple[str, str]]]:
+    """Per task, (text, label) for every post an agent relabelled on that task, the latest
+    relabel winning. Only what agents said: the labels the model gave a post's other tasks are
+    the model's own opinion, and learning them back would teach it nothing."""
+    latest: dict[str, dict[str, tuple[str, str]]] = {}
+    for c in corrections:  # in time order: a later relabel of a post's task replaces the earlier
+        latest.setdefault(c.task, {})[c.item_id] = (c.text, c.label)
+    return {task: list(rows.values()) for task, rows in latest.items()}
