@@ -8,6 +8,7 @@ import random
 import zlib
 
 import numpy as np
+import pytest
 
 from pipeline.store.interface import Store
 from pipeline.trends.detector import Batch, Trend, TrendDetector
@@ -97,3 +98,38 @@ def test_a_worker_takes_the_lease_over_and_goes_on_where_the_leader_stopped(
     assert [a.what for a in single] == ["#blackout"]
     assert seen(alerts) == seen(single)
     second.close()
+
+
+def test_a_leader_closes_every_minute_when_the_other_worker_jumps_hours_ahead_at_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fast workers: the leader has counted its whole partition while the other has not begun;
+    the other then counts all of its own before the leader looks again (its next tick). The
+    leader must close every minute the other's counts let through, hours of them at once, not
+    only the last hour: the skipped hours would be missing from the baseline (no test before
+    it warms up) and the burst in them never tested."""
+    parts = minutes_of_posts(seed=3)
+    alerts: list[Trend] = []
+    leader, other = (
+        TrendDetector(store, worker_id=w, publish=alerts.append, shared=True)
+        for w in ("leader", "other")
+    )
+    halves = [split(p, 2) for p in parts]
+    for worker, k in ((leader, 0), (other, 1)):  # both have counted their first minute
+        worker.update_batch(halves[0][k])
+        worker.flush()
+    for h in halves[1:]:
+        leader.update_batch(h[0])
+        leader.flush()
+    for h in halves[1:]:
+        other.update_batch(h[1])
+        other.flush()
+    assert leader.leader and not other.leader
+    monkeypatch.setattr("pipeline.trends.detector.LEAD_EVERY_S", 0.0)  # the leader's tick
+    for _ in range(len(parts) // 60 + 2):
+        leader.flush()
+    single = one_detector(parts)
+    assert [a.what for a in single] == ["#blackout"]
+    assert seen(alerts) == seen(single)
+    for w in (leader, other):
+        w.close()

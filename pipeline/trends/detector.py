@@ -79,6 +79,9 @@ LEASE = "trend-detector"
 LEASE_S = 120  # wall seconds a leader holds the lease, and a worker's progress counts as live
 GRACE_MIN = 1  # minutes every live worker must be past a minute before it is closed
 LEAD_EVERY_S = 5.0  # between new minutes, how often the leader looks for more to close
+# Minutes a leader closes at once (one read of their buckets); more wait for its next call, made
+# at once: the lease (``LEASE_S``) is renewed between calls, however far behind the leader is.
+CATCH_UP_MIN = 60
 
 URL = re.compile(r"https?://\S+|www\.\S+")
 # A run of Chinese characters: written without spaces, so the token pattern would take a whole
@@ -399,6 +402,7 @@ class TrendDetector:
         self._pending_trends: dict[str, Trend] = {}
         self._changed: list[Trend] = []  # shared: closed in a flush that has not returned yet
         self._led_at = 0.0  # shared: when (monotonic) this worker last tried to lead
+        self._behind = False  # shared: the leader left minutes to close for its next call
         self.state_dirty = False
         if store is not None and not shared:
             self.load()
@@ -516,13 +520,18 @@ class TrendDetector:
     def _lead(self, minute: int) -> list[Trend]:
         """If this worker holds the lease (or takes it), close every minute each live worker
         (progress written in the last ``LEASE_S``) is past by ``GRACE_MIN``, on the sum of
-        every worker's bucket of it: two store calls, and one read a minute closed; none a
-        post. Runs at each new minute and, between them, at most every ``LEAD_EVERY_S`` (also
-        when a poll brought nothing): a leader whose own partitions went quiet goes on closing
-        what the others' counts let through. Safe to run again after a store failure: closing
-        goes on from the last minute closed."""
+        every worker's bucket of it: two store calls, and one read of buckets for up to
+        ``CATCH_UP_MIN`` minutes closed; none a post. Runs at each new minute and, between them,
+        at most every ``LEAD_EVERY_S`` (also when a poll brought nothing): a leader whose own
+        partitions went quiet goes on closing what the others' counts let through. No minute is
+        skipped, however far the slowest worker moved since the last call (fast workers whose
+        batches span an hour of post time each): a skipped minute's counts, and the hour it
+        closes, would be missing from the baseline, and a spike in it never tested. A leader
+        further behind than ``CATCH_UP_MIN`` goes on at its next call, without waiting. Safe to
+        run again after a store failure: closing goes on from the last minute closed."""
         assert self.store is not None
         self._led_at = time.monotonic()
+        self._behind = False
         now = self.clock()
         until = now + timedelta(seconds=LEASE_S)
         state = {"closed": self.closed} if self.leader else None
@@ -534,37 +543,42 @@ class TrendDetector:
             for old in [m for m in self.samples if m < minute - DETECT_WINDOW - 2 - GRACE_MIN]:
                 del self.samples[old]
             return []
-        if not self.leader or before.holder != self.worker_id:
-            self._take_over(before.state.get("closed"), minute)
         live = self.store.find_records(
             "trend_progress", limit=LOAD_LIMIT, since=now - timedelta(seconds=LEASE_S)
         )
-        if not live:
-            return []
         # every live worker has written its buckets of the minutes before its watermark
-        upto = min(int(p["watermark"]) for p in live) - 1 - GRACE_MIN
+        upto = (min(int(p["watermark"]) for p in live) if live else minute) - 1 - GRACE_MIN
+        if not self.leader or before.holder != self.worker_id:
+            # the first leader of a deployment starts where the slowest live worker lets it
+            self._take_over(before.state.get("closed"), upto - 1)
         assert self.closed is not None
-        changed: list[Trend] = []
-        for m in range(max(self.closed + 1, upto - 60), upto + 1):
-            found = self.store.find_records(
-                "trend_buckets", limit=LOAD_LIMIT, since=minute_time(m), until=minute_time(m + 1)
+        # over a day behind (the deployment stopped for that long): that day is all it loads
+        start = max(self.closed + 1, upto - 1440)
+        stop = min(upto, start + CATCH_UP_MIN - 1)
+        if not live or stop < start:
+            return []
+        self._behind = stop < upto
+        found = self.store.find_records(
+            "trend_buckets", limit=LOAD_LIMIT, since=minute_time(start), until=minute_time(stop + 1)
+        )
+        merged: dict[int, Counter[Key]] = {}
+        for doc in newest_revisions(found):
+            merged.setdefault(int(doc["minute"]), Counter()).update(
+                {parse_key(k): int(c) for k, c in zip(doc["keys"], doc["counts"], strict=True)}
             )
-            merged: Counter[Key] = Counter()
-            for doc in newest_revisions(found):
-                merged.update(
-                    {parse_key(k): int(c) for k, c in zip(doc["keys"], doc["counts"], strict=True)}
-                )
-            self.merged[m] = merged
+        changed: list[Trend] = []
+        for m in range(start, stop + 1):
+            self.merged[m] = merged.get(m, Counter())
             changed.extend(self._close_minute(m))
         return changed
 
-    def _take_over(self, closed: int | None, minute: int) -> None:
+    def _take_over(self, closed: int | None, first: int) -> None:
         """Become the deployment's detector: from the store, the baseline, the counts of the
-        last day up to the last minute the previous leader closed, and the active trends."""
+        last day up to the last minute the previous leader closed (``first`` for the first
+        leader of a deployment), and the active trends."""
         self._forget()
         self.leader = True
-        # the first leader of a deployment starts at the newest minute it may close
-        self.load(minute - 2 - GRACE_MIN if closed is None else closed)
+        self.load(first if closed is None else closed)
 
     def _step_down(self) -> None:
         """Another worker took the lease (this one was too slow to renew it): its detection
@@ -850,7 +864,7 @@ class TrendDetector:
             else:
                 self._write_buckets(self.watermark - 1)
             self.flushed_at = self.watermark
-        due = time.monotonic() - self._led_at >= LEAD_EVERY_S
+        due = self._behind or time.monotonic() - self._led_at >= LEAD_EVERY_S
         if self.shared and self.watermark is not None and (new_minute or due):
             self._changed.extend(self._lead(self.watermark))
         if everything:
