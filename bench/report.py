@@ -24,6 +24,12 @@ KEYS = (
     "ratio_vs_quixstreams",
     "worker_rss_mb",
     "claim_p99_ms",
+    "claim_p99_ms_2_processes",
+    "claim_p99_ms_4_processes",
+    "p99_latency_s_at_half_capacity",
+    "server_cpu_ms_per_post",
+    "worker_cpu_ms_per_post",
+    "store_server",
 )
 
 
