@@ -174,3 +174,15 @@ def write_report(results: dict[str, Any], json_path: Path, md_path: Path, notes:
         keep = old[old.find("\n### ") :].rstrip("\n") + "\n" if "\n### " in old else ""
         text = text[:start] + body + keep + ("\n" if nxt >= 0 else "") + text[end:]
     md_path.write_text(text)
+
+
+def splice_marked(path: Path, begin: str, end: str, lines: list[str], header: str = "") -> None:
+    """Put ``lines`` (which open with ``begin`` and close with ``end``) in place of the part of
+    ``path`` between those markers, or at its end when it has none; the rest is left alone."""
+    text = path.read_text() if path.exists() else header
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + "\n".join(lines) + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+    path.write_text(text)

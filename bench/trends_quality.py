@@ -41,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import splice_marked
 from bench.trends_stream import Stream, batches, build, shard
 from pipeline.store.embedded import EmbeddedStore
 from pipeline.trends.detector import DetectorConfig, Trend, TrendDetector, parse_key
@@ -225,14 +226,7 @@ def write(result: dict[str, Any], compare: list[dict[str, Any]] | None, seconds:
             for c in compare
         ]
     lines.append(MD_END)
-    md = REPO / "docs" / "quality.md"
-    text = md.read_text() if md.exists() else ""
-    if MD_BEGIN in text and MD_END in text:
-        head, rest = text.split(MD_BEGIN, 1)
-        text = head + "\n".join(lines) + rest.split(MD_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
-    md.write_text(text)
+    splice_marked(REPO / "docs" / "quality.md", MD_BEGIN, MD_END, lines)
 
 
 def main() -> None:

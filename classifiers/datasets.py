@@ -77,8 +77,11 @@ def _rows(path: Path, fmt: str) -> tuple[list[str], list[dict[str, Any]]]:
     return header, [dict(zip(header, row, strict=False)) for row in values[1:]]
 
 
-def read_labelled(path: Path, text_col: str, label_col: str, fmt: str | None = None) -> Labelled:
-    path = Path(path)
+def _table(
+    path: Path, fmt: str | None, needed: tuple[str, ...]
+) -> tuple[str, list[str], list[dict[str, Any]]]:
+    """A data file's format, header and rows, with a one-line error for a missing file, an
+    unknown format, no rows, or a missing column among ``needed``."""
     if not path.is_file():
         raise ConfigError(f"data file {path} does not exist")
     fmt = fmt or detect_format(path)
@@ -87,11 +90,17 @@ def read_labelled(path: Path, text_col: str, label_col: str, fmt: str | None = N
     columns, rows = _rows(path, fmt)
     if not rows:
         raise ConfigError(f"{path.name} has no rows")
-    for col in (text_col, label_col):
+    for col in needed:
         if col not in columns:
             raise ConfigError(
                 f"{path.name} has no column {col!r}; it has {', '.join(map(repr, columns))}"
             )
+    return fmt, columns, rows
+
+
+def read_labelled(path: Path, text_col: str, label_col: str, fmt: str | None = None) -> Labelled:
+    path = Path(path)
+    fmt, columns, rows = _table(path, fmt, (text_col, label_col))
     texts, labels = [], []
     for number, row in enumerate(rows, 2 if fmt != "jsonl" else 1):
         text, label = row.get(text_col), row.get(label_col)
@@ -105,17 +114,5 @@ def read_labelled(path: Path, text_col: str, label_col: str, fmt: str | None = N
 def read_texts(path: Path, text_col: str, fmt: str | None = None) -> list[str]:
     """The texts of an unlabelled file (``triage classify --data``), in file order; the same
     formats and one-line errors as ``read_labelled``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"data file {path} does not exist")
-    fmt = fmt or detect_format(path)
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    columns, rows = _rows(path, fmt)
-    if not rows:
-        raise ConfigError(f"{path.name} has no rows")
-    if text_col not in columns:
-        raise ConfigError(
-            f"{path.name} has no column {text_col!r}; it has {', '.join(map(repr, columns))}"
-        )
+    _, _, rows = _table(Path(path), fmt, (text_col,))
     return ["" if row.get(text_col) is None else str(row.get(text_col)) for row in rows]

@@ -32,6 +32,7 @@ from sklearn.metrics import accuracy_score, f1_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import splice_marked  # noqa: E402
 from classifiers.model import TriageModel  # noqa: E402
 from classifiers.registry import PACKAGED, Registry, data_hash  # noqa: E402
 from classifiers.sources import (  # noqa: E402
@@ -165,14 +166,9 @@ def quality_section(version: str, reports: dict[str, Any]) -> None:
         "Urgency: the seed corpus's head (no public set means what our levels mean).",
         MD_END,
     ]
-    md = ROOT / "docs" / "quality.md"
-    text = md.read_text() if md.exists() else "# Classifier quality\n"
-    if MD_BEGIN in text and MD_END in text:
-        head, rest = text.split(MD_BEGIN, 1)
-        text = head + "\n".join(lines) + rest.split(MD_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
-    md.write_text(text)
+    splice_marked(
+        ROOT / "docs" / "quality.md", MD_BEGIN, MD_END, lines, header="# Classifier quality\n"
+    )
 
 
 def markdown(
