@@ -13,14 +13,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from pydantic import ValidationError
+
 from pipeline.bus import open_bus
 from pipeline.bus.interface import Producer
 from pipeline.bus.kafka_records import dead_letter_record
 from pipeline.errors import ConfigError
-from pipeline.records import DeadLetter, Post, utcnow
+from pipeline.records import DeadLetter, Post, utcnow, validation_reason
 from pipeline.settings import Settings
 from pipeline.store import open_store
 from pipeline.store.interface import Store
+
+# what a payload not shaped as documented raises on the way to a Post
+MALFORMED: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError, AttributeError)
 
 
 class Connector(ABC):
@@ -72,6 +77,27 @@ class Connector(ABC):
         value, key, headers = dead_letter_record(letter)
         self.producer.send(self.dlq_topic, value, key=key, headers=headers)
         self.rejected += 1
+
+    def to_post(
+        self,
+        build: Callable[[], Post | None],
+        original: Callable[[], bytes],
+        what: str,
+        where: str,
+        also: tuple[type[Exception], ...] = (),
+    ) -> Post | None:
+        """The ``Post`` that ``build`` makes of a provider's payload (None: nothing to send),
+        or None once the payload (``original``, made only then) is a dead letter saying why: a
+        post the records refuse, or a payload not shaped as the provider documents (``also``:
+        the source's own kinds of that)."""
+        try:
+            return build()
+        except ValidationError as exc:
+            reason = validation_reason(exc)
+        except MALFORMED + also as exc:
+            reason = f"malformed {what}: {type(exc).__name__} {exc}"
+        self.reject(original(), reason, where=where)
+        return None
 
     def flush(self) -> None:
         self.producer.flush()

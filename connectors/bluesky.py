@@ -28,14 +28,13 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 import zstandard
-from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from connectors.base import Connector
 from pipeline.bus.interface import Producer
 from pipeline.errors import ConfigError, TransientError, TriageError
-from pipeline.records import Author, Post, validation_reason
+from pipeline.records import Author, Post
 from pipeline.store.interface import Store
 
 log = logging.getLogger(__name__)
@@ -260,18 +259,15 @@ class BlueskyConnector(Connector):
         if uri in self._recent:
             return  # sent before the rewound cursor
         self._recent[uri] = int(event["time_us"])
-        try:
-            record = commit["record"]
-            if not readable_text(record):
-                return  # nothing a reader could see: no text, card or alt text
-            post = event_post(event, self._handle_of.get(str(event.get("did"))))
-        except ValidationError as exc:
-            self.reject(raw, validation_reason(exc), where=self.key)
-            return
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            self.reject(raw, f"malformed post: {type(exc).__name__} {exc}", where=self.key)
-            return
-        if self.matches(post, record):
+        handle = self._handle_of.get(str(event.get("did")))
+
+        def build() -> Post | None:
+            if not readable_text(commit["record"]):
+                return None  # nothing a reader could see: no text, card or alt text
+            return event_post(event, handle)
+
+        post = self.to_post(build, lambda: raw, "post", self.key)
+        if post is not None and self.matches(post, commit["record"]):
             self.emit(post)
 
     def matches(self, post: Post, record: Mapping[str, Any]) -> bool:

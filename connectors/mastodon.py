@@ -22,11 +22,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from mastodon import Mastodon, MastodonError, MastodonNetworkError, StreamListener
-from pydantic import ValidationError
 
 from connectors.base import Connector
 from pipeline.bus.interface import Producer
-from pipeline.records import Author, Post, validation_reason
+from pipeline.records import Author, Post
 from pipeline.store.interface import Store
 
 log = logging.getLogger(__name__)
@@ -226,16 +225,13 @@ class MastodonConnector(Connector):
         if last is not None and int(item_id) <= int(last):
             return  # already sent
         status = item.get("status") if timeline == "mentions" else item
-        try:
+        def build() -> Post:
             if status is None:
                 raise ValueError("a mention without its status")
-            post = status_post(status, self.host)
-        except ValidationError as exc:
-            self.reject(_original(item), validation_reason(exc), where=self.key(timeline))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            reason = f"malformed status: {type(exc).__name__} {exc}"
-            self.reject(_original(item), reason, where=self.key(timeline))
-        else:
+            return status_post(status, self.host)
+
+        post = self.to_post(build, lambda: _original(item), "status", self.key(timeline))
+        if post is not None:
             self.emit(post)
         if timeline not in self._newest or int(item_id) > int(self._newest[timeline]):
             self._newest[timeline] = item_id

@@ -27,12 +27,11 @@ from typing import Any
 
 import praw
 import prawcore
-from pydantic import ValidationError
 
 from connectors.base import Connector
 from pipeline.bus.interface import Producer
 from pipeline.errors import TransientError
-from pipeline.records import Author, Post, validation_reason
+from pipeline.records import Author, Post
 from pipeline.store.interface import Store
 
 log = logging.getLogger(__name__)
@@ -261,14 +260,14 @@ class RedditConnector(Connector):
         last = self.checkpoints.get(kind)
         if last is not None and fullname and base36(fullname) <= base36(last):
             return  # already sent before the restart
-        try:
-            post = thing_post(thing)
-        except ValidationError as exc:
-            self.reject(self._original(thing), validation_reason(exc), where=f"reddit:{kind}")
-            return
-        except (AttributeError, TypeError, ValueError, OverflowError, OSError) as exc:
-            reason = f"malformed {kind[:-1]}: {type(exc).__name__} {exc}"
-            self.reject(self._original(thing), reason, where=f"reddit:{kind}")
+        post = self.to_post(
+            lambda: thing_post(thing),
+            lambda: self._original(thing),
+            kind[:-1],
+            f"reddit:{kind}",
+            also=(OverflowError, OSError),
+        )
+        if post is None:
             return
         if fullname and (kind not in self._newest or base36(fullname) > base36(self._newest[kind])):
             self._newest[kind] = fullname

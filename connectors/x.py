@@ -22,11 +22,10 @@ from typing import Any
 
 import requests
 import tweepy
-from pydantic import ValidationError
 
 from connectors.base import Connector
 from pipeline.bus.interface import Producer
-from pipeline.records import Author, Post, validation_reason
+from pipeline.records import Author, Post
 from pipeline.store.interface import Store
 
 log = logging.getLogger(__name__)
@@ -233,15 +232,14 @@ class XConnector(Connector):
         return self.sent + self.rejected - sent_before
 
     def _take(self, tweet: dict[str, Any], users: dict[str, Any]) -> None:
-        # stdlib json: the payload came from it, and may hold integers orjson refuses
-        original = json.dumps(tweet, default=str).encode()
-        try:
-            post = tweet_post(tweet, users)
-        except ValidationError as exc:
-            self.reject(original, validation_reason(exc), where=self.key)
-            return
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            self.reject(original, f"malformed tweet: {type(exc).__name__} {exc}", where=self.key)
+        post = self.to_post(
+            lambda: tweet_post(tweet, users),
+            # stdlib json: the payload came from it, and may hold integers orjson refuses
+            lambda: json.dumps(tweet, default=str).encode(),
+            "tweet",
+            self.key,
+        )
+        if post is None:
             return
         self.emit(post)
         if self._newest is None or int(post.native_id) > int(self._newest):
