@@ -8,7 +8,9 @@ to the agent who last helped them, while that agent is available and has room.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import Field
 
@@ -70,7 +72,18 @@ class Agents:
         doc = Affinity(author_id=author_id, agent=agent, at=at).model_dump(mode="json")
         self.store.put_record(AFFINITY, author_id, doc)
 
-    def affinities(self, now: datetime) -> list[Affinity]:
+    def helped_by(self, agent: str, now: datetime) -> list[str]:
+        """The customers ``agent`` helped last, within the affinity window."""
+        return [a.author_id for a in self._affinities({"agent": agent}, now)]
+
+    def owners(self, author_ids: Sequence[str], now: datetime) -> dict[str, str]:
+        """The agent who helped each of these customers last, within the affinity window."""
+        if not author_ids:
+            return {}
+        found = self._affinities({"author_id": sorted(set(author_ids))}, now)
+        return {a.author_id: a.agent for a in found}
+
+    def _affinities(self, where: dict[str, Any], now: datetime) -> list[Affinity]:
         since = now - self.affinity_window
-        found = [Affinity.model_validate(d) for d in self.store.find_records(AFFINITY)]
+        found = [Affinity.model_validate(d) for d in self.store.find_records(AFFINITY, where)]
         return [a for a in found if a.at >= since]

@@ -279,15 +279,7 @@ class EmbeddedStore:
         authors: Sequence[str] | None = None,
         exclude_authors: Sequence[str] | None = None,
     ) -> QueueItem | None:
-        where = [
-            "(status = 'open' OR (status = 'claimed' AND lease_until < ?)"
-            " OR (status = 'snoozed' AND snooze_until < ?))"
-        ]
-        params: list[Any] = [_iso(now), _iso(now)]
-        for column, allowed in (("topic", topics), ("language", languages)):
-            if allowed:
-                where.append(f"{column} IN ({','.join('?' * len(allowed))})")
-                params.extend(allowed)
+        where, params = _claimable(now, topics, languages)
         if authors is not None:
             where.append(f"author_id IN ({','.join('?' * len(authors))})")
             params.extend(authors)
@@ -311,6 +303,21 @@ class EmbeddedStore:
             except sqlite3.OperationalError as exc:
                 raise TransientError(f"embedded store: {exc}") from exc
         return QueueItem.model_validate_json(rows[0][0]) if rows else None
+
+    def open_authors(
+        self,
+        now: datetime,
+        topics: Sequence[str] | None = None,
+        languages: Sequence[str] | None = None,
+        limit: int = 20,
+    ) -> list[str]:
+        where, params = _claimable(now, topics, languages)
+        rows = self._run(
+            "SELECT author_id FROM queue WHERE " + " AND ".join(where)
+            + " ORDER BY priority DESC, enqueued_at LIMIT ?",
+            (*params, limit),
+        )
+        return [author for (author,) in rows]
 
     def agent_loads(self, now: datetime) -> dict[str, int]:
         rows = self._run(
@@ -615,3 +622,19 @@ def _queue_where(query: QueueQuery) -> tuple[list[str], list[Any]]:
             params.extend([band, _iso(at)])
         clauses.append("(" + " OR ".join(parts or ["0"]) + ")")
     return clauses, params
+
+
+def _claimable(
+    now: datetime, topics: Sequence[str] | None, languages: Sequence[str] | None
+) -> tuple[list[str], list[Any]]:
+    """The WHERE terms (and their parameters) of the items a claim under this routing may take."""
+    where = [
+        "(status = 'open' OR (status = 'claimed' AND lease_until < ?)"
+        " OR (status = 'snoozed' AND snooze_until < ?))"
+    ]
+    params: list[Any] = [_iso(now), _iso(now)]
+    for column, allowed in (("topic", topics), ("language", languages)):
+        if allowed:
+            where.append(f"{column} IN ({','.join('?' * len(allowed))})")
+            params.extend(allowed)
+    return where, params

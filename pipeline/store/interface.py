@@ -149,6 +149,17 @@ class Store(Protocol):
         """Atomically take the highest-priority open (or lease-expired) item an agent may take;
         ``authors`` / ``exclude_authors`` narrow it for affinity routing."""
 
+    def open_authors(
+        self,
+        now: datetime,
+        topics: Sequence[str] | None = None,
+        languages: Sequence[str] | None = None,
+        limit: int = 20,
+    ) -> list[str]:
+        """The authors of the ``limit`` items a claim under this routing would take first (open,
+        or held under a lease or snooze that ran out), most urgent first: affinity routing looks
+        up only these customers, never every customer ever helped."""
+
     def agent_loads(self, now: datetime) -> dict[str, int]:
         """Items each agent holds under a live lease at ``now`` (agents holding none left out):
         the capacity check of every "next", so it must not read the whole queue."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -47,6 +47,13 @@ DUPLICATE_KEY = 11000
 # two claims racing for the top rows can deadlock, and PostgreSQL aborts one of them, which is
 # then safe to run again (seen under 50 agents over 2 API processes).
 DEADLOCK_RETRIES = 8
+# DocumentDB 0.108 cannot read a sort from an index (see ``ensure_schema``): a sorted claim
+# reads every matching open item and sorts them, 27 ms on 10,000 open items. A claim therefore
+# asks first for items at or above the priority this process's last claim under the same routing
+# took, less these margins, and widens to the whole queue only when nothing is there. The first
+# item of a narrowed query is still the true top (every item left out ranks below the bound),
+# so the window decides only the cost: 2 ms instead of 27 (docs/performance.md).
+CLAIM_WINDOW_MARGINS = (1.0, 10.0)
 # The order agents take items in; the claim index below is this order behind ``status``.
 URGENT_FIRST = [("priority", DESCENDING), ("enqueued_at", ASCENDING)]
 # Every hot query's index, by what it is for, so the explain test (tests/test_store_indexes.py)
@@ -86,6 +93,9 @@ class MongoStore:
         self.authors: Collection[dict[str, Any]] = self._db["authors"]
         self.audit: Collection[dict[str, Any]] = self._db["audit"]
         self._kinds: set[str] = set()  # record kinds whose collection has its indexes
+        self._record_fields: dict[str, set[str]] = {}  # record fields indexed, by kind
+        # the priority the last claim under each routing took: where the next claim looks first
+        self._claim_hints: dict[str, float] = {}
 
     def ensure_schema(self) -> None:
         with _transient("creating indexes"):
@@ -288,11 +298,7 @@ class MongoStore:
         than the top open item, it is taken by ``_id`` on the condition that it is still as it
         was read, and a lost race looks again.
         """
-        routing: dict[str, Any] = {}
-        if topics:
-            routing["topic"] = {"$in": list(topics)}
-        if languages:
-            routing["language"] = {"$in": list(languages)}
+        routing = _routing(topics, languages)
         if authors is not None or exclude_authors:
             routing["author_id"] = {
                 **({"$in": list(authors)} if authors is not None else {}),
@@ -301,25 +307,70 @@ class MongoStore:
         changes = {"status": "claimed", "agent": agent, "lease_until": lease_until,
                    "snooze_until": None}
         update = {"$set": changes, "$inc": {"version": 1}}
-        ran_out = [
-            {"status": "claimed", "lease_until": {"$lt": now}, **routing},
-            {"status": "snoozed", "snooze_until": {"$lt": now}, **routing},
-        ]
         open_items = {"status": "open", **routing}
+        hint = repr(sorted(routing.items()))
+
+        def take(query: dict[str, Any]) -> list[dict[str, Any]]:
+            doc = self._find_one_and_update(query, update, sort=URGENT_FIRST)
+            return [] if doc is None else [doc]
+
         with _transient("claiming"):
             while True:
-                stale = [d for q in ran_out if (d := self._first(q)) is not None]
+                stale = [d for q in _ran_out(now, routing) if (d := self._first(q)) is not None]
                 if not stale:
-                    doc = self._find_one_and_update(open_items, update, sort=URGENT_FIRST)
-                    return None if doc is None else _queue_item(doc)
-                top = self._first(open_items)
-                best = min([*stale, *([top] if top is not None else [])], key=_urgent_first)
+                    taken = self._window(hint, open_items, take)
+                    if not taken:
+                        return None
+                    self._claim_hints[hint] = taken[0]["priority"]
+                    return _queue_item(taken[0])
+                top = self._window(hint, open_items, self._first_of)
+                best = min([*stale, *top], key=_urgent_first)
                 # Still in the state it was read in, or someone else took it first.
                 doc = self._find_one_and_update(
                     {"_id": best["_id"], "version": best.get("version", 0)}, update
                 )
                 if doc is not None:
                     return _queue_item(doc)
+
+    def open_authors(
+        self,
+        now: datetime,
+        topics: Sequence[str] | None = None,
+        languages: Sequence[str] | None = None,
+        limit: int = 20,
+    ) -> list[str]:
+        routing = _routing(topics, languages)
+        fields = {"priority": 1, "enqueued_at": 1, "author_id": 1}
+
+        def read(query: dict[str, Any]) -> list[dict[str, Any]]:
+            return list(self.queue.find(query, fields).sort(URGENT_FIRST).limit(limit))
+
+        with _transient("reading the customers a claim would reach"):
+            found = [d for q in _ran_out(now, routing) for d in read(q)]
+            found += self._window(repr(sorted(routing.items())), {"status": "open", **routing},
+                                  read, wanted=limit)
+        return [d["author_id"] for d in sorted(found, key=_urgent_first)[:limit]]
+
+    def _window(
+        self,
+        hint: str,
+        open_items: dict[str, Any],
+        read: Callable[[dict[str, Any]], list[dict[str, Any]]],
+        wanted: int = 1,
+    ) -> list[dict[str, Any]]:
+        """``read`` (a read or a claim) of the most urgent open items, in a window of priorities
+        just below where the last claim under this routing took one (``CLAIM_WINDOW_MARGINS``),
+        widened while it holds fewer than ``wanted``, up to the whole queue."""
+        last = self._claim_hints.get(hint)
+        bounds: list[float | None] = [last - margin for margin in CLAIM_WINDOW_MARGINS] if (
+            last is not None) else []
+        docs: list[dict[str, Any]] = []
+        for bound in [*bounds, None]:
+            query = open_items if bound is None else {**open_items, "priority": {"$gte": bound}}
+            docs = read(query)
+            if len(docs) >= wanted:
+                break
+        return docs
 
     def _find_one_and_update(
         self, query: dict[str, Any], update: dict[str, Any], **options: Any
@@ -336,6 +387,10 @@ class MongoStore:
         return self.queue.find_one_and_update(
             query, update, return_document=ReturnDocument.AFTER, **options
         )
+
+    def _first_of(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        first = self._first(query)
+        return [] if first is None else [first]
 
     def _first(self, query: dict[str, Any]) -> dict[str, Any] | None:
         """The most urgent item matching ``query``: its id, version and order only."""
@@ -553,7 +608,15 @@ class MongoStore:
             query[f"doc.{field}"] = {"$in": list(value)} if is_many else value
         records = self.records(kind)
         with _transient(f"reading {kind} records"):
-            found = records.find(query).sort([("seq", ASCENDING)]).limit(limit)
+            # A field records are looked up by gets its index on first use (an agent's
+            # customers, the owners of a claim's candidates): no read scans a kind's records.
+            for field in (where or {}).keys() - self._record_fields.get(kind, set()):
+                records.create_index([(f"doc.{field}", ASCENDING)])
+                self._record_fields.setdefault(kind, set()).add(field)
+            # One reply however many match: a read left with a cursor open holds a PostgreSQL
+            # connection that FerretDB closes afterwards, and a fresh backend costs more than
+            # the read (50 a second under claims, docs/performance.md).
+            found = records.find(query, batch_size=limit).sort([("seq", ASCENDING)]).limit(limit)
             return [dict(d["doc"]) for d in found]
 
     def posts_between(
@@ -634,3 +697,22 @@ def _transient(doing: str) -> Iterator[None]:
         raise TransientError(f"MongoDB unreachable while {doing}") from exc
     except PyMongoError as exc:
         raise TransientError(f"MongoDB failed while {doing}: {exc}") from exc
+
+
+def _routing(topics: Sequence[str] | None, languages: Sequence[str] | None) -> dict[str, Any]:
+    """The filter of an agent's skills: any topic or language where none is given."""
+    routing: dict[str, Any] = {}
+    if topics:
+        routing["topic"] = {"$in": list(topics)}
+    if languages:
+        routing["language"] = {"$in": list(languages)}
+    return routing
+
+
+def _ran_out(now: datetime, routing: dict[str, Any]) -> list[dict[str, Any]]:
+    """Items held under a lease, or put off by a snooze, that ran out before ``now``: claimable
+    again, each found through its own index."""
+    return [
+        {"status": "claimed", "lease_until": {"$lt": now}, **routing},
+        {"status": "snoozed", "snooze_until": {"$lt": now}, **routing},
+    ]
