@@ -56,18 +56,30 @@ from pipeline.store.mongo import MongoStore  # noqa: E402
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 DESIGN = """\
-How claims work now. A claim is `AgentQueue.next_for` (the agent's profile, loads and
-affinities, then `MongoStore.claim_next`, then its audit entry); `claim_next` is one atomic
-`find_one_and_update` on the `claim` index (status, priority descending, enqueued_at), with
-run-out leases and snoozes looked up first through their own indexes (`lease`, `snooze`), and
-`tests/test_store_indexes.py` checks with `explain` on DocumentDB that each hot query reads its
-index. The machinery FerretDB v1 (SQLite) needed is gone: ledger tokens, the per-process claim
-index and its re-reads, grouped inserts, background catch-up and compaction. None was measured
-to pay on DocumentDB: a sorted `find_one_and_update` takes a few milliseconds there (the
-`bench/ferretdb_ops.py` figures in issue 23), and API processes share nothing but the store, so
-spreading agents over processes no longer makes them race on stale copies of the queue.
-DocumentDB runs a sorted findAndModify as a PostgreSQL statement that locks the row it picks,
-and racing claims can deadlock; PostgreSQL aborts one, and the store runs it again.
+How claims work now. A claim is `AgentQueue.next_for`: the agent's profile, the agents' loads,
+the customers this agent helped last (a claim among their items first), then the authors of the
+20 items a claim would reach first and who helped each of them last (`open_authors`, one
+records read): those another agent with room helped are left for that agent; then
+`MongoStore.claim_next`, then its audit entry. `claim_next` is one atomic `find_one_and_update`
+on the `claim` index (status, priority descending, enqueued_at), with run-out leases and
+snoozes looked up first through their own indexes (`lease`, `snooze`); `tests/test_store_indexes.py`
+checks with `explain` on DocumentDB that each hot query reads its index. DocumentDB 0.108 does
+not read a sort from an index (its ordered index kind needs an ordering operator its RUM
+operator class lacks: "doesn't support ordering"), so a sorted claim reads every matching open
+item: 27 ms at 10,000. A claim therefore looks first at priorities at or above the last claim's
+less 1, then less 10, then the whole queue; the first item of a narrowed query is still the
+true top, so the window decides only the cost (4 ms at 10,000 open items). Three things took
+claims from 13 to 56 a second through 2 API processes on a 2,000-item queue on this machine:
+that window; looking up affinity only for the customers a claim would reach (the old
+exclusion list held every customer another agent had helped, 1,000 ids by mid-run, and made a
+claim a 0.4 s `$nin`); and reading records in one reply (a read left with an open cursor holds a
+PostgreSQL connection, which FerretDB then closes, and a fresh DocumentDB backend costs more
+than the read: 30 new connections a second under claims). The machinery FerretDB v1 (SQLite)
+needed stays gone: ledger tokens, the per-process claim index and its re-reads, grouped
+inserts, background catch-up and compaction; API processes share nothing but the store.
+DocumentDB runs a sorted findAndModify as a PostgreSQL statement that locks the row it picks;
+racing claims wait on the top row (6 ms a claim under 50 agents) and can deadlock, and the
+store runs an aborted one again.
 """
 LABELS = ("low", "medium", "high", "critical")
 
@@ -373,11 +385,15 @@ def write_docs(args: argparse.Namespace, runs: list[Measured]) -> None:
         figures["with_think"] = {"think_ms_mean": runs[-1].think_ms, "processes":
                                  runs[-1].processes, **runs[-1].figures()}
     (REPO / "docs" / "claims.json").write_text(json.dumps(figures, indent=2) + "\n")
-    busiest = max(max(m.figures()["load_average"]) for m in runs)
-    cores = os.cpu_count() or 1
+    saturated = [m for m in runs if not m.think_ms]
     busy = (
-        f" The machine was busy with other jobs (load average up to {busiest} on {cores}"
-        " cores), so every row is pessimistic." if busiest > cores else ""
+        " The load average counts the benchmark's own work (the agents' threads, the API"
+        " processes, FerretDB and PostgreSQL). Agents who claim back to back keep"
+        f" {args.agents} claims in flight, so a claim waits {args.agents} divided by the claims"
+        " a second (Little's law: "
+        + ", ".join(f"{args.agents}/{m.figures()['claims_per_s']} = "
+                    f"{args.agents / m.figures()['claims_per_s']:.2f} s" for m in saturated)
+        + "): those rows measure capacity; the row with pauses measures a claim below it."
     )
     processes = " ".join(str(n) for n in args.processes)
     write_section(
@@ -385,7 +401,7 @@ def write_docs(args: argparse.Namespace, runs: list[Measured]) -> None:
         f"`. .services/env && .venv/bin/python bench/claims.py --items {args.items}"
         f" --agents {args.agents} --processes {processes} --think-ms {args.think_ms:g}` on"
         f" {datetime.now(UTC):%Y-%m-%d}, FerretDB v2.7 on DocumentDB 0.108 (PostgreSQL 15) on"
-        f" loopback, {platform.machine()} with {os.cpu_count()} cores shared with other jobs"
+        f" loopback, {platform.machine()} with {os.cpu_count()} cores"
         " (load average in the table). Figures also in `docs/claims.json`. Each row is"
         f" {args.agents} agents signed in to `triage serve --workers N`, each claiming"
         " (`POST /api/v1/queue/next`) and resolving (`POST /api/v1/items/{id}/resolve`) until"

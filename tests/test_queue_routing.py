@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from classifiers.triager import Triager
+from pipeline.queue import agent_queue
 from pipeline.queue.agent_queue import AgentBusy, AgentQueue, UnknownAgent
 from pipeline.queue.agents import AgentProfile
 from pipeline.queue.customers import Customers
@@ -109,6 +110,27 @@ def test_affinity_sends_a_repeat_author_back_while_the_agent_has_room(
     while (next_item := queue.next_for("ann")) is not None:
         got.add(next_item.id)
     assert again.id in got
+
+
+def test_affinity_looks_beyond_the_first_customers_when_all_are_someone_elses(
+    queue: AgentQueue, store: Store, triager: Triager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim looks up only the customers of the first few items it could take; when every
+    one of them waits for another agent, it looks further rather than give up."""
+    monkeypatch.setattr(agent_queue, "LOOKAHEAD", 2)
+    queue.agents.put(AgentProfile(name="cy", capacity=9))
+    posts = [fresh(i) for i in range(10, 16)]
+    triaged = triager.triage(posts, NOW)
+    ranked = sorted((t for t in triaged if not t.is_spam), key=lambda t: -t.priority.score)
+    assert len(ranked) >= 4
+    helped = {f"{t.post.source}:{t.post.author.id}" for t in ranked[:3]}
+    for author in helped:  # cy helped the authors of the three most urgent posts last
+        queue.agents.remember(author, "cy", NOW)
+    store.write_batch(triaged)
+    got = queue.next_for("ann")
+    assert got is not None and got.author_id not in helped
+    mine = queue.next_for("cy")
+    assert mine is not None and mine.author_id in helped
 
 
 def test_reassign_moves_the_lease_to_a_skilled_agent(

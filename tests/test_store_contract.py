@@ -90,6 +90,58 @@ def test_claims_follow_priority_and_are_exclusive(store: Store, batch: list[Tria
     assert later is not None and later.id == first.id
 
 
+def test_claims_take_items_in_order_as_the_queue_changes(
+    store: Store, batch: list[TriagedPost]
+) -> None:
+    """The Mongo store looks for a claim first just below the priority the last one took; an
+    item more urgent than that, arriving later, still comes first, and items far below it are
+    still found."""
+    queued = [t for t in batch if not t.is_spam]
+    early, late = queued[:-3], queued[-3:]
+    store.write_batch(early)
+    lease = NOW + timedelta(minutes=10)
+    taken = [store.claim_next("ann", lease, NOW) for _ in range(3)]
+    top = max(t.priority.score for t in queued)
+    urgent = late[0].model_copy(
+        update={"priority": late[0].priority.model_copy(update={"score": top + 1})}
+    )
+    store.write_batch([urgent, *late[1:]])
+    after = store.claim_next("ann", lease, NOW)
+    assert after is not None and after.id == urgent.id
+    rest = []
+    while (item := store.claim_next("bob", lease, NOW)) is not None:
+        rest.append(item)
+    order = [(-i.priority, i.enqueued_at) for i in [*taken, after, *rest] if i is not None]
+    assert sorted(order[4:]) == order[4:] and len(order) == len(queued)
+    assert sorted(order[:3]) == order[:3]
+
+
+def test_open_authors_are_the_customers_claims_reach_first(
+    store: Store, batch: list[TriagedPost]
+) -> None:
+    store.write_batch(batch)
+    lease = NOW + timedelta(minutes=10)
+    first = store.claim_next("ann", lease, NOW)
+    assert first is not None
+    before = store.list_queue("open", limit=100)
+    reached = store.open_authors(NOW, limit=5)
+    claims = [c for _ in range(5) if (c := store.claim_next("bob", lease, NOW)) is not None]
+    floor = min(c.priority for c in claims)
+    assert len(reached) == 5
+    assert set(reached) <= {i.author_id for i in before if i.priority >= floor}
+    assert reached[0] == claims[0].author_id or claims[0].priority == claims[1].priority
+    now_open = store.open_authors(NOW, limit=50)
+    assert len(now_open) == len(before) - 5
+    # leases that ran out make their items claimable again
+    again = store.open_authors(lease + timedelta(seconds=1), limit=50)
+    assert first.author_id in again and len(again) == len(before) + 1
+    held_zh = sum(1 for c in [first, *claims] if c.language == "zh")
+    zh = store.open_authors(NOW, languages=["zh"], limit=50)
+    assert zh and len(zh) == sum(
+        1 for t in batch if not t.is_spam and t.language == "zh"
+    ) - held_zh
+
+
 def test_agent_loads_count_live_leases_only(store: Store, batch: list[TriagedPost]) -> None:
     store.write_batch(batch)
     long, short = NOW + timedelta(minutes=10), NOW + timedelta(minutes=1)

@@ -89,6 +89,11 @@ QUEUE_QUERIES = {
     # the claim, the console's queue page and the sweep's read of one state: in claim order
     "claim": ({"status": "open"}, URGENT_FIRST, "claim"),
     "routed claim": ({"status": "open", **ROUTING}, URGENT_FIRST, "claim"),
+    # a claim looks first at priorities just below the last one's (CLAIM_WINDOW_MARGINS)
+    "claim in a window": ({"status": "open", "priority": {"$gte": 90.0}}, URGENT_FIRST, "claim"),
+    # the claim of a customer's item the agent helped last (affinity)
+    "claim among customers": ({"status": "open", "author_id": {"$in": ["bench:u7", "bench:u9"]}},
+                              URGENT_FIRST, "author"),
     "claimed in order": ({"status": "claimed"}, URGENT_FIRST, "claim"),
     # leases that ran out (claims take them over), and live ones (agents' loads)
     "run-out leases": ({"status": "claimed", "lease_until": {"$lt": NOW}}, URGENT_FIRST, "lease"),
@@ -149,3 +154,21 @@ def test_a_closed_minute_s_counts_are_read_through_the_time_index(loaded: MongoS
     indexes, nodes = plan(loaded, records.name, {"doc.at": minute}, [("seq", 1)])
     assert "doc.at_1" in indexes, (indexes, nodes)
     assert "Seq Scan" not in nodes, nodes
+
+
+def test_a_claim_s_affinity_lookups_read_their_indexes(loaded: MongoStore) -> None:
+    """A claim reads who helped the customers it would reach, and the agent's own customers:
+    each through an index on the field it is looked up by, made on first use."""
+    for i in range(2000):
+        loaded.put_record("affinity", f"bench:u{i}",
+                          {"author_id": f"bench:u{i}", "agent": f"agent{i % 50:02d}",
+                           "at": NOW.isoformat()})
+    assert loaded.find_records("affinity", {"agent": "agent07"})
+    assert loaded.find_records("affinity", {"author_id": ["bench:u7", "bench:u9"]})
+    analyze()
+    records = loaded.records("affinity").name
+    by_agent, nodes = plan(loaded, records, {"doc.agent": "agent07"}, [("seq", 1)])
+    assert "doc.agent_1" in by_agent and "Seq Scan" not in nodes, (by_agent, nodes)
+    owners, nodes = plan(loaded, records, {"doc.author_id": {"$in": ["bench:u7", "bench:u9"]}},
+                         [("seq", 1)])
+    assert "doc.author_id_1" in owners and "Seq Scan" not in nodes, (owners, nodes)
