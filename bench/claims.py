@@ -62,7 +62,8 @@ the customers this agent helped last (a claim among their items first), then the
 records read): those another agent with room helped are left for that agent; then
 `MongoStore.claim_next`, then its audit entry. `claim_next` is one atomic `find_one_and_update`
 on the `claim` index (status, priority descending, enqueued_at), with run-out leases and
-snoozes looked up first through their own indexes (`lease`, `snooze`); `tests/test_store_indexes.py`
+snoozes looked up first (one `$or`, each branch through its own index, `lease` and `snooze`);
+the agent's profile and everyone's come in one read. `tests/test_store_indexes.py`
 checks with `explain` on DocumentDB that each hot query reads its index. DocumentDB 0.108 does
 not read a sort from an index (its ordered index kind needs an ordering operator its RUM
 operator class lacks: "doesn't support ordering"), so a sorted claim reads every matching open

@@ -21,7 +21,7 @@ import pytest
 from pymongo import MongoClient
 
 from bench.claims import synthetic
-from pipeline.store.mongo import QUEUE_INDEXES, URGENT_FIRST, MongoStore
+from pipeline.store.mongo import QUEUE_INDEXES, URGENT_FIRST, MongoStore, _ran_out
 from tests.conftest import required_env
 
 pytestmark = pytest.mark.mongo
@@ -95,11 +95,8 @@ QUEUE_QUERIES = {
     "claim among customers": ({"status": "open", "author_id": {"$in": ["bench:u7", "bench:u9"]}},
                               URGENT_FIRST, "author"),
     "claimed in order": ({"status": "claimed"}, URGENT_FIRST, "claim"),
-    # leases that ran out (claims take them over), and live ones (agents' loads)
-    "run-out leases": ({"status": "claimed", "lease_until": {"$lt": NOW}}, URGENT_FIRST, "lease"),
+    # live leases (agents' loads)
     "live leases": ({"status": "claimed", "lease_until": {"$gte": NOW}}, None, "lease"),
-    "ended snoozes": ({"status": "snoozed", "snooze_until": {"$lt": NOW}}, URGENT_FIRST,
-                      "snooze"),
     "author's open items": ({"author_id": "bench:u7", "status": {"$ne": "resolved"}}, None,
                             "author"),
     "resolved since": ({"resolution.at": {"$gte": NOW}}, [("resolution.at", 1)], "resolved"),
@@ -123,6 +120,18 @@ def test_a_hot_queue_query_reads_its_index(loaded: MongoStore, name: str) -> Non
     assert index_name(QUEUE_INDEXES[index]) in indexes, (indexes, nodes)
     assert "Seq Scan" not in nodes, nodes
 
+
+
+@pytest.mark.parametrize("routing", [{}, ROUTING], ids=["any skills", "routed"])
+def test_run_out_leases_and_snoozes_are_read_through_their_indexes(
+    loaded: MongoStore, routing: dict[str, Any]
+) -> None:
+    """Every claim first asks for items whose lease or snooze ran out (one ``$or``): each
+    branch through its own index, never a walk of the queue."""
+    indexes, nodes = plan(loaded, "queue", _ran_out(NOW, routing), URGENT_FIRST)
+    assert index_name(QUEUE_INDEXES["lease"]) in indexes, (indexes, nodes)
+    assert index_name(QUEUE_INDEXES["snooze"]) in indexes, (indexes, nodes)
+    assert "Seq Scan" not in nodes, nodes
 
 
 def test_posts_by_author_and_by_time_read_their_indexes(loaded: MongoStore) -> None:

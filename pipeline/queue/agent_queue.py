@@ -177,7 +177,8 @@ class AgentQueue:
         Skills (topics, languages) filter; an author this agent helped last comes to them first;
         an author another agent helped last is left for that agent while they have room."""
         now = self.clock()
-        profile = self.agents.get(agent)
+        profiles = {p.name: p for p in self.agents.all()}  # one read serves both checks below
+        profile = profiles.get(agent)
         if profile is None:
             raise UnknownAgent(f"no agent profile {agent!r}: an admin creates it first")
         if not profile.available:
@@ -190,7 +191,7 @@ class AgentQueue:
             )
         others_with_room = {
             p.name
-            for p in self.agents.all()
+            for p in profiles.values()
             if p.name != agent and p.available and load[p.name] < p.capacity
         }
         mine = self.agents.helped_by(agent, now)
