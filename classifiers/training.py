@@ -107,6 +107,10 @@ def use_task_models(
             raise ConfigError(f"a spam head needs the label 'spam'; this one has {model.labels}")
         bundle = bundle.use(model.task, model.model)
     notes = metrics or {}
+    # which data sets the bundle may learn from is a property of its lineage (``make models
+    # PERMISSIVE=1``): a version built on it says so too, and the retrain flow reads it back
+    lineage = {k: v for k, v in registry.versions(MODEL_NAME).get(base, {}).get("params", {})
+               .items() if k == "permissive"}
     return registry.register(
         MODEL_NAME,
         bundle,
@@ -122,6 +126,7 @@ def use_task_models(
         },
         params={
             "base_version": base,
+            **{k: v == "True" for k, v in lineage.items()},
             **(
                 {"task": trained[0].task, "labels": trained[0].labels}
                 if len(trained) == 1

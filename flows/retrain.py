@@ -210,26 +210,40 @@ def comparison_table(result: dict[str, Any], corrections: int) -> str:
 def train_and_compare(
     corrected: dict[str, Rows],
     data: str | None,
-    permissive: bool,
+    permissive: bool | None,
     corpus: str,
     margin: float,
     test_size: float,
     seed: int,
 ) -> dict[str, Any]:
-    bases = base_heads(sorted(corrected), Path(data) if data else None, permissive, Path(corpus))
     cfg = Settings.from_environment()
     store = open_store(cfg)
     try:  # the deployment's registry, the one its workers follow
-        return compare(shared_registry(cfg, store), corrected, bases, margin, test_size, seed)
+        registry = shared_registry(cfg, store)
+        if permissive is None:
+            permissive = built_permissive(registry)
+        bases = base_heads(
+            sorted(corrected), Path(data) if data else None, permissive, Path(corpus)
+        )
+        return compare(registry, corrected, bases, margin, test_size, seed)
     finally:
         store.close()
+
+
+def built_permissive(registry: Registry) -> bool:
+    """Whether the active bundle was built without the research-only and unstated-licence sets
+    (``make models PERMISSIVE=1``, recorded in its version and carried to versions built on it):
+    a retrained head must not bring them back."""
+    active = registry.active(MODEL_NAME)
+    params = registry.versions(MODEL_NAME).get(active or "", {}).get("params", {})
+    return bool(params.get("permissive") == "True")
 
 
 @flow(name="retrain", **RUN_HOOKS)
 def retrain(
     margin: float = 0.01,
     data: str | None = None,
-    permissive: bool = False,
+    permissive: bool | None = None,
     corpus: str | None = None,
     test_size: float = 0.2,
     seed: int = 0,
@@ -237,7 +251,8 @@ def retrain(
     """Retrain the heads agents corrected; replace only those that clearly improve.
 
     ``data``: the shared data folder ``make models`` reads (its real sets), else the seed
-    corpus alone; ``permissive`` as ``make models PERMISSIVE=1``; ``corpus``: the seed corpus.
+    corpus alone; ``permissive`` as ``make models PERMISSIVE=1`` (by default, as the active
+    bundle was built); ``corpus``: the seed corpus.
     ``test_size`` and ``seed`` default to ``make models``'s split, which keeps the held-out rows
     unseen by the active heads.
     """

@@ -194,7 +194,9 @@ def markdown(
         "(`classifiers/sources.py`) plus the posts agents relabelled, trained the same way and "
         "scored beside the active head on the same held-out rows plus a share of the "
         "corrections; a head is replaced only where it gains `margin` (0.01) macro-F1, in a new "
-        "version that keeps the other heads.",
+        "version that keeps the other heads. A bundle built with PERMISSIVE=1 records it, and "
+        "versions built on it carry that on: the flow leaves the restricted sets out of a "
+        "retrained head's rows unless told otherwise (`--param permissive=false`).",
         "",
         "## Licences",
         "",

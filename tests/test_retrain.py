@@ -14,7 +14,7 @@ from classifiers.sources import heads, seed_head
 from classifiers.tasks import train_task
 from classifiers.training import SEED_CORPUS, use_task_model
 from classifiers.triager import MODEL_NAME
-from flows.retrain import base_heads, compare, comparison_table
+from flows.retrain import base_heads, built_permissive, compare, comparison_table
 from tests.test_model_registry import small_bundle
 from tests.test_models_use import brand_topics
 
@@ -67,6 +67,22 @@ def test_a_head_that_wins_replaces_only_itself(tmp_path: Path) -> None:
     table = comparison_table(result, 5)
     assert "| topic | 5 |" in table and "| replaced |" in table
     assert f"**promoted** as `{result['version']}` (new heads: topic" in table
+
+
+def test_a_retrained_version_keeps_its_lineage_s_licence_choice(tmp_path: Path) -> None:
+    """A bundle built by ``make models PERMISSIVE=1`` says so; the retrain flow reads that
+    (its heads' rows then leave out the restricted sets) and the version it builds says so too."""
+    registry = Registry(tmp_path)
+    model, digest = small_bundle(300)
+    registry.register(MODEL_NAME, model, data_sha256=digest, metrics={},
+                      params={"permissive": True})
+    assert built_permissive(registry)
+    result = compare(registry, {"topic": BILLING}, {"topic": seed_head("topic")}, margin=0.01)
+    assert result["promoted"]
+    assert registry.versions(MODEL_NAME)[result["version"]]["params"]["permissive"] == "True"
+    assert built_permissive(registry)
+    plain, _ = weak_registry(tmp_path / "plain")
+    assert not built_permissive(plain)
 
 
 def test_no_head_that_misses_the_margin_is_registered(tmp_path: Path) -> None:
