@@ -101,6 +101,10 @@ def run(
         wait_for(
             lambda: len(store.find_records("trend_progress")) == workers, 120, "first batches"
         )
+    except AssertionError as exc:  # what the workers said is the finding
+        logs = "\n".join(d.output(w)[-3000:] for w in d.workers)
+        raise AssertionError(f"{exc}; progress {store.find_records('trend_progress')}; "
+                             f"workers' logs:\n{logs}") from exc
     finally:
         store.close()
     for p in posts:
