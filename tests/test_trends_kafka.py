@@ -84,8 +84,12 @@ def run(
     d = Steady(kafka, mongo, uuid.uuid4().hex[:10], batch_size=200)
     made.append(d)
     for _ in range(workers):
-        # idle exit well past a loaded machine's pause between the first batches and the rest
-        d.start_worker("--idle-exit", "60")
+        # A worker's idle clock runs from its start, through its start-up and the group's
+        # forming, which on a machine busy with the rest of the suite took over a minute: an
+        # idle exit of 60 s let the worker stop before the first post came (a full run's "first
+        # batches" timeout). 150 s is well past that and past the pause between the first batches
+        # and the rest.
+        d.start_worker("--idle-exit", "150")
     want = [[k] for k in range(workers)]
     wait_for(lambda: shares(d) == want, 180, f"{workers} workers sharing the partitions")
     posts = stream()
@@ -112,7 +116,7 @@ def run(
             producer.send(f"raw.{d.name}", p.model_dump_json().encode(), key=p.id.encode())
     producer.flush()
     producer.close()
-    outputs = d.wait_for_exit(timeout_s=300)
+    outputs = d.wait_for_exit(timeout_s=420)
     assert all("Traceback" not in o for o in outputs), outputs
     triaged = sum(int(n) for o in outputs for n in re.findall(r"worker: (\d+) posts triaged", o))
     assert triaged == len(posts), outputs  # every post read before the workers went idle
