@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +105,11 @@ def _head(C: float, class_weight: str | None) -> LogisticRegression:
 
 
 def top_evidence(
-    Z: sparse.csr_matrix, coef: np.ndarray, rows_classes: np.ndarray, names: np.ndarray, k: int
+    Z: sparse.csr_matrix,
+    coef: np.ndarray,
+    rows_classes: np.ndarray,
+    names: Sequence[str],
+    k: int,
 ) -> list[list[str]]:
     """For each row, the k features that pushed hardest towards the class predicted for it.
 
@@ -129,7 +134,7 @@ def top_evidence(
     hit_rows, hit_ranks = np.nonzero(np.take_along_axis(values, ranked, axis=1) > 0)
     cols = Z.indices[Z.indptr[hit_rows] + best[hit_rows, hit_ranks]]
     for row, col in zip(hit_rows.tolist(), cols.tolist(), strict=True):
-        out[row].append(str(names[col]).split("__", 1)[-1].strip())
+        out[row].append(names[col].strip())
     return out
 
 
@@ -357,20 +362,63 @@ class PlainClassifier(ClassifierMixin, BaseEstimator):
 HeadModel = TextClassifier | PlainClassifier
 
 
+class Readable:
+    """What a head's evidence reads, worked out once per loaded model (``evidence_of``).
+
+    ``names`` holds each column's n-gram as the featurizer's vocabulary holds it: the same string
+    objects, so a list of pointers rather than ``get_feature_names_out``'s fresh copy of every
+    name with its view's prefix (the shipped bundle's four own featurizers have 290,000 columns),
+    and no numpy string array of them each batch to find the readable ones. ``weights`` are the
+    estimator's, one row per class (binary: against, for), with the columns no agent could read
+    (a word vector's dimensions, named "") zeroed.
+    """
+
+    def __init__(self, names: list[str], coef: np.ndarray) -> None:
+        if coef.shape[0] == 1:  # binary: one row of weights, for classes_[1]
+            coef = np.vstack([-coef[0], coef[0]])
+        unreadable = np.fromiter((not n for n in names), dtype=bool, count=len(names))
+        self.names = names
+        self.weights = np.where(unreadable, 0, coef).astype(coef.dtype, copy=False)
+
+
+_NAMES: weakref.WeakKeyDictionary[FeatureUnion, list[str]] = weakref.WeakKeyDictionary()
+_READABLE: weakref.WeakKeyDictionary[Any, Readable] = weakref.WeakKeyDictionary()
+
+
+def column_names(featurizer: FeatureUnion) -> list[str]:
+    """Each column's n-gram, in the featurizer's column order ("" for a word vector's)."""
+    names = _NAMES.get(featurizer)
+    if names is None:
+        names = []
+        for _, view in featurizer.transformer_list:
+            vocabulary = getattr(view, "vocabulary_", None)
+            if vocabulary is None:
+                names += [""] * len(view.get_feature_names_out())
+                continue
+            inverse = [""] * len(vocabulary)
+            for term, j in vocabulary.items():
+                inverse[j] = term
+            names += inverse
+        _NAMES[featurizer] = names
+    return names
+
+
+def evidence_of(featurizer: FeatureUnion, weighed: Any) -> Readable:
+    """The ``Readable`` of the estimator ``weighed`` (its ``coef_``) over ``featurizer``'s
+    columns, kept as long as the estimator lives."""
+    readable = _READABLE.get(weighed)
+    if readable is None:
+        readable = _READABLE[weighed] = Readable(column_names(featurizer), weighed.coef_)
+    return readable
+
+
 def head_evidence(
     head: HeadModel, Z: sparse.csr_matrix, predicted: np.ndarray, k: int
 ) -> list[list[str]]:
     """``top_evidence`` for a head with its own featurizer: the SVM's weights over its word and
     character n-grams (the word-vector view's dimensions are no words an agent could read)."""
-    names = getattr(head, "names_", None)
-    if names is None:  # worked out once per loaded model, on its first batch
-        names = head.featurizer_.get_feature_names_out()
-        head.names_ = names
-    readable = ~np.char.startswith(names.astype(str), "vectors__")
-    coef = head.svm_.coef_
-    if coef.shape[0] == 1:
-        coef = np.vstack([-coef[0], coef[0]])
-    return top_evidence(Z, np.where(readable, coef, 0.0), predicted, names, k)
+    readable = evidence_of(head.featurizer_, head.svm_)
+    return top_evidence(Z, readable.weights, predicted, readable.names, k)
 
 
 @dataclass
@@ -423,7 +471,6 @@ class TriageModel(BaseEstimator):
             self.heads_[task] = _head(self.C, self.class_weight).fit(
                 Z[known], np.asarray(labels, dtype=object)[known].astype(str)
             )
-        self.feature_names_ = self.featurizer_.get_feature_names_out()
         self.own_heads_: dict[str, HeadModel] = {}
         return self
 
@@ -464,8 +511,5 @@ class TriageModel(BaseEstimator):
         own = self._own.get(task)
         if own is not None:
             return head_evidence(own, F.of(task, own), predicted, k)
-        head = self.heads_[task]
-        coef = head.coef_
-        if coef.shape[0] == 1:  # binary: one row of weights, for classes_[1]
-            coef = np.vstack([-coef[0], coef[0]])
-        return top_evidence(F.shared, coef, predicted, self.feature_names_, k)
+        readable = evidence_of(self.featurizer_, self.heads_[task])
+        return top_evidence(F.shared, readable.weights, predicted, readable.names, k)

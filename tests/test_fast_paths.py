@@ -19,7 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from classifiers.entities import EntityExtractor
 from classifiers.language import LANGUAGES, LanguageDetector
-from classifiers.model import join_cjk, top_evidence
+from classifiers.model import Readable, column_names, join_cjk, make_featurizer, top_evidence
 from classifiers.ngrams import NgramTfidf
 from classifiers.text import HASHTAG, MENTION, REPEAT, URL, TextPreparer, normalise
 from classifiers.training import SEED_CORPUS, read_seed
@@ -163,7 +163,7 @@ def test_top_evidence_picks_each_rows_strongest_features() -> None:
     Z.eliminate_zeros()
     coef = rng.normal(size=(3, 50))
     predicted = rng.integers(0, 3, size=200)
-    names = np.array([f"view__f{j}" for j in range(50)])
+    names = [f"f{j}" for j in range(50)]
     found = top_evidence(Z, coef, predicted, names, k=3)
     for i, features in enumerate(found):
         row = Z[i]
@@ -174,6 +174,21 @@ def test_top_evidence_picks_each_rows_strongest_features() -> None:
         got = [contrib[int(f[1:])] for f in features]
         assert got == pushing[: len(got)]  # the strongest, strongest first
     assert found[5] == []
+
+
+def test_evidence_names_are_the_vocabularies_own_strings() -> None:
+    featurizer = make_featurizer((1, 2), (2, 4), min_df=1).fit(TextPreparer().prepare(SEED))
+    names = column_names(featurizer)
+    assert names == [n.split("__", 1)[1] for n in featurizer.get_feature_names_out()]
+    word = featurizer.transformer_list[0][1].vocabulary_
+    assert all(names[j] is term for term, j in word.items())  # pointers, not copies
+    assert column_names(featurizer) is names  # worked out once
+
+
+def test_readable_weights_leave_out_unnamed_columns_and_widen_binary_heads() -> None:
+    readable = Readable(["refund", "", "late"], np.array([[0.5, 2.0, -1.0]], dtype=np.float32))
+    assert readable.weights.dtype == np.float32
+    assert readable.weights.tolist() == [[-0.5, 0.0, 1.0], [0.5, 0.0, -1.0]]
 
 
 def test_batch_priorities_score_urgency_reach_and_waiting() -> None:
