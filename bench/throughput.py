@@ -52,13 +52,6 @@ PERF_MD = DOCS / "performance.md"
 SECTION = "## Throughput and latency"
 PARTITIONS = 2
 PROBE_EVERY = 20
-TARGETS = {
-    "e2e_posts_per_s_2_workers": ">= 10,000",
-    "p99_latency_s": "<= 1 s at 2,000 posts/s",
-    "ratio_vs_per_message": ">= 20",
-    "ratio_vs_quixstreams": ">= 3",
-    "worker_rss_mb": "<= 400",
-}
 
 
 def high_water_mb(pid: int) -> float | None:
