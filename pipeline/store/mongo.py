@@ -20,6 +20,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.collection import Collection
+from pymongo.cursor import Cursor
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
@@ -55,6 +56,11 @@ DEADLOCK_RETRIES = 8
 # item of a narrowed query is still the true top (every item left out ranks below the bound),
 # so the window decides only the cost: 4 ms a claim instead of 42 (docs/performance.md).
 CLAIM_WINDOW_MARGINS = (1.0, 10.0)
+# Documents every read asks for in its first reply (the server stops at 16 MB whatever this
+# says; a read's ``limit`` caps it too). The default first batch is 101 documents, and a read
+# left with a cursor open holds a PostgreSQL connection that FerretDB closes afterwards: a fresh
+# DocumentDB backend costs more than the read (30 a second under claims, docs/performance.md).
+ONE_REPLY = 100_000
 # The order agents take items in; the claim index below is this order behind ``status``.
 URGENT_FIRST = [("priority", DESCENDING), ("enqueued_at", ASCENDING)]
 # Every hot query's index, by what it is for, so the explain test (tests/test_store_indexes.py)
@@ -154,11 +160,11 @@ class MongoStore:
 
     def post_ids(self) -> list[str]:
         with _transient("listing posts"):
-            return [d["_id"] for d in self.posts.find({}, {"_id": 1})]
+            return [d["_id"] for d in _find(self.posts, {}, {"_id": 1})]
 
     def queue_ids(self) -> list[str]:
         with _transient("listing the queue"):
-            return [d["_id"] for d in self.queue.find({}, {"_id": 1})]
+            return [d["_id"] for d in _find(self.queue, {}, {"_id": 1})]
 
     def count(self, collection: str) -> int:
         with _transient(f"counting {collection}"):
@@ -173,14 +179,14 @@ class MongoStore:
 
     def list_queue(self, status: str = "open", limit: int = 50) -> list[QueueItem]:
         with _transient("listing the queue"):
-            docs = self.queue.find({"status": status}).sort(URGENT_FIRST).limit(limit)
+            docs = _find(self.queue, {"status": status}).sort(URGENT_FIRST).limit(limit)
             return [_queue_item(d) for d in docs]
 
     def queue_page(self, query: QueueQuery) -> QueuePage:
         with _transient("reading a queue page"):
             where = self._queue_where(query)
             total = self.queue.count_documents(where)
-            docs = self.queue.find(where).sort(URGENT_FIRST).skip(query.offset).limit(query.limit)
+            docs = _find(self.queue, where).sort(URGENT_FIRST).skip(query.offset).limit(query.limit)
             return QueuePage([_queue_item(d) for d in docs], total)
 
     def _queue_where(self, query: QueueQuery) -> dict[str, Any]:
@@ -197,7 +203,7 @@ class MongoStore:
                 where.append({field: {"$in": list(values)}})
         if query.search:
             pattern = {"$regex": re.escape(query.search), "$options": "i"}
-            handles = [a["_id"] for a in self.authors.find({"handle": pattern}, {"_id": 1})]
+            handles = [a["_id"] for a in _find(self.authors, {"handle": pattern}, {"_id": 1})]
             where.append(
                 {
                     "$or": [
@@ -224,7 +230,7 @@ class MongoStore:
     def queue_between(self, since: datetime, until: datetime) -> list[QueueItem]:
         with _transient("reading the queue of a range"):
             where = {"post_created_at": {"$gte": since, "$lt": until}}
-            return [_queue_item(d) for d in self.queue.find(where)]
+            return [_queue_item(d) for d in _find(self.queue, where)]
 
     def queue_mentioning(
         self,
@@ -245,14 +251,14 @@ class MongoStore:
         # condition on ``status`` from the claim index instead of the time's
         where = {"post_created_at": {"$gte": since}, "$or": either}
         with _transient("reading a spike's items"):
-            docs = self.queue.find(where).sort("post_created_at", DESCENDING).limit(limit)
+            docs = _find(self.queue, where).sort("post_created_at", DESCENDING).limit(limit)
             items = [_queue_item(d) for d in docs]
         return [i for i in items if i.status != "resolved"]
 
     def backlog(self, edges: Sequence[datetime]) -> dict[str, list[int]]:
         where = {"status": {"$ne": "resolved"}, "post_created_at": {"$lt": edges[0]}}
         with _transient("counting the backlog"):
-            docs = list(self.queue.find(where, {"band": 1, "post_created_at": 1}))
+            docs = list(_find(self.queue, where, {"band": 1, "post_created_at": 1}))
         counts: dict[str, list[int]] = {}
         for doc in docs:
             created = doc["post_created_at"]
@@ -266,7 +272,7 @@ class MongoStore:
         if not author_ids:
             return {}
         with _transient("reading handles"):
-            docs = self.authors.find({"_id": {"$in": list(author_ids)}}, {"handle": 1})
+            docs = _find(self.authors, {"_id": {"$in": list(author_ids)}}, {"handle": 1})
             return {d["_id"]: d["handle"] for d in docs if d.get("handle")}
 
     def top_topics(self, limit: int = 5) -> list[tuple[str, int]]:
@@ -307,8 +313,12 @@ class MongoStore:
                 **({"$in": list(authors)} if authors is not None else {}),
                 **({"$nin": list(exclude_authors)} if exclude_authors else {}),
             }
-        changes = {"status": "claimed", "agent": agent, "lease_until": lease_until,
-                   "snooze_until": None}
+        changes = {
+            "status": "claimed",
+            "agent": agent,
+            "lease_until": lease_until,
+            "snooze_until": None,
+        }
         update = {"$set": changes, "$inc": {"version": 1}}
         open_items = {"status": "open", **routing}
         # The window is keyed by the agent's skills only (a bounded set of keys), and skipped
@@ -349,7 +359,7 @@ class MongoStore:
         fields = {"priority": 1, "enqueued_at": 1, "author_id": 1}
 
         def read(query: dict[str, Any]) -> list[dict[str, Any]]:
-            return list(self.queue.find(query, fields).sort(URGENT_FIRST).limit(limit))
+            return list(_find(self.queue, query, fields).sort(URGENT_FIRST).limit(limit))
 
         with _transient("reading the customers a claim would reach"):
             found = read(_ran_out(now, routing))
@@ -367,8 +377,9 @@ class MongoStore:
         just below where the last claim under this routing took one (``CLAIM_WINDOW_MARGINS``),
         widened while it holds fewer than ``wanted``, up to the whole queue."""
         last = None if hint is None else self._claim_hints.get(hint)
-        bounds: list[float | None] = [last - margin for margin in CLAIM_WINDOW_MARGINS] if (
-            last is not None) else []
+        bounds: list[float | None] = (
+            [last - margin for margin in CLAIM_WINDOW_MARGINS] if (last is not None) else []
+        )
         docs: list[dict[str, Any]] = []
         for bound in [*bounds, None]:
             query = open_items if bound is None else {**open_items, "priority": {"$gte": bound}}
@@ -422,7 +433,7 @@ class MongoStore:
         if not item_ids:
             return []
         with _transient("reading queue items"):
-            return [_queue_item(d) for d in self.queue.find({"_id": {"$in": list(item_ids)}})]
+            return [_queue_item(d) for d in _find(self.queue, {"_id": {"$in": list(item_ids)}})]
 
     def update_item(self, item_id: str, version: int, changes: dict[str, Any]) -> QueueItem | None:
         with _transient("changing a queue item"):
@@ -451,15 +462,13 @@ class MongoStore:
     def checkpoints_under(self, prefix: str) -> list[SavedCheckpoint]:
         query = {"_id": {"$gte": prefix, "$lt": prefix_end(prefix)}}  # a range on _id's index
         with _transient("reading checkpoints"):
-            docs = list(self._db["checkpoints"].find(query).sort("_id", ASCENDING))
-        return [
-            SavedCheckpoint(str(d["_id"]), str(d["value"]), d.get("at")) for d in docs
-        ]
+            docs = list(_find(self._db["checkpoints"], query).sort("_id", ASCENDING))
+        return [SavedCheckpoint(str(d["_id"]), str(d["value"]), d.get("at")) for d in docs]
 
     def resolved_since(self, since: datetime | None) -> list[QueueItem]:
         query = {"resolution.at": {"$gte": since} if since is not None else {"$ne": None}}
         with _transient("reading resolved items"):
-            docs = self.queue.find(query).sort([("resolution.at", ASCENDING), ("_id", ASCENDING)])
+            docs = _find(self.queue, query).sort([("resolution.at", ASCENDING), ("_id", ASCENDING)])
             return [_queue_item(d) for d in docs]
 
     def audit_of_items(self, item_ids: Sequence[str]) -> list[AuditEntry]:
@@ -467,7 +476,7 @@ class MongoStore:
             return []
         with _transient("reading audit"):
             docs = list(
-                self.audit.find({"item_id": {"$in": list(item_ids)}}, {"_id": 0}).sort(
+                _find(self.audit, {"item_id": {"$in": list(item_ids)}}, {"_id": 0}).sort(
                     [("at", ASCENDING), ("_id", ASCENDING)]
                 )
             )
@@ -475,8 +484,9 @@ class MongoStore:
 
     def open_items_of_author(self, author_id: str) -> list[str]:
         with _transient("reading an author's items"):
-            docs = self.queue.find({"author_id": author_id, "status": {"$ne": "resolved"}},
-                                   {"_id": 1})
+            docs = _find(
+                self.queue, {"author_id": author_id, "status": {"$ne": "resolved"}}, {"_id": 1}
+            )
             return [d["_id"] for d in docs]
 
     def record_outbound(self, reply: OutboundReply) -> None:
@@ -486,7 +496,7 @@ class MongoStore:
 
     def outbound_since(self, since: datetime) -> list[OutboundReply]:
         with _transient("reading replies"):
-            docs = self._db["outbound"].find({"at": {"$gte": since}}, {"_id": 0})
+            docs = _find(self._db["outbound"], {"at": {"$gte": since}}, {"_id": 0})
             docs = docs.sort([("at", ASCENDING), ("id", ASCENDING)])
             return [OutboundReply.model_validate(d) for d in docs]
 
@@ -496,7 +506,7 @@ class MongoStore:
 
     def list_corrections(self) -> list[Correction]:
         with _transient("reading corrections"):
-            docs = self._db["corrections"].find({}).sort([("at", ASCENDING), ("_id", ASCENDING)])
+            docs = _find(self._db["corrections"], {}).sort([("at", ASCENDING), ("_id", ASCENDING)])
             return [
                 Correction.model_validate({k: v for k, v in d.items() if k != "_id"}) for d in docs
             ]
@@ -506,7 +516,7 @@ class MongoStore:
             return []
         with _transient("reading an author's posts"):
             return list(
-                self.posts.find({"author_key": {"$in": list(author_ids)}})
+                _find(self.posts, {"author_key": {"$in": list(author_ids)}})
                 .sort([("created_at", DESCENDING)])
                 .limit(limit)
             )
@@ -515,7 +525,7 @@ class MongoStore:
         if not author_ids:
             return []
         with _transient("reading an author's queue items"):
-            docs = self.queue.find({"author_id": {"$in": list(author_ids)}})
+            docs = _find(self.queue, {"author_id": {"$in": list(author_ids)}})
             items = [_queue_item(d) for d in docs]
         return sorted(items, key=lambda i: (i.enqueued_at, i.id))
 
@@ -622,10 +632,7 @@ class MongoStore:
                 with self._indexing:
                     records.create_index([(f"doc.{field}", ASCENDING)])
                     self._record_fields.setdefault(kind, set()).add(field)
-            # One reply however many match: a read left with a cursor open holds a PostgreSQL
-            # connection that FerretDB closes afterwards, and a fresh backend costs more than
-            # the read (30 a second under claims, docs/performance.md).
-            found = records.find(query, batch_size=limit).sort([("seq", ASCENDING)]).limit(limit)
+            found = _find(records, query).sort([("seq", ASCENDING)]).limit(limit)
             return [dict(d["doc"]) for d in found]
 
     def posts_between(
@@ -633,9 +640,7 @@ class MongoStore:
     ) -> list[dict[str, Any]]:
         with _transient("reading posts by time"):
             return list(
-                self.posts.find(
-                    {"created_at": {"$gte": since, "$lt": until}}, {"post.raw": 0}
-                )
+                _find(self.posts, {"created_at": {"$gte": since, "$lt": until}}, {"post.raw": 0})
                 .sort("created_at", ASCENDING)
                 .limit(limit)
             )
@@ -653,7 +658,7 @@ class MongoStore:
 
     def list_users(self) -> list[UserAccount]:
         with _transient("listing users"):
-            docs = list(self._db["users"].find({}, {"_id": 0}).sort("name", ASCENDING))
+            docs = list(_find(self._db["users"], {}, {"_id": 0}).sort("name", ASCENDING))
         return [UserAccount.model_validate(d) for d in docs]
 
     def close(self) -> None:
@@ -667,6 +672,11 @@ def _seq() -> int:
 
 def _urgent_first(doc: Mapping[str, Any]) -> tuple[float, datetime]:
     return (-doc["priority"], doc["enqueued_at"])
+
+
+def _find(collection: Collection[dict[str, Any]], *args: Any) -> Cursor[dict[str, Any]]:
+    """``collection.find`` answered in one reply (``ONE_REPLY``)."""
+    return collection.find(*args, batch_size=ONE_REPLY)
 
 
 def _queue_item(doc: dict[str, Any]) -> QueueItem:
@@ -716,7 +726,6 @@ def _routing(topics: Sequence[str] | None, languages: Sequence[str] | None) -> d
     if languages:
         routing["language"] = {"$in": list(languages)}
     return routing
-
 
 
 def _hint(skills: dict[str, Any]) -> str:
