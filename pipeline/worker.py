@@ -12,6 +12,7 @@ after that the worker rewinds to the start of the batch, pauses and tries again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -19,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -31,7 +33,7 @@ from pipeline.bus.kafka_records import Rejected, dead_letter, dead_letter_record
 from pipeline.errors import TransientError
 from pipeline.records import DeadLetter, Post, TriagedPost, utcnow
 from pipeline.settings import Settings
-from pipeline.store.interface import Store
+from pipeline.store.interface import Store, WriteResult
 from pipeline.trends.detector import Trend, TrendDetector
 from pipeline.trends.incidents import Candidate, link_incidents
 
@@ -70,6 +72,18 @@ class BatchStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for topic, n in other.topics.items():
             self.topics[topic] = self.topics.get(topic, 0) + n
+
+
+@dataclass
+class Triaged:
+    """A batch decoded and triaged (``Worker.prepare``), waiting for its writes."""
+
+    messages: Sequence[Message]
+    triaged: list[TriagedPost]
+    dead: list[DeadLetter]
+    stats: BatchStats
+    now: datetime
+    started: float  # perf_counter at prepare: a batch's time runs from there to its commit
 
 
 class Worker:
@@ -153,6 +167,12 @@ class Worker:
             log.info("now triaging with %s:%s", MODEL_NAME, self.triager.version)
 
     def process(self, messages: Sequence[Message]) -> BatchStats:
+        """One batch, start to end: triage, write, then publish and commit."""
+        batch = self.prepare(messages)
+        return self.finish(batch, self.write(batch))
+
+    def prepare(self, messages: Sequence[Message]) -> Triaged:
+        """Decode and triage a batch: everything before its writes, none of it seen outside."""
         self.follow_models()
         started = time.perf_counter()
         now = self.clock()
@@ -175,9 +195,23 @@ class Worker:
                 continue
             sources[post.id] = m
             posts.append(post)
-
         triaged = self._triage(posts, sources, dead, now)
-        result = self._retrying(lambda: self.store.write_batch(triaged), "store write")
+        return Triaged(messages, triaged, dead, stats, now, started)
+
+    def write(self, batch: Triaged) -> WriteResult:
+        """The batch's store writes, retried; safe on any thread (``run`` overlaps them with
+        the next batch's triage)."""
+        return self._retrying(lambda: self.store.write_batch(batch.triaged), "store write")
+
+    def finish(self, batch: Triaged, result: WriteResult) -> BatchStats:
+        """After the writes: trends, automation, publish, then commit the batch's offsets."""
+        messages, triaged, dead, stats, now = (
+            batch.messages,
+            batch.triaged,
+            batch.dead,
+            batch.stats,
+            batch.now,
+        )
         if self.trends is not None:
             self._update_trends(triaged, now)
         if self.automation is not None:
@@ -206,7 +240,7 @@ class Worker:
         for t in triaged:
             if not t.is_spam:
                 stats.topics[t.topic.label] = stats.topics.get(t.topic.label, 0) + 1
-        stats.seconds = time.perf_counter() - started
+        stats.seconds = time.perf_counter() - batch.started
         lag = self.consumer.behind()
         # one line a batch, the same fields as JSON with TRIAGE_LOG_FORMAT=json
         log.info(
@@ -345,35 +379,80 @@ class Worker:
         idle_exit_s: float | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> BatchStats:
-        """Process batches until ``stop`` is set, or until nothing arrived for ``idle_exit_s``."""
+        """Process batches until ``stop`` is set, or until nothing arrived for ``idle_exit_s``.
+
+        A batch's store writes run on a thread of their own while the next batch is polled and
+        triaged, so a worker spends the time it waits for the store on the next batch (without
+        Kafka transactions, whose records and offsets go out batch by batch). The order that
+        makes a crash harmless holds: a batch is published and committed only after its own
+        writes, and batches are committed in the order they were polled. If a write or
+        anything after it fails, both batches in hand are rewound and replayed."""
         totals = BatchStats()
         idle_since = time.monotonic()
-        while not stop.is_set():
-            batch: list[Message] = []
-            try:
-                batch = self.poll_batch()
-                if not batch:
-                    self.tick_trends()
-                    if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
-                        break
-                    continue
-                stats = self.process(batch)
-            except TransientError as exc:
-                log.error(
-                    "batch not written (%s); pausing %.0fs, then replaying it",
-                    exc,
-                    self.settings.pause_s,
-                )
-                # what this batch already published must not go out again with its replay
-                self.producer.abort()
-                if batch:
-                    self.consumer.rewind(batch)
-                stop.wait(self.settings.pause_s)
-                continue
+        writer = (
+            None
+            if self.producer.transactional
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-write")
+        )
+        pending: tuple[Triaged, Future[WriteResult]] | None = None  # its writes are running
+
+        def done(stats: BatchStats) -> None:
+            nonlocal idle_since
             idle_since = time.monotonic()
             totals.add(stats)
             if on_batch is not None:
                 on_batch(stats)
+
+        def settle() -> None:
+            """Wait for the pending batch's writes, then publish and commit it."""
+            nonlocal pending
+            if pending is not None:
+                stats = self.finish(pending[0], pending[1].result())
+                pending = None
+                done(stats)
+
+        try:
+            while not stop.is_set():
+                batch: list[Message] = []
+                try:
+                    batch = self.poll_batch()
+                    if not batch:
+                        settle()
+                        self.tick_trends()
+                        if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                            break
+                        continue
+                    if writer is None:
+                        done(self.process(batch))
+                        continue
+                    triaged = self.prepare(batch)
+                    settle()
+                    pending = (triaged, writer.submit(self.write, triaged))
+                except TransientError as exc:
+                    log.error(
+                        "batch not written (%s); pausing %.0fs, then replaying it",
+                        exc,
+                        self.settings.pause_s,
+                    )
+                    uncommitted = list(batch)
+                    if pending is not None:  # its writes may still run: let them end first
+                        with contextlib.suppress(TransientError):
+                            pending[1].result()
+                        uncommitted = [*pending[0].messages, *uncommitted]
+                        pending = None
+                    # what these batches already published must not go out again with the replay
+                    self.producer.abort()
+                    if uncommitted:
+                        self.consumer.rewind(uncommitted)
+                    stop.wait(self.settings.pause_s)
+            try:
+                settle()
+            except TransientError as exc:  # leaving: whoever takes the partitions replays it
+                log.error("last batch not written (%s); it will be replayed", exc)
+                self.producer.abort()
+        finally:
+            if writer is not None:
+                writer.shutdown(wait=True)
         return totals
 
     def close(self) -> None:

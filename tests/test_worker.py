@@ -158,6 +158,45 @@ def test_store_outage_pauses_and_replays_without_loss(
     assert sorted(store.post_ids()) == sorted(f"test:{i}" for i in range(120))
 
 
+class FailsOnce(EmbeddedStore):
+    """A real embedded store whose write number ``at`` fails; the worker wrote one batch and
+    triaged the next while it ran."""
+
+    def __init__(self, path: Path, at: int) -> None:
+        super().__init__(path)
+        self.at = at
+        self.attempts = 0
+
+    def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
+        self.attempts += 1
+        if self.attempts == self.at:
+            raise TransientError("store went away")
+        return super().write_batch(triaged)
+
+
+def test_a_failed_write_replays_its_batch_and_the_one_triaged_behind_it(
+    bus: InProcessBus, triager: Triager, tmp_path: Path
+) -> None:
+    settings = embedded_settings(
+        data_dir=tmp_path, batch_size=64, write_retries=0, pause_s=0, retry_backoff_s=0.01
+    )
+    store = FailsOnce(settings.embedded_db, at=2)
+    store.ensure_schema()
+    feed(bus, [post_bytes(i) for i in range(200)])
+    worker = Worker(bus, store, triager, settings, clock=lambda: NOW)
+    totals = worker.run(threading.Event(), idle_exit_s=0.3)
+    worker.close()
+    everyone = sorted(f"test:{i}" for i in range(200))
+    assert store.attempts > 4  # four batches, one written twice
+    assert sorted(store.post_ids()) == everyone
+    assert totals.posts == 200
+    # published only after their writes: the failed batch and the one behind it went out once
+    published = [TriagedPost.model_validate_json(m.value).id for m in bus.read_all("posts.triaged")]
+    published += [TriagedPost.model_validate_json(m.value).id for m in bus.read_all("posts.spam")]
+    assert sorted(published) == everyone
+    assert set(bus.lag(settings.consumer_group, settings.topic_raw).values()) == {0}
+
+
 def test_the_worker_logs_a_line_a_batch_and_a_warning_a_dead_letter(
     bus: InProcessBus,
     store: EmbeddedStore,
