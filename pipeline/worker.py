@@ -2,7 +2,8 @@
 
 The order is what makes a crash harmless. Offsets are committed only after the store writes and the
 producer flush have succeeded, and every write is idempotent by post id, so a worker killed at any
-point redelivers at most one batch, which lands exactly as it would have the first time.
+point redelivers at most the two batches it had in hand (one being written, the next being
+triaged; see ``run``), which land exactly as they would have the first time.
 
 Errors are data: a record that cannot be parsed, or that makes a stage raise, goes to the
 dead-letter topic with its original bytes and the reason, and the batch goes on without it.
