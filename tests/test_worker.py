@@ -126,16 +126,17 @@ def test_a_post_that_makes_a_stage_raise_is_dead_lettered_alone(
 
 
 class FlakyStore(EmbeddedStore):
-    """A real embedded store whose first writes fail as if the server were away."""
+    """A real embedded store whose writes numbered in ``failing`` (from 1) fail as if the server
+    were away."""
 
-    def __init__(self, path: Path, failures: int) -> None:
+    def __init__(self, path: Path, failing: range) -> None:
         super().__init__(path)
-        self.failures = failures
+        self.failing = failing
         self.attempts = 0
 
     def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
         self.attempts += 1
-        if self.attempts <= self.failures:
+        if self.attempts in self.failing:
             raise TransientError("store went away")
         return super().write_batch(triaged)
 
@@ -146,7 +147,7 @@ def test_store_outage_pauses_and_replays_without_loss(
     settings = embedded_settings(
         data_dir=tmp_path, batch_size=1000, write_retries=1, pause_s=0, retry_backoff_s=0.01
     )
-    store = FlakyStore(settings.embedded_db, failures=5)
+    store = FlakyStore(settings.embedded_db, failing=range(1, 6))
     store.ensure_schema()
     feed(bus, [post_bytes(i) for i in range(120)])
     crashed = Worker(bus, store, triager, settings, clock=lambda: NOW)
@@ -158,29 +159,14 @@ def test_store_outage_pauses_and_replays_without_loss(
     assert sorted(store.post_ids()) == sorted(f"test:{i}" for i in range(120))
 
 
-class FailsOnce(EmbeddedStore):
-    """A real embedded store whose write number ``at`` fails; the worker wrote one batch and
-    triaged the next while it ran."""
-
-    def __init__(self, path: Path, at: int) -> None:
-        super().__init__(path)
-        self.at = at
-        self.attempts = 0
-
-    def write_batch(self, triaged: Sequence[TriagedPost]) -> WriteResult:
-        self.attempts += 1
-        if self.attempts == self.at:
-            raise TransientError("store went away")
-        return super().write_batch(triaged)
-
-
 def test_a_failed_write_replays_its_batch_and_the_one_triaged_behind_it(
     bus: InProcessBus, triager: Triager, tmp_path: Path
 ) -> None:
     settings = embedded_settings(
         data_dir=tmp_path, batch_size=64, write_retries=0, pause_s=0, retry_backoff_s=0.01
     )
-    store = FailsOnce(settings.embedded_db, at=2)
+    # the second write fails while the worker has the third batch triaged
+    store = FlakyStore(settings.embedded_db, failing=range(2, 3))
     store.ensure_schema()
     feed(bus, [post_bytes(i) for i in range(200)])
     worker = Worker(bus, store, triager, settings, clock=lambda: NOW)
