@@ -109,7 +109,10 @@ def test_sliding_windows_count_every_key() -> None:
     assert windows["1m"]["all"] == 2 and windows["1m"]["#help"] == 1
     assert windows["15m"]["all"] == 30 and windows["15m"]["refund"] == 15
     assert windows["60m"][("refund", "please")] == 60
-    assert windows["1440m"]["all"] == 240 and windows["1440m"]["topic=general"] == 240
+    assert windows["60m"]["all"] == 120 and windows["60m"]["topic=general"] == 120
+    assert set(windows) == {"1m", "15m", "60m"}
+    with pytest.raises(ValueError, match="at most 90 minutes"):
+        detector.window(24 * 60)  # a day is the reports', from the stored buckets
     assert windows["15m"]["lang=en"] == 30 and windows["15m"]["sent=general|negative"] >= 0
 
 
@@ -153,22 +156,6 @@ def test_steady_background_raises_no_alert_and_a_burst_raises_one() -> None:
     assert len(alerts) == 1
     last = detector.trends[trend.id]
     assert last.status in {"fading", "ended"} and last.related
-
-
-def test_a_closed_hour_keeps_its_most_frequent_terms_and_every_meta_key(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(trends, "HOUR_KEYS", 5)
-    detector = TrendDetector()
-    stream(detector, range(0, 61))
-    hour = detector.hours[START_MIN // 60]
-    full = detector.window(60, START_MIN + 59)
-    terms = [k for k in hour if not trends.is_meta(k)]
-    assert hour["all"] == full["all"] == 6 * 60 and hour["lang=en"] == full["lang=en"]
-    assert len(terms) == 5 and len([k for k in full if not trends.is_meta(k)]) > 5
-    assert min(hour[k] for k in terms) >= max(
-        c for k, c in full.items() if k not in hour and not trends.is_meta(k)
-    )
 
 
 def test_a_new_phrase_is_an_emerging_trend() -> None:
@@ -299,12 +286,13 @@ def test_a_restarted_detector_keeps_counts_baseline_and_trends(store: Store) -> 
     active = set(first.active)
     assert active
     first.close()
+    stored = sum(c["all"] for c in bucket_counts(store, START, START + timedelta(hours=5)).values())
 
     again = TrendDetector(store, worker_id="w1-restarted")
     assert again.watermark == first.watermark
     assert again.windows()["15m"] == windows["15m"]
-    assert again.windows()["1440m"]["all"] == windows["1440m"]["all"]
-    assert again.windows()["1440m"]["topic=general"] == windows["1440m"]["topic=general"]
+    assert again.windows()["60m"]["all"] == windows["60m"]["all"]
+    assert again.windows()["60m"]["topic=general"] == windows["60m"]["topic=general"]
     assert again.hours_seen == first.hours_seen
     assert again.shares.keys() == first.shares.keys()
     assert set(again.active) == active
@@ -316,7 +304,7 @@ def test_a_restarted_detector_keeps_counts_baseline_and_trends(store: Store) -> 
     again.close()
     # and nothing was counted twice: the stored buckets hold each minute once
     merged = bucket_counts(store, START, START + timedelta(hours=5))
-    assert sum(c["all"] for c in merged.values()) == windows["1440m"]["all"] + 5 * 10
+    assert sum(c["all"] for c in merged.values()) == stored + 5 * 10
 
 
 def test_workers_merge_their_counts(store: Store) -> None:

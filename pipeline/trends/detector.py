@@ -4,7 +4,8 @@ Each batch is counted once, vectorised: one regular-expression pass over the bat
 (PII-redacted) text gives terms, hashtags and mentions, one ``zip`` gives the two-word phrases, and
 the topic, language, source and sentiment columns are counted alongside. Counts go into per-minute
 buckets keyed by the post's minute; sliding windows of 1, 15 and 60 minutes are running sums of
-those buckets, and 24 hours of hourly roll-ups sit beside them. A batch that spans many minutes
+those buckets, and the last 90 minutes are kept (reports over longer spans read the stored
+buckets, ``pipeline/trends/report.py``). A batch that spans many minutes
 (a replay's, a worker catching up) is counted minute by minute in time order, each minute closed
 before the next is counted, so it is tested as the same posts arriving live would be.
 
@@ -48,7 +49,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from itertools import chain, islice, pairwise
+from itertools import chain, pairwise
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -65,14 +66,14 @@ Key = str | tuple[str, str]
 EMPTY: Counter[Key] = Counter()  # a minute without counts (read only)
 Status = Literal["emerging", "peaking", "fading", "ended"]
 
-WINDOWS_MIN = (1, 15, 60, 1440)
+WINDOWS_MIN = (1, 15, 60)
+KEEP_MIN = 90  # minutes of counts held: the hourly test's hour, and late posts' slack
 DETECT_WINDOW = 15
 SAMPLE_PER_MINUTE = 2000
 PERSIST_TERMS_PER_MINUTE = 5000
 BASELINE_KEYS = 50_000
 HOUR_CANDIDATE = 2  # a key's least count in 15 minutes for the hourly test to look at it
 HOUR_PREFILTER = 0.05  # the quarter hour's p-value under which a key gets the hourly test
-HOUR_KEYS = 20_000  # terms kept per closed hour for the 24-hour window: memory stays bounded
 LOAD_LIMIT = 1_000_000  # records read at once: a day of buckets of many workers
 # A deployment's workers (``shared``): one leader closes each minute on every worker's counts.
 LEASE = "trend-detector"
@@ -254,7 +255,7 @@ def segment_chinese(text: str) -> str:
 def tokenise(texts: Sequence[str]) -> list[list[str]]:
     """Each post's tokens, from one regular-expression pass over the whole batch: the separator
     is upper case, so no lower-cased post can contain it. Tokens are interned: a word is a key of
-    up to 90 minute counters and 24 hour counters, and each would otherwise hold its own copy.
+    up to 90 minute counters, and each would otherwise hold its own copy.
     Chinese text is segmented into words first; a batch without any pays one search for it."""
     joined = URL.sub(" ", f" {SEP} ".join([t.lower() for t in texts]))
     if HAN.search(joined):
@@ -383,7 +384,6 @@ class TrendDetector:
         self.base: dict[int, Counter[Key]] = {}  # counts loaded from the store (never rewritten)
         # shared: every worker's counts of the minutes the leader closed, as read from the store
         self.merged: dict[int, Counter[Key]] = {}
-        self.hours: dict[int, Counter[Key]] = {}
         self.samples: dict[int, list[Sampled]] = {}
         self.shares: dict[Key, float] = {}
         self.share_weight = 0.0
@@ -482,24 +482,22 @@ class TrendDetector:
         return own + base
 
     def window(self, minutes: int, end: int | None = None) -> Counter[Key]:
-        """Counts over the ``minutes`` minutes up to and including ``end`` (default: newest)."""
+        """Counts over the ``minutes`` minutes up to and including ``end`` (default: newest).
+
+        At most ``KEEP_MIN`` minutes: a day of counts held in memory cost the leader about 100
+        MB (docs/performance.md), and longer spans are the reports' (from the stored buckets)."""
+        if minutes > KEEP_MIN:
+            raise ValueError(f"a window of at most {KEEP_MIN} minutes, not {minutes}")
         end = self.watermark if end is None else end
+        total: Counter[Key] = Counter()
         if end is None:
-            return Counter()
-        if minutes <= 60:
-            total: Counter[Key] = Counter()
-            for m in range(end - minutes + 1, end + 1):
-                total.update(self.counts(m))
             return total
-        total = Counter()
-        for h in range((end - minutes) // 60 + 1, end // 60):
-            total.update(self.hours.get(h, Counter()))
-        for m in range((end // 60) * 60, end + 1):
+        for m in range(end - minutes + 1, end + 1):
             total.update(self.counts(m))
         return total
 
     def windows(self) -> dict[str, Counter[Key]]:
-        """The sliding windows (1 min, 15 min, 1 h, 24 h) ending at the newest minute."""
+        """The sliding windows (1 min, 15 min, 1 h) ending at the newest minute."""
         return {f"{w}m": self.window(w) for w in WINDOWS_MIN}
 
     # ---------------------------------------------------------- one detector per deployment
@@ -512,9 +510,9 @@ class TrendDetector:
         self.store.put_record(
             "trend_progress", self.worker_id, {"at": self.clock(), "watermark": minute}
         )
-        for old in [m for m in self.own if m < minute - 90 and m not in self.dirty]:
+        for old in [m for m in self.own if m < minute - KEEP_MIN and m not in self.dirty]:
             del self.own[old]
-        for old in [m for m in self.revisions if m < minute - 90 and m not in self.own]:
+        for old in [m for m in self.revisions if m < minute - KEEP_MIN and m not in self.own]:
             del self.revisions[old]
 
     def _lead(self, minute: int) -> list[Trend]:
@@ -587,7 +585,7 @@ class TrendDetector:
         self.leader = False
 
     def _forget(self) -> None:
-        self.merged, self.hours, self.active = {}, {}, {}
+        self.merged, self.active = {}, {}
         self.shares, self.share_weight, self.share_scale = {}, 0.0, 1.0
         self.hours_seen, self.seasonal, self.hourly_volume = 0, [None] * 24, 0.0
         self.closed, self.window15 = None, Counter()
@@ -595,7 +593,8 @@ class TrendDetector:
     # ---------------------------------------------------------- minute and hour close
 
     def _close_minute(self, minute: int) -> list[Trend]:
-        """``minute`` is complete: slide the 15-minute window onto it, test, roll hours."""
+        """``minute`` is complete: slide the 15-minute window onto it, test, and at the end of
+        an hour move the baseline."""
         if self.closed == minute - 1:
             self.window15.update(self.counts(minute))
             self.window15.subtract(self.counts(minute - DETECT_WINDOW))
@@ -607,12 +606,12 @@ class TrendDetector:
         changed = self._test(minute)
         if (minute + 1) % 60 == 0:
             self._close_hour(minute // 60)
-        for old in [m for m in self.merged if m < minute - 90]:
+        for old in [m for m in self.merged if m < minute - KEEP_MIN]:
             del self.merged[old]
         for counts in (self.own, self.base):
-            for old in [m for m in counts if m < minute - 90 and m not in self.dirty]:
+            for old in [m for m in counts if m < minute - KEEP_MIN and m not in self.dirty]:
                 del counts[old]  # a minute not yet written waits for the next flush
-        for old in [m for m in self.revisions if m < minute - 90 and m not in self.own]:
+        for old in [m for m in self.revisions if m < minute - KEEP_MIN and m not in self.own]:
             del self.revisions[old]  # over an hour late: never counted, so never rewritten
         for old in [m for m in self.samples if m <= minute - DETECT_WINDOW]:
             del self.samples[old]
@@ -622,11 +621,6 @@ class TrendDetector:
         total: Counter[Key] = Counter()
         for m in range(hour * 60, hour * 60 + 60):
             total.update(self.counts(m))
-        meta = Counter({k: c for k, c in total.items() if is_meta(k)})
-        terms = (kc for kc in total.most_common(HOUR_KEYS + len(meta)) if not is_meta(kc[0]))
-        self.hours[hour] = meta + Counter(dict(islice(terms, HOUR_KEYS)))
-        for old in [h for h in self.hours if h < hour - 24]:
-            del self.hours[old]
         n = total.get("all", 0)
         if n == 0:
             return
@@ -932,13 +926,14 @@ class TrendDetector:
         )
 
     def load(self, closed: int | None = None) -> None:
-        """Take up where the workers left off: the newest baseline, the last day of buckets of
-        every worker (as a base this worker never rewrites) and the trends still active. A
+        """Take up where the workers left off: the newest baseline, the last ``KEEP_MIN`` minutes
+        of buckets of every worker (as a base this worker never rewrites) and the trends still
+        active. A
         shared detector taking the lease over loads the buckets of the minutes up to ``closed``
         (the last its predecessor closed) as the deployment's counts, and goes on from there."""
         assert self.store is not None
         states = self.store.find_records("trend_state", limit=LOAD_LIMIT)
-        since = None if closed is None else minute_time(closed - 1440)
+        since = None if closed is None else minute_time(closed - KEEP_MIN)
         if states:
             state = max(states, key=lambda d: as_time(d["at"]))
             # buckets reach at most an hour past the newest baseline (saved hourly and at close)
@@ -961,15 +956,10 @@ class TrendDetector:
         into = self.merged if self.shared else self.base
         for b in buckets:
             m = int(b["minute"])
-            if m <= newest - 1440:
-                continue
-            counts = Counter(
-                {parse_key(k): int(c) for k, c in zip(b["keys"], b["counts"], strict=True)}
-            )
-            if m > newest - 90:
-                into.setdefault(m, Counter()).update(counts)
-            if m < (newest // 60) * 60:
-                self.hours.setdefault(m // 60, Counter()).update(counts)
+            if m > newest - KEEP_MIN:
+                into.setdefault(m, Counter()).update(
+                    {parse_key(k): int(c) for k, c in zip(b["keys"], b["counts"], strict=True)}
+                )
         if self.shared:
             self.closed = newest
         else:
