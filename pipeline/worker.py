@@ -382,6 +382,14 @@ class Worker:
     ) -> BatchStats:
         """Process batches until ``stop`` is set, or until nothing arrived for ``idle_exit_s``.
 
+        The idle clock runs only while the group has settled this worker's share of the
+        partitions (``Consumer.assignment``), from that moment or from the last batch, whichever
+        is later. Joining the group and rebalances stop it and a new share restarts it: a
+        worker started before its posts, on a machine where the group takes a minute to form,
+        waits for them. A worker the group gives no partition (more workers than partitions)
+        has a settled, empty share and exits after ``idle_exit_s`` like one whose partitions
+        are quiet: it has nothing to read, and the workers that stay hold every partition.
+
         A batch's store writes run on a thread of their own while the next batch is polled and
         triaged, so a worker spends the time it waits for the store on the next batch (without
         Kafka transactions, whose records and offsets go out batch by batch). The order that
@@ -390,6 +398,7 @@ class Worker:
         anything after it fails, both batches in hand are rewound and replayed."""
         totals = BatchStats()
         idle_since = time.monotonic()
+        share = self.consumer.assignment()
         writer = (
             None
             if self.producer.transactional
@@ -403,6 +412,14 @@ class Worker:
             totals.add(stats)
             if on_batch is not None:
                 on_batch(stats)
+
+        def idle_for() -> float:
+            """Seconds without a batch since the group last settled this worker's share."""
+            nonlocal idle_since, share
+            now, held = time.monotonic(), self.consumer.assignment()
+            if held is None or held != share:
+                idle_since, share = now, held
+            return now - idle_since
 
         def settle() -> None:
             """Wait for the pending batch's writes, then publish and commit it."""
@@ -420,7 +437,7 @@ class Worker:
                     if not batch:
                         settle()
                         self.tick_trends()
-                        if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                        if idle_exit_s is not None and idle_for() > idle_exit_s:
                             break
                         continue
                     if writer is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -99,3 +100,25 @@ def test_read_all_returns_the_whole_topic(bus: Bus, unique: str) -> None:
     assert sorted(m.value for m in bus.read_all(topic)) == sorted(
         f"m{i}".encode() for i in range(25)
     )
+
+
+def test_each_member_knows_its_settled_share_even_when_it_is_none(bus: Bus, unique: str) -> None:
+    """Three members, two partitions: once the group settles, the partitions are split between
+    two of them and the third holds an empty share, which is not the None of a member still
+    joining (the worker's idle clock runs on the one, not the other)."""
+    topic, group = f"t-{unique}", f"g-{unique}"
+    bus.ensure_topics([topic])
+    members = [bus.consumer(group, [topic]) for _ in range(3)]
+    everything = {(topic, 0), (topic, 1)}
+    settled: list[frozenset[tuple[str, int]]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for m in members:  # a Kafka member joins and rebalances in its polls
+            m.poll(10, timeout_s=0.2)
+        settled = [s for s in (m.assignment() for m in members) if s is not None]
+        if len(settled) == 3 and frozenset().union(*settled) == everything:
+            break
+    for m in members:
+        m.close()
+    assert len(settled) == 3 and frozenset().union(*settled) == everything, settled
+    assert sorted(map(len, settled)) == [0, 1, 1], settled

@@ -84,12 +84,12 @@ def run(
     d = Steady(kafka, mongo, uuid.uuid4().hex[:10], batch_size=200)
     made.append(d)
     for _ in range(workers):
-        # A worker's idle clock runs from its start, through its start-up and the group's
-        # forming, which on a machine busy with the rest of the suite took over a minute: an
-        # idle exit of 60 s let the worker stop before the first post came (a full run's "first
-        # batches" timeout). 150 s is well past that and past the pause between the first batches
-        # and the rest.
-        d.start_worker("--idle-exit", "150")
+        # A worker's idle clock runs only while it holds its share of the partitions: start-up
+        # and the group's forming (over a minute on a machine busy with the rest of the suite)
+        # do not count. So the idle exit need only outlast the pauses in the stream, the
+        # longest being the wait for the first batches before the rest is sent; each run
+        # waits this long after its last post.
+        d.start_worker("--idle-exit", "30")
     want = [[k] for k in range(workers)]
     wait_for(lambda: shares(d) == want, 180, f"{workers} workers sharing the partitions")
     posts = stream()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from classifiers.seed import EMOTIONS
 from classifiers.triager import Triager
+from pipeline.bus.interface import Consumer, Message
 from pipeline.bus.memory import InProcessBus
 from pipeline.errors import TransientError
 from pipeline.records import DeadLetter, Post, TriagedPost
@@ -181,6 +183,67 @@ def test_a_failed_write_replays_its_batch_and_the_one_triaged_behind_it(
     published += [TriagedPost.model_validate_json(m.value).id for m in bus.read_all("posts.spam")]
     assert sorted(published) == everyone
     assert set(bus.lag(settings.consumer_group, settings.topic_raw).values()) == {0}
+
+
+class Joining:
+    """An in-process consumer whose group settles its share only when ``settled`` is set: until
+    then no share (``assignment`` None) and no records, as a Kafka member while its group forms,
+    which on a busy machine outlasts a short idle exit."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
+        self.settled = threading.Event()
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        if not self.settled.wait(timeout_s):
+            return []
+        return self.consumer.poll(max_records, timeout_s)
+
+    def assignment(self) -> frozenset[tuple[str, int]] | None:
+        return self.consumer.assignment() if self.settled.is_set() else None
+
+    def commit(self, messages: Sequence[Message]) -> None:
+        self.consumer.commit(messages)
+
+    def rewind(self, messages: Sequence[Message]) -> None:
+        self.consumer.rewind(messages)
+
+    def behind(self) -> int | None:
+        return self.consumer.behind()
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def test_the_idle_clock_runs_only_once_the_group_settled_the_workers_share(
+    bus: InProcessBus, store: EmbeddedStore, triager: Triager, settings: Settings
+) -> None:
+    feed(bus, [post_bytes(i) for i in range(50)])
+    worker = Worker(bus, store, triager, settings, clock=lambda: NOW)
+    worker.consumer = joining = Joining(worker.consumer)
+    threading.Timer(1.0, joining.settled.set).start()  # more than three idle exits
+    totals = worker.run(threading.Event(), idle_exit_s=0.3)
+    worker.close()
+    assert totals.posts == 50  # waited for its partitions, read them, then went idle
+
+
+def test_a_worker_the_group_gives_no_partition_exits_after_the_idle_time(
+    bus: InProcessBus, store: EmbeddedStore, triager: Triager, settings: Settings
+) -> None:
+    """More workers than partitions: the spare one's share is settled and empty, so it exits
+    like a worker whose partitions are quiet rather than waiting for a share."""
+    readers = [Worker(bus, store, triager, settings) for _ in range(bus.partitions)]
+    spare = Worker(bus, store, triager, settings)
+    assert spare.consumer.assignment() == frozenset()
+    stop = threading.Event()
+    backstop = threading.Timer(10, stop.set)  # a spare that never left would hang the suite
+    backstop.start()
+    started = time.monotonic()
+    spare.run(stop, idle_exit_s=0.3)
+    backstop.cancel()
+    assert time.monotonic() - started < 5
+    for w in [spare, *readers]:
+        w.close()
 
 
 def test_the_worker_logs_a_line_a_batch_and_a_warning_a_dead_letter(

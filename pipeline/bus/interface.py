@@ -62,6 +62,12 @@ class Consumer(Protocol):
         """Records waiting in this member's partitions as its last fetch saw them (no request
         to the broker): the lag a worker reports with each batch; None if not known yet."""
 
+    def assignment(self) -> frozenset[tuple[str, int]] | None:
+        """The (topic, partition)s the group gave this member when it last settled, possibly
+        none (more members than partitions); None while the member is joining or the group is
+        rebalancing. No request to the broker: a worker with an idle exit asks after every empty
+        poll, and its idle clock runs only while this is known."""
+
     def close(self) -> None: ...
 
 

@@ -291,15 +291,22 @@ def _message(record: Any) -> Message:
 
 class _AssignmentLog(ConsumerRebalanceListener):
     """Says which partitions this worker holds after every rebalance: an operator reading a
-    worker that triages nothing sees at once whether the group gave it anything to read."""
+    worker that triages nothing sees at once whether the group gave it anything to read.
+
+    It also knows whether the member's share is settled, which the client does not say: with
+    eager rebalancing (the client's default, used here) a rebalance begins with a revocation,
+    even of nothing (a first join), and ends with an assignment, even of nothing."""
 
     def __init__(self, group: str) -> None:
         self.group = group
+        self.settled = False
 
     def on_partitions_revoked(self, revoked: Any) -> None:
+        self.settled = False
         log.info("group %s: gave back %s", self.group, _partitions(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self.settled = True
         log.info("group %s: reading %s", self.group, _partitions(assigned))
 
 
@@ -518,7 +525,8 @@ class KafkaBusConsumer:
             )
         except (KafkaError, OSError, ValueError) as exc:
             raise _unreachable(self._bus.bootstrap, exc) from exc
-        consumer.subscribe(self._topics, listener=_AssignmentLog(self._group))
+        self._rebalances = _AssignmentLog(self._group)
+        consumer.subscribe(self._topics, listener=self._rebalances)
         return consumer
 
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
@@ -608,6 +616,11 @@ class KafkaBusConsumer:
         except (KafkaError, AssertionError):  # a partition taken away meanwhile: not known
             return None
         return total
+
+    def assignment(self) -> frozenset[tuple[str, int]] | None:
+        if not self._rebalances.settled:
+            return None
+        return frozenset((tp.topic, tp.partition) for tp in self._consumer.assignment())
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)

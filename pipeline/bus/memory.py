@@ -175,6 +175,11 @@ class InProcessConsumer:
                 len(self._bus._topics[t][p]) - pos for (t, p), pos in self._positions.items()
             )
 
+    def assignment(self) -> frozenset[tuple[str, int]] | None:
+        """Never None: a group in memory rebalances at once, under the lock."""
+        with self._bus._cond:
+            return frozenset(self._assignment)
+
     def close(self) -> None:
         self._closed = True
         self._bus._leave(self)

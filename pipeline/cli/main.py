@@ -198,7 +198,13 @@ def demo(
 @app.command()
 def worker(
     idle_exit: Annotated[
-        float | None, typer.Option(help="exit after this many seconds without messages")
+        float | None,
+        typer.Option(
+            help="exit after this many seconds without messages while this worker held its "
+            "share of the partitions (joining the group and rebalances do not count); a worker "
+            "given no partition (more workers than partitions) exits this long after the group "
+            "settled"
+        ),
     ] = None,
 ) -> None:
     """Consume posts.raw in micro-batches and triage them into the store and the queue."""
