@@ -16,6 +16,7 @@ the figures go to the "Claim latency" section of docs/performance.md and to docs
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -124,6 +126,8 @@ def synthetic(n: int, seed: int = 7, source: str = "bench") -> list[TriagedPost]
 @dataclass
 class Run:
     latencies_ms: list[float] = field(default_factory=list)
+    # every claim but each agent's first: those all start at once, on cold processes
+    later_ms: list[float] = field(default_factory=list)
     claims: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     errors: list[str] = field(default_factory=list)
     firsts_ms: list[float] = field(default_factory=list)
@@ -135,8 +139,8 @@ class Run:
         load (once per process)."""
         return max(self.firsts_ms, default=0.0)
 
-    def p(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
+    def p(self, q: float, of: list[float] | None = None) -> float:
+        ordered = sorted(self.latencies_ms if of is None else of)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     @property
@@ -199,6 +203,37 @@ def api_processes(uri: str, database: str, workers: int, data_dir: Path) -> Iter
         server.wait(timeout=60)
 
 
+class Browser:
+    """One agent's connection to the API, kept alive, with its session cookie.
+
+    Plain ``http.client``: the agents run on the machine they measure, and httpx spent about
+    7 ms of CPU a request there (50 threads of it, 14 ms a claim and resolve, as much as the
+    API itself), which the API processes and the store then lacked. An agent's browser runs on
+    the agent's own machine."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=120)
+        self.cookies: dict[str, str] = {}
+        self.headers: dict[str, str] = {"Content-Type": "application/json"}
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        headers = dict(self.headers)
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        self.conn.request("POST", path, json.dumps(body or {}).encode(), headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        for cookie in response.headers.get_all("set-cookie") or []:
+            name, _, value = cookie.split(";", 1)[0].partition("=")
+            self.cookies[name.strip()] = value.strip()
+        ok = response.status == 200 and data
+        return response.status, json.loads(data) if ok else data.decode(errors="replace")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def claim_all_http(url: str, names: list[str], think_s: float = 0.0) -> Run:
     """Every agent signs in, then claims (``POST /api/v1/queue/next``) and resolves
     (``POST /api/v1/items/{id}/resolve``) until the queue answers 204, all at once, pausing a
@@ -210,34 +245,39 @@ def claim_all_http(url: str, names: list[str], think_s: float = 0.0) -> Run:
     def agent(name: str) -> None:
         rng = random.Random(name)
         mine: list[tuple[str, float]] = []
-        with httpx.Client(base_url=url, timeout=120) as client:
-            try:
-                login = client.post("/api/v1/login", json={"name": name, "password": PASSWORD})
-                login.raise_for_status()
-                headers = {"X-CSRF-Token": login.json()["csrf_token"]}
-                start.wait()
-                while True:
-                    t0 = time.perf_counter()
-                    got = client.post("/api/v1/queue/next", headers=headers)
-                    elapsed = (time.perf_counter() - t0) * 1000
-                    if got.status_code != 200:
-                        if got.status_code != 204:
-                            raise RuntimeError(f"next: {got.status_code} {got.text[:200]}")
-                        break
-                    item_id = got.json()["item"]["id"]
-                    mine.append((item_id, elapsed))
-                    if think_s:
-                        time.sleep(rng.uniform(0, 2 * think_s))
-                    done = client.post(f"/api/v1/items/{item_id}/resolve", headers=headers,
-                                       json={"reply": f"answered by {name}"})
-                    if done.status_code != 200:
-                        raise RuntimeError(f"resolve {item_id}: {done.status_code}")
-            except Exception as exc:  # any failure is a finding, reported by the caller
-                start.abort()  # an agent that never signed in must not hold the others back
-                with lock:
-                    run.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        browser = Browser(url)
+        try:
+            status, login = browser.post("/api/v1/login", {"name": name, "password": PASSWORD})
+            if status != 200:
+                raise RuntimeError(f"login: {status} {str(login)[:200]}")
+            browser.headers["X-CSRF-Token"] = login["csrf_token"]
+            start.wait()
+            while True:
+                t0 = time.perf_counter()
+                status, got = browser.post("/api/v1/queue/next")
+                elapsed = (time.perf_counter() - t0) * 1000
+                if status != 200:
+                    if status != 204:
+                        raise RuntimeError(f"next: {status} {str(got)[:200]}")
+                    break
+                item_id = got["item"]["id"]
+                mine.append((item_id, elapsed))
+                if think_s:
+                    time.sleep(rng.uniform(0, 2 * think_s))
+                status, done = browser.post(
+                    f"/api/v1/items/{item_id}/resolve", {"reply": f"answered by {name}"}
+                )
+                if status != 200:
+                    raise RuntimeError(f"resolve {item_id}: {status} {str(done)[:200]}")
+        except Exception as exc:  # any failure is a finding, reported by the caller
+            start.abort()  # an agent that never signed in must not hold the others back
+            with lock:
+                run.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+        finally:
+            browser.close()
         with lock:
             run.firsts_ms.extend(ms for _, ms in mine[:1])
+            run.later_ms.extend(ms for _, ms in mine[1:])
             for item_id, ms in mine:
                 run.claims[item_id].append(name)
                 run.latencies_ms.append(ms)
@@ -290,6 +330,7 @@ class Measured:
         return {
             "claim_p50_ms": round(statistics.median(run.latencies_ms), 1),
             "claim_p99_ms": round(run.p(0.99), 1),
+            "claim_p99_ms_after_first": round(run.p(0.99, run.later_ms), 1),
             "claims": len(run.latencies_ms),
             "claims_per_s": round(len(run.latencies_ms) / run.wall_s),
             "wall_s": round(run.wall_s, 1),
@@ -328,6 +369,7 @@ def measure(uri: str, items: int, agents: int, processes: int, think_ms: float) 
           f" doubles={f['double_claims']} lost={f['lost']} errors={len(run.errors)}"
           f" resolved_in_store={in_store}")
     print(f"claim_p50_ms={f['claim_p50_ms']} claim_p99_ms={f['claim_p99_ms']}"
+          f" claim_p99_ms_after_first={f['claim_p99_ms_after_first']}"
           f" first_claims_ms={f['first_claim_ms']}"
           f" load_average={load_before:.1f}->{load_after:.1f}")
     for error in run.errors[:5]:
@@ -341,7 +383,8 @@ def row(m: Measured) -> str:
     met = "**met**" if f["claim_p99_ms"] < 50 else "**not met**"
     return (
         f"| {m.processes} | {pause} | {f['claims']} in {f['wall_s']} s ({f['claims_per_s']}/s) |"
-        f" {f['claim_p50_ms']} ms | {f['claim_p99_ms']} ms ({met}) | {f['first_claim_ms']} ms |"
+        f" {f['claim_p50_ms']} ms | {f['claim_p99_ms']} ms ({met}) |"
+        f" {f['claim_p99_ms_after_first']} ms | {f['first_claim_ms']} ms |"
         f" {f['double_claims']} / {f['lost']} | {f['load_average'][0]} -> {f['load_average'][1]} |"
     )
 
@@ -354,7 +397,8 @@ def main() -> int:
                         help="API processes (triage serve --workers N) to spread the agents over;"
                         " one run for each")
     parser.add_argument("--think-ms", type=float, default=100.0,
-                        help="mean pause between an agent's claims in a last run (0: none)")
+                        help="mean pause between an agent's claims in a second run through"
+                        " each number of processes (0: none)")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     args = parser.parse_args()
     uri = os.environ.get("TRIAGE_MONGO_URI")
@@ -364,7 +408,7 @@ def main() -> int:
         return 2
     runs = [measure(uri, args.items, args.agents, n, 0.0) for n in args.processes]
     if args.think_ms:
-        runs.append(measure(uri, args.items, args.agents, args.processes[0], args.think_ms))
+        runs += [measure(uri, args.items, args.agents, n, args.think_ms) for n in args.processes]
     if not args.no_write:
         write_docs(args, runs)
     return 0 if all(m.ok for m in runs) else 1
@@ -380,11 +424,13 @@ def write_docs(args: argparse.Namespace, runs: list[Measured]) -> None:
         "date": f"{datetime.now(UTC):%Y-%m-%d}",
     }
     for m in runs:
-        if not m.think_ms:
-            figures[f"claim_p99_ms_{m.processes}_processes"] = m.figures()["claim_p99_ms"]
+        paced = "_paced" if m.think_ms else ""
+        figures[f"claim_p99_ms_{m.processes}_processes{paced}"] = m.figures()["claim_p99_ms"]
     if args.think_ms:
-        figures["with_think"] = {"think_ms_mean": runs[-1].think_ms, "processes":
-                                 runs[-1].processes, **runs[-1].figures()}
+        figures["paced"] = [
+            {"think_ms_mean": m.think_ms, "processes": m.processes, **m.figures()}
+            for m in runs if m.think_ms
+        ]
     (REPO / "docs" / "claims.json").write_text(json.dumps(figures, indent=2) + "\n")
     saturated = [m for m in runs if not m.think_ms]
     busy = (
@@ -394,7 +440,14 @@ def write_docs(args: argparse.Namespace, runs: list[Measured]) -> None:
         " a second (Little's law: "
         + ", ".join(f"{args.agents}/{m.figures()['claims_per_s']} = "
                     f"{args.agents / m.figures()['claims_per_s']:.2f} s" for m in saturated)
-        + "): those rows measure capacity; the row with pauses measures a claim below it."
+        + "): those rows measure capacity; the rows with pauses measure a claim below it."
+        " Every agent's first claim starts at the same moment on processes that have not"
+        " served one yet, so the first claims queue behind each other (the slowest is in its"
+        " own column); the p99 over all claims counts them, and the column after it leaves them"
+        " out. The agents run on this machine too, on plain `http.client` connections:"
+        " until 2026-12-04 they used httpx, whose 50 threads took about as much CPU as the API"
+        " processes (the rows then: 88 and 83 claims a second back to back, p99 877 and 912 ms;"
+        " 56.2 ms with pauses through 2 processes)."
     )
     processes = " ".join(str(n) for n in args.processes)
     write_section(
@@ -409,8 +462,9 @@ def write_docs(args: argparse.Namespace, runs: list[Measured]) -> None:
         f" all {args.items} items are resolved, all at once; latency is the claim's HTTP round"
         " trip. Rows with no pause are the figures the target is for." + busy + "\n\n"
         "| API processes | pause between an agent's claims | claims | p50 |"
-        " p99 (target < 50 ms) | slowest first claim | double claims / lost | load average |\n"
-        "|---|---|---|---|---|---|---|---|\n"
+        " p99 (target < 50 ms) | p99 after each agent's first | slowest first claim |"
+        " double claims / lost | load average |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(row(m) for m in runs)
         + "\n\n"
         + DESIGN
