@@ -29,6 +29,7 @@ from typing import TypeVar
 from classifiers.registry import Registry
 from classifiers.triager import MODEL_NAME, Triager
 from pipeline.assist.automation import Automation
+from pipeline.bus.idle import IdleClock
 from pipeline.bus.interface import Bus, Message
 from pipeline.bus.kafka_records import Rejected, dead_letter, dead_letter_record, decode_post
 from pipeline.errors import TransientError
@@ -383,12 +384,7 @@ class Worker:
         """Process batches until ``stop`` is set, or until nothing arrived for ``idle_exit_s``.
 
         The idle clock runs only while the group has settled this worker's share of the
-        partitions (``Consumer.assignment``), from that moment or from the last batch, whichever
-        is later. Joining the group and rebalances stop it and a new share restarts it: a
-        worker started before its posts, on a machine where the group takes a minute to form,
-        waits for them. A worker the group gives no partition (more workers than partitions)
-        has a settled, empty share and exits after ``idle_exit_s`` like one whose partitions
-        are quiet: it has nothing to read, and the workers that stay hold every partition.
+        partitions (``IdleClock``): joining the group and rebalances do not count.
 
         A batch's store writes run on a thread of their own while the next batch is polled and
         triaged, so a worker spends the time it waits for the store on the next batch (without
@@ -397,8 +393,7 @@ class Worker:
         writes, and batches are committed in the order they were polled. If a write or
         anything after it fails, both batches in hand are rewound and replayed."""
         totals = BatchStats()
-        idle_since = time.monotonic()
-        share = self.consumer.assignment()
+        idle = IdleClock(self.consumer)
         writer = (
             None
             if self.producer.transactional
@@ -407,19 +402,10 @@ class Worker:
         pending: tuple[Triaged, Future[WriteResult]] | None = None  # its writes are running
 
         def done(stats: BatchStats) -> None:
-            nonlocal idle_since
-            idle_since = time.monotonic()
+            idle.busy()
             totals.add(stats)
             if on_batch is not None:
                 on_batch(stats)
-
-        def idle_for() -> float:
-            """Seconds without a batch since the group last settled this worker's share."""
-            nonlocal idle_since, share
-            now, held = time.monotonic(), self.consumer.assignment()
-            if held is None or held != share:
-                idle_since, share = now, held
-            return now - idle_since
 
         def settle() -> None:
             """Wait for the pending batch's writes, then publish and commit it."""
@@ -437,7 +423,7 @@ class Worker:
                     if not batch:
                         settle()
                         self.tick_trends()
-                        if idle_exit_s is not None and idle_for() > idle_exit_s:
+                        if idle_exit_s is not None and idle.idle_s() > idle_exit_s:
                             break
                         continue
                     if writer is None:

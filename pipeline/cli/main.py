@@ -249,7 +249,11 @@ def worker(
 @alerts_app.command("run")
 def alerts_run(
     idle_exit: Annotated[
-        float | None, typer.Option(help="exit after this many seconds without alerts")
+        float | None,
+        typer.Option(
+            help="exit after this many seconds without alerts while this notifier held its "
+            "share of the partitions (joining the group and rebalances do not count)"
+        ),
     ] = None,
 ) -> None:
     """Read trends.alerts and tell people of each new or grown spike, by e-mail and webhook."""

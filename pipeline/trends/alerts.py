@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from urllib.parse import quote, urlencode
 import httpx
 from pydantic import SecretStr, ValidationError
 
+from pipeline.bus.idle import IdleClock
 from pipeline.bus.interface import Bus, Message
 from pipeline.errors import ConfigError, TransientError
 from pipeline.outbound.channels import Mailer, mailer_from_settings
@@ -283,15 +283,16 @@ class Notifier:
         stats.sent += 1
 
     def run(self, stop: threading.Event, idle_exit_s: float | None = None) -> NotifierStats:
-        """Notify until ``stop`` is set, or until nothing arrived for ``idle_exit_s``."""
+        """Notify until ``stop`` is set, or until nothing arrived for ``idle_exit_s`` while the
+        group had settled this notifier's share of the partitions (``IdleClock``)."""
         totals = NotifierStats()
-        idle_since = time.monotonic()
+        idle = IdleClock(self.consumer)
         while not stop.is_set():
             batch: list[Message] = []
             try:
                 batch = self.consumer.poll(100, timeout_s=0.5)
                 if not batch:
-                    if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                    if idle_exit_s is not None and idle.idle_s() > idle_exit_s:
                         break
                     continue
                 stats = self.process(batch)
@@ -301,7 +302,7 @@ class Notifier:
                     self.consumer.rewind(batch)
                 stop.wait(self.settings.pause_s)
                 continue
-            idle_since = time.monotonic()
+            idle.busy()
             for name in ("read", "sent", "unchanged", "held_back", "unreadable"):
                 setattr(totals, name, getattr(totals, name) + getattr(stats, name))
             for name, n in stats.by_channel.items():
