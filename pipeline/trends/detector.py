@@ -484,8 +484,8 @@ class TrendDetector:
     def window(self, minutes: int, end: int | None = None) -> Counter[Key]:
         """Counts over the ``minutes`` minutes up to and including ``end`` (default: newest).
 
-        At most ``KEEP_MIN`` minutes: a day of counts held in memory cost the leader about 100
-        MB (docs/performance.md), and longer spans are the reports' (from the stored buckets)."""
+        At most ``KEEP_MIN`` minutes, what the tests need: longer spans are the reports', summed
+        from the stored buckets, so a day of roll-ups held here served nothing else."""
         if minutes > KEEP_MIN:
             raise ValueError(f"a window of at most {KEEP_MIN} minutes, not {minutes}")
         end = self.watermark if end is None else end
