@@ -6,11 +6,12 @@ Runs against the MongoDB-wire server at ``TRIAGE_MONGO_URI`` (FerretDB 2 on Docu
 development) in a database of its own, dropped afterwards, through HTTP: ``triage serve --workers
 N`` for each N of ``--processes`` (default 2 and 4), with every agent signed in and claiming
 (``POST /api/v1/queue/next``) and resolving until the queue is empty, with no pause between
-claims (the headline figures, ``claim_p99_ms_<N>_processes``), then, on a fresh queue, pausing a
-random 0 to 2 x ``--think-ms`` between claims (0 skips it) as agents who read and answer do,
-only far faster than people. Each run checks that no item was claimed twice and none was lost;
-the figures go to the "Claim latency" section of docs/performance.md and to docs/claims.json
-(which bench/throughput.py reads).
+claims (``claim_p99_ms_<N>_processes``: capacity, since 50 claims are always in flight), then,
+for each N again on a fresh queue, pausing a random 0 to 2 x ``--think-ms`` between claims (0
+skips it) as agents who read and answer do, only far faster than people
+(``claim_p99_ms_<N>_processes_paced``). Each run checks that no item was claimed twice and
+none was lost; the figures go to the "Claim latency" section of docs/performance.md and to
+docs/claims.json (which bench/throughput.py reads).
 """
 
 from __future__ import annotations
@@ -221,8 +222,16 @@ class Browser:
         headers = dict(self.headers)
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        self.conn.request("POST", path, json.dumps(body or {}).encode(), headers)
-        response = self.conn.getresponse()
+        payload = json.dumps(body or {}).encode()
+        try:
+            self.conn.request("POST", path, payload, headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # the server closed the idle kept-alive connection (uvicorn: after 5 s) before it
+            # read this request, so it was not served: send it again on a new connection
+            self.conn.close()
+            self.conn.request("POST", path, payload, headers)
+            response = self.conn.getresponse()
         data = response.read()
         for cookie in response.headers.get_all("set-cookie") or []:
             name, _, value = cookie.split(";", 1)[0].partition("=")
@@ -330,7 +339,9 @@ class Measured:
         return {
             "claim_p50_ms": round(statistics.median(run.latencies_ms), 1),
             "claim_p99_ms": round(run.p(0.99), 1),
-            "claim_p99_ms_after_first": round(run.p(0.99, run.later_ms), 1),
+            "claim_p99_ms_after_first": (
+                round(run.p(0.99, run.later_ms), 1) if run.later_ms else None
+            ),
             "claims": len(run.latencies_ms),
             "claims_per_s": round(len(run.latencies_ms) / run.wall_s),
             "wall_s": round(run.wall_s, 1),
@@ -460,7 +471,8 @@ def write_docs(args: argparse.Namespace, runs: list[Measured]) -> None:
         f" {args.agents} agents signed in to `triage serve --workers N`, each claiming"
         " (`POST /api/v1/queue/next`) and resolving (`POST /api/v1/items/{id}/resolve`) until"
         f" all {args.items} items are resolved, all at once; latency is the claim's HTTP round"
-        " trip. Rows with no pause are the figures the target is for." + busy + "\n\n"
+        " trip. The target (a claim p99 under 50 ms) is read both ways: the rows with no pause"
+        " and the rows with pauses each get a verdict." + busy + "\n\n"
         "| API processes | pause between an agent's claims | claims | p50 |"
         " p99 (target < 50 ms) | p99 after each agent's first | slowest first claim |"
         " double claims / lost | load average |\n"

@@ -6,7 +6,9 @@ the group and rebalances stop it and a new share restarts it: a member started b
 messages, on a machine where the group takes a minute to form, waits for them. A member the
 group gives no partition (more members than partitions) has a settled, empty share and its
 clock runs like that of one whose partitions are quiet: it has nothing to read, and the members
-that stay hold every partition.
+that stay hold every partition. A rebalance that begins and ends within one poll and gives back
+the same share goes unseen (it lasted no longer than that poll), and a member whose group never
+settles never leaves by this clock: ``stop`` is what ends it then.
 """
 
 from __future__ import annotations

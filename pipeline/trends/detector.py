@@ -26,11 +26,12 @@ its baseline.
 
 State is persisted in the store so it survives a restart and merges across workers: every worker
 writes its own count bucket per minute (``trend_buckets``, id ``<worker>:<minute>``), and a reader
-sums the buckets of all workers. A restarted worker loads the last day of buckets as a base it
-never writes back, so no count is written twice. A worker crash loses at most the counts of the
-minute it was in (posts are never lost; only their trend counts), and the hour-level baseline is
-saved in ``trend_state`` at each hour and at close. Buckets are written when the stream reaches
-a new minute, so late posts of closed minutes since then are lost with a crash too.
+sums the buckets of all workers. A restarted worker loads the last 90 minutes of buckets as a
+base it never writes back, so no count is written twice. A worker crash loses at most the counts
+of the minute it was in (posts are never lost; only their trend counts), and the hour-level
+baseline is saved in ``trend_state`` at each hour and at close. Buckets are written when the
+stream reaches a new minute, so late posts of closed minutes since then are lost with a crash
+too.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ PERSIST_TERMS_PER_MINUTE = 5000
 BASELINE_KEYS = 50_000
 HOUR_CANDIDATE = 2  # a key's least count in 15 minutes for the hourly test to look at it
 HOUR_PREFILTER = 0.05  # the quarter hour's p-value under which a key gets the hourly test
-LOAD_LIMIT = 1_000_000  # records read at once: a day of buckets of many workers
+LOAD_LIMIT = 1_000_000  # records read at once: a restart's day of buckets of many workers
 # A deployment's workers (``shared``): one leader closes each minute on every worker's counts.
 LEASE = "trend-detector"
 LEASE_S = 120  # wall seconds a leader holds the lease, and a worker's progress counts as live
@@ -572,7 +573,7 @@ class TrendDetector:
 
     def _take_over(self, closed: int | None, first: int) -> None:
         """Become the deployment's detector: from the store, the baseline, the counts of the
-        last day up to the last minute the previous leader closed (``first`` for the first
+        last 90 minutes up to the last minute the previous leader closed (``first`` for the first
         leader of a deployment), and the active trends."""
         self._forget()
         self.leader = True
@@ -928,9 +929,10 @@ class TrendDetector:
     def load(self, closed: int | None = None) -> None:
         """Take up where the workers left off: the newest baseline, the last ``KEEP_MIN`` minutes
         of buckets of every worker (as a base this worker never rewrites) and the trends still
-        active. A
-        shared detector taking the lease over loads the buckets of the minutes up to ``closed``
-        (the last its predecessor closed) as the deployment's counts, and goes on from there."""
+        active. A restart reads the buckets written since a day before the baseline was saved,
+        to find the newest minute, and keeps those ``KEEP_MIN`` minutes of them. A shared
+        detector taking the lease over reads only the ``KEEP_MIN`` minutes up to ``closed`` (the
+        last its predecessor closed) as the deployment's counts, and goes on from there."""
         assert self.store is not None
         states = self.store.find_records("trend_state", limit=LOAD_LIMIT)
         since = None if closed is None else minute_time(closed - KEEP_MIN)
