@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -98,6 +99,13 @@ class Deployment:
         """What the worker has written so far."""
         return self.logs[proc].read_text(errors="replace")
 
+    def reading(self, proc: subprocess.Popen[str]) -> list[int]:
+        """The raw-topic partitions the worker's own client last said it reads: the broker's
+        view (``shares``) can count a member as holding a partition its client never took."""
+        said = re.findall(r"group \S+: reading (.*)", self.output(proc))
+        raw = re.escape(f"raw.{self.name}")
+        return [int(p) for p in re.findall(rf"{raw}\[(\d+)\]", said[-1])] if said else []
+
     def triaged_count(self) -> int:
         """Posts published to the triaged and spam topics so far: a cheap progress signal."""
         consumer = KafkaConsumer(bootstrap_servers=self.kafka, request_timeout_ms=10_000)
@@ -190,6 +198,14 @@ def shares(deployment: Deployment) -> list[list[int]]:
     """The raw-topic partitions each worker holds once the group is stable, smallest first."""
     state, members = describe_group(deployment)
     return sorted(parts for _, parts in members) if state == "Stable" else []
+
+
+def agreed_shares(deployment: Deployment) -> list[list[int]]:
+    """``shares`` once every running worker's own client says it reads the same: under load
+    the broker once counted a worker as the holder of a partition its client never took."""
+    held = shares(deployment)
+    said = sorted(deployment.reading(w) for w in deployment.workers)
+    return held if held == said else []
 
 
 def describe_group(deployment: Deployment) -> tuple[str, list[tuple[str, list[int]]]]:

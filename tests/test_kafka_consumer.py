@@ -18,26 +18,27 @@ T0, T1 = TopicPartition("raw", 0), TopicPartition("raw", 1)
 BOTH = frozenset({T0, T1})
 
 
+SPARE = GroupView("Stable", {"a": frozenset(), "b": frozenset({T0}), "c": frozenset({T1})})
+
+
 @pytest.mark.parametrize(
-    ("view", "unsettled_before", "why"),
+    ("view", "unsettled_before", "overdue", "why"),
     [
-        (GroupView("Stable", {"a": frozenset(), "b": BOTH}), False, "another member holds 2"),
-        (GroupView("Stable", {"a": frozenset(), "b": frozenset({T0})}), False, "nobody"),
-        (GroupView("Stable", {"a": frozenset(), "b": frozenset()}), False, "nobody"),
-        (
-            GroupView("Stable", {"a": frozenset(), "b": frozenset({T0}), "c": frozenset({T1})}),
-            True,
-            None,
-        ),
-        (GroupView("PreparingRebalance", {"a": frozenset(), "b": BOTH}), False, None),
-        (GroupView("CompletingRebalance", {"a": frozenset()}), True, "rebalancing"),
-        (GroupView("Empty", {}), False, "no live member"),
+        (GroupView("Stable", {"a": frozenset(), "b": BOTH}), False, False, "member holds 2"),
+        (GroupView("Stable", {"a": frozenset(), "b": frozenset({T0})}), False, False, "nobody"),
+        (GroupView("Stable", {"a": frozenset(), "b": frozenset()}), False, False, "nobody"),
+        (SPARE, True, False, None),
+        (SPARE, False, True, "never took its share"),
+        (GroupView("PreparingRebalance", {"a": frozenset(), "b": BOTH}), False, False, None),
+        (GroupView("PreparingRebalance", {"a": frozenset(), "b": BOTH}), False, True, None),
+        (GroupView("CompletingRebalance", {"a": frozenset()}), True, False, "rebalancing"),
+        (GroupView("Empty", {}), False, False, "no live member"),
     ],
 )
 def test_an_idle_member_rejoins_only_when_the_group_leaves_work_unread(
-    view: GroupView, unsettled_before: bool, why: str | None
+    view: GroupView, unsettled_before: bool, overdue: bool, why: str | None
 ) -> None:
-    reason = idle_reason(view, BOTH, unsettled_before)
+    reason = idle_reason(view, BOTH, unsettled_before, overdue)
     assert reason is None if why is None else (reason is not None and why in reason)
 
 
@@ -121,10 +122,49 @@ def test_a_member_the_group_gives_nothing_while_another_holds_all_says_so_and_re
     assert "it holds no partition while another member holds 2" in caplog.text
 
 
+@pytest.mark.kafka
+def test_a_member_whose_client_missed_the_share_the_broker_gave_it_rejoins(
+    bus: KafkaBus, names: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    topic, group = names
+    # Two plain members take a partition each (their client ids sort before the worker's, so
+    # the range assignor gives them the partitions); the worker's consumer is the spare third.
+    members = [PlainMember(bus, topic, group, name) for name in ("a-first", "b-second")]
+    consumer = None
+    try:
+        wait_for(lambda: _held(bus, group) == {"a-first": 1, "b-second": 1}, 60, "two members")
+        consumer = bus.consumer(group, [topic])
+        wait_for(
+            lambda: consumer.poll(10, 0.2) == [] and consumer.assignment() == frozenset(),
+            60,
+            "the spare member settled with nothing",
+        )
+        joined = consumer._consumer
+        with caplog.at_level(logging.WARNING, logger="pipeline.bus.kafka"):
+            # A spare member in a settled group has nothing to say for two stall times.
+            deadline = time.monotonic() + 2.5 * bus.stall_s
+            while time.monotonic() < deadline:
+                consumer.poll(10, 0.2)
+            assert consumer._consumer is joined, caplog.text
+            # The stuck client, made here: its listener heard a rebalance begin and never end,
+            # as that of the worker seen here whose client missed its SyncGroup answer.
+            consumer._rebalances.on_partitions_revoked(set())
+            deadline = time.monotonic() + 30
+            while consumer._consumer is joined and time.monotonic() < deadline:
+                consumer.poll(10, 0.2)
+        assert consumer._consumer is not joined, caplog.text
+        assert "never took its share" in caplog.text
+    finally:
+        if consumer is not None:
+            consumer.close()
+        for member in members:
+            member.stop()
+
+
 def starved_member_speaks_up(
     bus: KafkaBus, topic: str, group: str, caplog: pytest.LogCaptureFixture
 ) -> str:
-    member = GreedyMember(bus, topic, group)
+    member = PlainMember(bus, topic, group, "a-greedy", Greedy)
     consumer = None
     try:
         wait_for(lambda: _held(bus, group) == {"a-greedy": 2}, 60, "the greedy member holding all")
@@ -144,17 +184,26 @@ def starved_member_speaks_up(
         member.stop()
 
 
-class GreedyMember:
-    """A plain kafka-python group member with the greedy assignor, polling in a thread."""
+class PlainMember:
+    """A plain kafka-python group member polling in a thread. Its member id begins with its
+    client id, so ``client_id`` decides where it sorts among the members (the worker's begin
+    with "triage-")."""
 
-    def __init__(self, bus: KafkaBus, topic: str, group: str) -> None:
+    def __init__(
+        self,
+        bus: KafkaBus,
+        topic: str,
+        group: str,
+        client_id: str,
+        assignor: type[RangePartitionAssignor] = RangePartitionAssignor,
+    ) -> None:
         self.consumer = KafkaConsumer(
             topic,
             bootstrap_servers=bus.bootstrap,
-            client_id="a-greedy",  # its member id sorts before the worker's ("triage-...")
+            client_id=client_id,
             group_id=group,
             enable_auto_commit=False,
-            partition_assignment_strategy=[Greedy],
+            partition_assignment_strategy=[assignor],
             heartbeat_interval_ms=1_000,
         )
         self.done = threading.Event()

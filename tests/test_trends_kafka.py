@@ -17,7 +17,7 @@ from kafka.partitioner import murmur2
 from pipeline.records import Author, Post
 from pipeline.trends.detector import Trend
 from tests.helpers import wait_for
-from tests.pipeline_runs import Deployment, shares
+from tests.pipeline_runs import Deployment, agreed_shares
 from tests.test_trends import WORDS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.slow]
@@ -91,7 +91,7 @@ def run(
         # waits this long after its last post.
         d.start_worker("--idle-exit", "30")
     want = [[k] for k in range(workers)]
-    wait_for(lambda: shares(d) == want, 180, f"{workers} workers sharing the partitions")
+    wait_for(lambda: agreed_shares(d) == want, 180, f"{workers} workers sharing the partitions")
     posts = stream()
     producer = d.bus().producer()
     # One post for each partition first: a worker is waited for from its first batch on, so

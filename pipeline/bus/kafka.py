@@ -60,7 +60,10 @@ class GroupView:
 
 
 def idle_reason(
-    view: GroupView, partitions: Set[TopicPartition], unsettled_before: bool
+    view: GroupView,
+    partitions: Set[TopicPartition],
+    unsettled_before: bool,
+    share_overdue: bool = False,
 ) -> str | None:
     """Why a member that holds no partition and got nothing for a while should join its group
     again, or None if that is fine: a rebalance just begun, or every partition of ``partitions``
@@ -69,9 +72,17 @@ def idle_reason(
     ``unsettled_before``: the previous check also found the group rebalancing. A rebalance
     that outlasts two checks is one a member's client is stuck in (a leader that never sent its
     assignment was seen here), and a new member restarts it.
+
+    ``share_overdue``: this member's own client began a rebalance longer ago than the stall
+    time and has not been given its share yet. If the group is stable meanwhile, the broker
+    finished that rebalance without the client noticing: seen here under load, the broker
+    counting the member as the holder of a partition while its client held nothing, read
+    nothing and stopped heartbeating, until the group dropped it ten seconds later.
     """
     if view.state in ("Empty", "Dead"):
         return "the group has no live member, so it is not one"
+    if view.state == "Stable" and share_overdue:
+        return "the group settled but this member's client never took its share"
     if view.state != "Stable":
         if unsettled_before:
             return f"the group has been rebalancing ({view.state}) since the last check"
@@ -300,10 +311,15 @@ class _AssignmentLog(ConsumerRebalanceListener):
     def __init__(self, group: str) -> None:
         self.group = group
         self.settled = False
+        self.unsettled_since = time.monotonic()
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.settled = False
+        self.settled, self.unsettled_since = False, time.monotonic()
         log.info("group %s: gave back %s", self.group, _partitions(revoked))
+
+    def waiting_s(self) -> float:
+        """How long the member has waited for its share: 0 once the group gave it."""
+        return 0.0 if self.settled else time.monotonic() - self.unsettled_since
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.settled = True
@@ -493,7 +509,8 @@ class KafkaBusConsumer:
     minutes while records waited, without an error. Likely causes, each reported against
     kafka-python 3 or seen here: partitions assigned but never fetched; a member given nothing
     while another holds them all (a leader assigning from stale metadata); a leader that never
-    finished its assignment, leaving the group rebalancing. After the bus's ``stall_s`` of empty
+    finished its assignment, leaving the group rebalancing; a client that never took the share
+    the broker gave it. After the bus's ``stall_s`` of empty
     polls the consumer looks (``idle_reason``); if it should be reading, it leaves the group and
     joins again: one rebalance, nothing lost (offsets are committed only after the writes).
     """
@@ -578,7 +595,8 @@ class KafkaBusConsumer:
         }
         view = self._bus.group(self._group)
         unsettled_before, self._unsettled = self._unsettled, view.state != "Stable"
-        return idle_reason(view, partitions, unsettled_before)
+        overdue = self._rebalances.waiting_s() > self._bus.stall_s
+        return idle_reason(view, partitions, unsettled_before, overdue)
 
     def commit(self, messages: Sequence[Message]) -> None:
         offsets = {
