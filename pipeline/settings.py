@@ -168,7 +168,13 @@ class Settings(BaseSettings):
         default="http://localhost:8000", description="where people open the dashboards"
     )
 
-    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Posts a batch takes at most. 500, not 1,000: a worker's peak memory is its resident
+    # models plus one batch in flight (spaCy tokens, feature matrices, records, BSON), and on
+    # the bench's backlog of 20,000 posts (QUICK=1's end-to-end phase, alternating, 2026-12-05)
+    # 500 peaked at 406 / 406 / 406 MB against 441 / 436 / 437 for 1,000, at 1,025 / 949 /
+    # 1,374 posts/s against 984 / 926 / 1,273: one vectorizer and model call per 500 posts
+    # already spreads their fixed cost.
+    batch_size: int = Field(default=500, ge=1, le=100_000)
     # How long a batch waits to fill once its first post arrived. A batch being processed lets
     # the next one gather anyway; measured at 626 posts/s into 2 workers on the real Kafka and
     # FerretDB (docs/performance.md), 50 ms gave produce -> claimable p50 0.18 s and p99 0.36 s,

@@ -137,6 +137,16 @@ def test_keys_stay_with_their_post_across_one_pass_over_the_batch() -> None:
     assert window["storm"] == 2 and window[("see", "zzsepzz")] == 0 and window["all"] == 4
 
 
+def test_keys_read_back_from_the_store_share_the_words_counted_live() -> None:
+    # A leader holds every worker's stored counts of the last minutes beside its own: read
+    # back, each word must be the object its own counters hold, not one more copy per minute.
+    counted = tokenise(["parcel lost again"])[0]
+    stored = " ".join(["parcel", "lost"])  # a new string, as a bucket read from the store is
+    phrase = trends.parse_key(stored)
+    assert phrase == ("parcel", "lost") and phrase[0] is counted[0] and phrase[1] is counted[1]
+    assert trends.parse_key(stored.split()[0]) is counted[0]
+
+
 def test_steady_background_raises_no_alert_and_a_burst_raises_one() -> None:
     alerts: list[Trend] = []
     detector = TrendDetector(publish=alerts.append)
