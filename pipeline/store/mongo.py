@@ -104,6 +104,12 @@ class MongoStore:
         self._indexing = threading.Lock()
         # the priority the last claim under each routing took: where the next claim looks first
         self._claim_hints: dict[str, float] = {}
+        # per routing: held while the first claim without a hint reads the whole queue, so that
+        # the claims arriving with it wait for its hint instead of each sorting the queue too
+        self._cold: dict[str, threading.Lock] = {}
+        # per thread (one request at a time): the routing and ``now`` of its last read that
+        # found no lease or snooze run out
+        self._request = threading.local()
 
     def ensure_schema(self) -> None:
         with _transient("creating indexes"):
@@ -331,14 +337,14 @@ class MongoStore:
 
         with _transient("claiming"):
             while True:
-                stale = self._first_of(_ran_out(now, routing))
+                stale = (
+                    self._first_of(_ran_out(now, routing))
+                    if self._any_ran_out(now, skills)
+                    else []
+                )
                 if not stale:
-                    taken = self._window(hint, open_items, take)
-                    if not taken:
-                        return None
-                    if hint is not None:
-                        self._claim_hints[hint] = taken[0]["priority"]
-                    return _queue_item(taken[0])
+                    taken = self._window(hint, open_items, take, learn=True)
+                    return _queue_item(taken[0]) if taken else None
                 top = self._window(hint, open_items, self._first_of)
                 best = min([*stale, *top], key=_urgent_first)
                 # Still in the state it was read in, or someone else took it first.
@@ -362,9 +368,27 @@ class MongoStore:
             return list(_find(self.queue, query, fields).sort(URGENT_FIRST).limit(limit))
 
         with _transient("reading the customers a claim would reach"):
-            found = read(_ran_out(now, routing))
+            found = read(_ran_out(now, routing)) if self._any_ran_out(now, routing) else []
             found += self._window(_hint(routing), {"status": "open", **routing}, read, limit)
         return [d["author_id"] for d in sorted(found, key=_urgent_first)[:limit]]
+
+    def _any_ran_out(self, now: datetime, skills: dict[str, Any]) -> bool:
+        """Whether a lease or snooze under these skills may have run out before ``now``.
+
+        A claim request reads run-out items up to three times (a claim among the agent's own
+        customers, the look at whose customers come next, the claim itself), each time with the
+        request's one ``now``, in one thread. Nearly always there is none, and then there is
+        none for that ``now`` afterwards either: a claim, extension or snooze sets a time after
+        its own now. So one read under the skills alone answers the thread's later looks with
+        the same ``now`` (were another process's clock behind, its item would wait for the next
+        request, never be taken twice: every take is atomic)."""
+        key = (_hint(skills), now)
+        if getattr(self._request, "none_ran_out", None) == key:
+            return False
+        if self._first(_ran_out(now, skills)) is None:
+            self._request.none_ran_out = key
+            return False
+        return True
 
     def _window(
         self,
@@ -372,10 +396,31 @@ class MongoStore:
         open_items: dict[str, Any],
         read: Callable[[dict[str, Any]], list[dict[str, Any]]],
         wanted: int = 1,
+        learn: bool = False,
     ) -> list[dict[str, Any]]:
         """``read`` (a read or a claim) of the most urgent open items, in a window of priorities
         just below where the last claim under this routing took one (``CLAIM_WINDOW_MARGINS``),
-        widened while it holds fewer than ``wanted``, up to the whole queue."""
+        widened while it holds fewer than ``wanted``, up to the whole queue. ``learn``: a claim,
+        whose item's priority becomes the routing's hint.
+
+        Without a hint (a fresh process) a claim reads the whole queue; the claims that arrive
+        meanwhile under the same routing wait for it (50 agents' first claims each sorting
+        10,000 items took up to 2 s, docs/performance.md) and then use its hint."""
+        if hint is None:
+            return self._read_window(None, open_items, read, wanted)
+        if hint in self._claim_hints or not learn:
+            return self._read_window(hint, open_items, read, wanted, learn)
+        with self._cold.setdefault(hint, threading.Lock()):
+            return self._read_window(hint, open_items, read, wanted, learn)
+
+    def _read_window(
+        self,
+        hint: str | None,
+        open_items: dict[str, Any],
+        read: Callable[[dict[str, Any]], list[dict[str, Any]]],
+        wanted: int,
+        learn: bool = False,
+    ) -> list[dict[str, Any]]:
         last = None if hint is None else self._claim_hints.get(hint)
         bounds: list[float | None] = (
             [last - margin for margin in CLAIM_WINDOW_MARGINS] if (last is not None) else []
@@ -386,6 +431,8 @@ class MongoStore:
             docs = read(query)
             if len(docs) >= wanted:
                 break
+        if learn and hint is not None and docs:
+            self._claim_hints[hint] = docs[0]["priority"]
         return docs
 
     def _find_one_and_update(
