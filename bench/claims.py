@@ -65,14 +65,26 @@ the customers this agent helped last (a claim among their items first), then the
 records read): those another agent with room helped are left for that agent; then
 `MongoStore.claim_next`, then its audit entry. `claim_next` is one atomic `find_one_and_update`
 on the `claim` index (status, priority descending, enqueued_at), with run-out leases and
-snoozes looked up first (one `$or`, each branch through its own index, `lease` and `snooze`);
-the agent's profile and everyone's come in one read. `tests/test_store_indexes.py`
+snoozes looked up first (one `$or`, each branch through its own index, `lease` and `snooze`;
+once a request, under the agent's skills alone, when none ran out, which is nearly always);
+the agent's profile and everyone's come in one read: 9 statements a claim with affinity
+customers (11 until 2026-12-05). `tests/test_store_indexes.py`
 checks with `explain` on DocumentDB that each hot query reads its index. DocumentDB 0.108 does
 not read a sort from an index (its ordered index kind needs an ordering operator its RUM
 operator class lacks: "doesn't support ordering"), so a sorted claim reads every matching open
 item: 27 ms at 10,000. A claim therefore looks first at priorities at or above the last claim's
 less 1, then less 10, then the whole queue; the first item of a narrowed query is still the
-true top, so the window decides only the cost (4 ms at 10,000 open items). Three things took
+true top, so the window decides only the cost (4 ms at 10,000 open items). A fresh process has
+no window yet: its first claim under a routing reads the whole queue and the claims arriving
+with it wait for that one's window (until 2026-12-05 each of 50 first claims sorted the queue;
+`tests/test_claim_reads.py` counts this and the run-out reads on DocumentDB). With those two
+changes the paced p99 through 4 processes went from 71.3 ms (60.0 after the first claims) to
+43.1 ms (37.4), through 2 from 47.9 to 46.3 ms; the slowest first claim from 1.5-2.1 s to
+0.8-1.4 s, the rest of which is a fresh process's first requests, not traced further. Back to
+back the rows read 91 and 101 claims a second against 113 and 119 the day before; alternating
+the two versions on 3,000 items (`--items 3000 --processes 2 --think-ms 0 --no-write`) gave
+105 and 119 (new) against 108 and 102 (old): the spread of this machine, not a change. Three
+things took
 claims from 13 to 56 a second through 2 API processes on a 2,000-item queue on this machine:
 that window; looking up affinity only for the customers a claim would reach (the old
 exclusion list held every customer another agent had helped, 1,000 ids by mid-run, and made a
