@@ -79,7 +79,7 @@ no window yet: its first claim under a routing reads the whole queue and the cla
 with it wait for that one's window (until 2026-12-05 each of 50 first claims sorted the queue;
 `tests/test_claim_reads.py` counts this and the run-out reads on DocumentDB). With those two
 changes the paced p99 through 4 processes went from 71.3 ms (60.0 after the first claims) to
-43.1 ms (37.4), through 2 from 47.9 to 46.3 ms; the slowest first claim from 1.5-2.1 s to
+43.1 ms (37.4), through 2 from 47.9 to 46.3 ms; the slowest first claim from 1.4-2.1 s to
 0.8-1.4 s, the rest of which is a fresh process's first requests, not traced further. Back to
 back the rows read 91 and 101 claims a second against 113 and 119 the day before; alternating
 the two versions on 3,000 items (`--items 3000 --processes 2 --think-ms 0 --no-write`) gave
