@@ -37,6 +37,7 @@ too.
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import os
 import random
@@ -102,6 +103,8 @@ STOPWORD_TEXT = """a about after all also am an and any are as at be been but by
     your i'm don't can't im dont u el la de en y que es los las por un una del se con para al
     lo le les des et du il est pas"""
 STOPWORDS = frozenset(STOPWORD_TEXT.split())
+
+log = logging.getLogger(__name__)
 
 
 def key_name(key: Key) -> str:
@@ -584,12 +587,19 @@ class TrendDetector:
         self._forget()
         self.leader = True
         self.load(first if closed is None else closed)
+        log.info(
+            "trends: %s leads the deployment's detector from minute %s (%d minutes of counts,"
+            " %d baseline keys, %d active trends loaded)",
+            self.worker_id, self.closed, len(self.merged), len(self.shares), len(self.active),
+        )
 
     def _step_down(self) -> None:
         """Another worker took the lease (this one was too slow to renew it): its detection
         state goes, to be read again from the store if it leads again."""
         self._forget()
         self.leader = False
+        log.info("trends: %s no longer leads the detector (another worker took the lease)",
+                 self.worker_id)
 
     def _forget(self) -> None:
         self.merged, self.active = {}, {}
