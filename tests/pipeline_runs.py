@@ -100,11 +100,14 @@ class Deployment:
         return self.logs[proc].read_text(errors="replace")
 
     def reading(self, proc: subprocess.Popen[str]) -> list[int]:
-        """The raw-topic partitions the worker's own client last said it reads: the broker's
-        view (``shares``) can count a member as holding a partition its client never took."""
-        said = re.findall(r"group \S+: reading (.*)", self.output(proc))
+        """The raw-topic partitions the worker's own client last said it reads (none while a
+        rebalance it has begun is not over): the broker's view (``shares``) can count a member
+        as holding a partition its client never took."""
+        said = re.findall(r"group \S+: (reading|gave back) (.*)", self.output(proc))
+        if not said or said[-1][0] != "reading":
+            return []
         raw = re.escape(f"raw.{self.name}")
-        return [int(p) for p in re.findall(rf"{raw}\[(\d+)\]", said[-1])] if said else []
+        return [int(p) for p in re.findall(rf"{raw}\[(\d+)\]", said[-1][1])]
 
     def triaged_count(self) -> int:
         """Posts published to the triaged and spam topics so far: a cheap progress signal."""

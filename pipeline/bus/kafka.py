@@ -310,19 +310,23 @@ class _AssignmentLog(ConsumerRebalanceListener):
 
     def __init__(self, group: str) -> None:
         self.group = group
-        self.settled = False
-        self.unsettled_since = time.monotonic()
+        self.unsettled_since: float | None = time.monotonic()  # None: the share is settled
+
+    @property
+    def settled(self) -> bool:
+        return self.unsettled_since is None
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.settled, self.unsettled_since = False, time.monotonic()
+        self.unsettled_since = time.monotonic()
         log.info("group %s: gave back %s", self.group, _partitions(revoked))
 
     def waiting_s(self) -> float:
         """How long the member has waited for its share: 0 once the group gave it."""
-        return 0.0 if self.settled else time.monotonic() - self.unsettled_since
+        since = self.unsettled_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.settled = True
+        self.unsettled_since = None
         log.info("group %s: reading %s", self.group, _partitions(assigned))
 
 

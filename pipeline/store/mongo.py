@@ -407,9 +407,7 @@ class MongoStore:
         meanwhile under the same routing wait for it (50 agents' first claims each sorting
         10,000 items) and then use its hint. If it learnt none (nothing to take), they go on
         at once, side by side: agents polling an empty queue never queue behind each other."""
-        if hint is None:
-            return self._read_window(None, open_items, read, wanted)
-        if hint in self._claim_hints or not learn:
+        if hint is None or hint in self._claim_hints or not learn:
             return self._read_window(hint, open_items, read, wanted, learn)
         cold = self._cold.setdefault(hint, threading.Lock())
         if cold.acquire(blocking=False):  # this claim reads the whole queue for the others
